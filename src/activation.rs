@@ -1,0 +1,205 @@
+//! Keras 2 activation functions, by their Keras 2 names.
+
+use crate::{Error, Result};
+
+/// A Keras 2 activation.
+///
+/// `HardSigmoid` is Keras 2's `clip(0.2 * x + 0.5, 0, 1)` (Keras 3 changed it; this crate follows
+/// Keras 2). `Linear` is also what a `null` / `None` activation means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Activation {
+    /// `tanh(x)`.
+    Tanh,
+    /// `1 / (1 + exp(-x))`.
+    Sigmoid,
+    /// `clip(0.2 * x + 0.5, 0, 1)` (Keras 2).
+    HardSigmoid,
+    /// `max(x, 0)`.
+    Relu,
+    /// The identity (`linear`, `None`).
+    Linear,
+    /// `x / (1 + |x|)`.
+    Softsign,
+    /// `log(1 + exp(x))`.
+    Softplus,
+    /// `x` for `x > 0`, else `exp(x) - 1`.
+    Elu,
+    /// `scale * elu(x, alpha)` with Keras's constants.
+    Selu,
+    /// `exp(x)`.
+    Exponential,
+    /// `x * sigmoid(x)` (`swish`, `silu`).
+    Swish,
+    /// `0.5 * x * (1 + erf(x / sqrt(2)))` (Keras 2 `gelu`, `approximate=False`).
+    Gelu,
+    /// `min(max(x, 0), 6)`.
+    Relu6,
+}
+
+/// The names [`Activation::from_name`] accepts.
+pub const ACTIVATION_NAMES: &[&str] = &[
+    "tanh",
+    "sigmoid",
+    "hard_sigmoid",
+    "relu",
+    "linear",
+    "softsign",
+    "softplus",
+    "elu",
+    "selu",
+    "exponential",
+    "swish",
+    "silu",
+    "gelu",
+    "relu6",
+];
+
+const SELU_ALPHA: f32 = 1.673_263_2;
+const SELU_SCALE: f32 = 1.050_701;
+
+impl Activation {
+    /// Parses a Keras 2 activation name; `field` names the config key in the error.
+    pub fn from_name(field: &str, name: &str) -> Result<Self> {
+        Ok(match name {
+            "tanh" => Activation::Tanh,
+            "sigmoid" => Activation::Sigmoid,
+            "hard_sigmoid" => Activation::HardSigmoid,
+            "relu" => Activation::Relu,
+            "linear" | "None" | "none" => Activation::Linear,
+            "softsign" => Activation::Softsign,
+            "softplus" => Activation::Softplus,
+            "elu" => Activation::Elu,
+            "selu" => Activation::Selu,
+            "exponential" => Activation::Exponential,
+            "swish" | "silu" => Activation::Swish,
+            "gelu" => Activation::Gelu,
+            "relu6" => Activation::Relu6,
+            other => {
+                return Err(Error::UnknownActivation {
+                    field: field.to_string(),
+                    found: other.to_string(),
+                    expected: ACTIVATION_NAMES.join(", "),
+                })
+            }
+        })
+    }
+
+    /// The Keras 2 name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Activation::Tanh => "tanh",
+            Activation::Sigmoid => "sigmoid",
+            Activation::HardSigmoid => "hard_sigmoid",
+            Activation::Relu => "relu",
+            Activation::Linear => "linear",
+            Activation::Softsign => "softsign",
+            Activation::Softplus => "softplus",
+            Activation::Elu => "elu",
+            Activation::Selu => "selu",
+            Activation::Exponential => "exponential",
+            Activation::Swish => "swish",
+            Activation::Gelu => "gelu",
+            Activation::Relu6 => "relu6",
+        }
+    }
+
+    /// Applies the activation to one value.
+    #[inline]
+    pub fn apply(self, x: f32) -> f32 {
+        match self {
+            Activation::Tanh => x.tanh(),
+            Activation::Sigmoid => sigmoid(x),
+            Activation::HardSigmoid => (0.2 * x + 0.5).clamp(0.0, 1.0),
+            Activation::Relu => x.max(0.0),
+            Activation::Linear => x,
+            Activation::Softsign => x / (1.0 + x.abs()),
+            Activation::Softplus => softplus(x),
+            Activation::Elu => {
+                if x > 0.0 {
+                    x
+                } else {
+                    x.exp_m1()
+                }
+            }
+            Activation::Selu => {
+                if x > 0.0 {
+                    SELU_SCALE * x
+                } else {
+                    SELU_SCALE * SELU_ALPHA * x.exp_m1()
+                }
+            }
+            Activation::Exponential => x.exp(),
+            Activation::Swish => x * sigmoid(x),
+            Activation::Gelu => {
+                let xd = f64::from(x);
+                (0.5 * xd * (1.0 + libm::erf(xd / std::f64::consts::SQRT_2))) as f32
+            }
+            Activation::Relu6 => x.clamp(0.0, 6.0),
+        }
+    }
+
+    /// Applies the activation in place to every element of `xs`.
+    #[inline]
+    pub fn apply_slice(self, xs: &mut [f32]) {
+        match self {
+            Activation::Linear => {}
+            Activation::Tanh => xs.iter_mut().for_each(|x| *x = x.tanh()),
+            Activation::Sigmoid => xs.iter_mut().for_each(|x| *x = sigmoid(*x)),
+            other => xs.iter_mut().for_each(|x| *x = other.apply(*x)),
+        }
+    }
+}
+
+#[inline]
+fn sigmoid(x: f32) -> f32 {
+    if x >= 0.0 {
+        1.0 / (1.0 + (-x).exp())
+    } else {
+        let e = x.exp();
+        e / (1.0 + e)
+    }
+}
+
+#[inline]
+fn softplus(x: f32) -> f32 {
+    // log1p(exp(x)), stable for large |x|.
+    if x > 20.0 {
+        x
+    } else if x < -20.0 {
+        x.exp()
+    } else {
+        x.exp().ln_1p()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hard_sigmoid_is_keras2_clip_of_point_two_x_plus_half() {
+        let h = Activation::HardSigmoid;
+        assert_eq!(h.apply(0.0), 0.5);
+        assert_eq!(h.apply(2.5), 1.0);
+        assert_eq!(h.apply(-2.5), 0.0);
+        assert!((h.apply(1.0) - 0.7).abs() < 1e-7);
+        // Keras 3's x/6 + 0.5 would give 0.6667 at 1.0.
+    }
+
+    #[test]
+    fn every_listed_name_parses_and_unknown_names_are_errors() {
+        for n in ACTIVATION_NAMES {
+            assert!(Activation::from_name("activation", n).is_ok(), "{n}");
+        }
+        let e = Activation::from_name("recurrent_activation", "mish").unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("recurrent_activation") && msg.contains("mish"), "{msg}");
+    }
+
+    #[test]
+    fn sigmoid_and_gelu_match_closed_forms() {
+        assert!((Activation::Sigmoid.apply(-100.0)).abs() < 1e-30);
+        assert!((Activation::Gelu.apply(1.0) - 0.841_344_7).abs() < 1e-6);
+        assert!((Activation::Selu.apply(-1.0) - (-1.111_330_7)).abs() < 1e-6);
+    }
+}

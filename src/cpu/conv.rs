@@ -1,0 +1,154 @@
+//! 2-D convolution geometry (TensorFlow's rules) and im2col for ConvLSTM2D.
+//!
+//! Images are channels-last and flattened per frame: `(rows * cols * channels)`. A kernel
+//! `(kh, kw, in, out)` viewed as `(kh * kw * in, out)` multiplies an im2col matrix whose row is
+//! one output pixel and whose columns run `(ky, kx, channel)`, the kernel's own order.
+
+use crate::config::Padding;
+use ndarray::{Array2, ArrayView2};
+
+/// The geometry of one 2-D convolution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ConvGeometry {
+    pub in_rows: usize,
+    pub in_cols: usize,
+    pub channels: usize,
+    pub kernel: (usize, usize),
+    pub strides: (usize, usize),
+    pub dilation: (usize, usize),
+    pub pad_top: usize,
+    pub pad_left: usize,
+    pub out_rows: usize,
+    pub out_cols: usize,
+}
+
+/// Output size and leading padding of one axis under TensorFlow's rules (`None`: the input is
+/// smaller than the dilated kernel under `valid`).
+fn axis(input: usize, k: usize, stride: usize, dilation: usize, padding: Padding) -> Option<(usize, usize)> {
+    let eff = (k - 1) * dilation + 1;
+    match padding {
+        Padding::Valid => {
+            if input < eff {
+                None
+            } else {
+                Some(((input - eff) / stride + 1, 0))
+            }
+        }
+        Padding::Same => {
+            let out = input.div_ceil(stride);
+            let needed = (out - 1) * stride + eff;
+            let total = needed.saturating_sub(input);
+            Some((out, total / 2))
+        }
+    }
+}
+
+impl ConvGeometry {
+    /// Geometry of a convolution; `None` when the output would be empty.
+    pub(crate) fn new(
+        in_rows: usize,
+        in_cols: usize,
+        channels: usize,
+        kernel: (usize, usize),
+        strides: (usize, usize),
+        dilation: (usize, usize),
+        padding: Padding,
+    ) -> Option<Self> {
+        let (out_rows, pad_top) = axis(in_rows, kernel.0, strides.0, dilation.0, padding)?;
+        let (out_cols, pad_left) = axis(in_cols, kernel.1, strides.1, dilation.1, padding)?;
+        if out_rows == 0 || out_cols == 0 {
+            return None;
+        }
+        Some(ConvGeometry {
+            in_rows,
+            in_cols,
+            channels,
+            kernel,
+            strides,
+            dilation,
+            pad_top,
+            pad_left,
+            out_rows,
+            out_cols,
+        })
+    }
+
+    /// Width of one im2col row: `kh * kw * channels`.
+    pub(crate) fn patch_len(&self) -> usize {
+        self.kernel.0 * self.kernel.1 * self.channels
+    }
+
+    /// Pixels per output frame.
+    pub(crate) fn out_pixels(&self) -> usize {
+        self.out_rows * self.out_cols
+    }
+
+    /// im2col of `frames`, shaped `(n, in_rows * in_cols * channels)`, into
+    /// `out` shaped `(n * out_pixels, patch_len)`. Padding reads as zeros.
+    pub(crate) fn im2col_into(&self, frames: ArrayView2<f32>, out: &mut Array2<f32>) {
+        let (kh, kw) = self.kernel;
+        let ch = self.channels;
+        let patch = self.patch_len();
+        let px = self.out_pixels();
+        let frame_len = self.in_rows * self.in_cols * ch;
+        debug_assert_eq!(out.dim(), (frames.nrows() * px, patch));
+        let Some(out_s) = out.as_slice_mut() else {
+            return;
+        };
+        for (n, frame) in frames.rows().into_iter().enumerate() {
+            let owned;
+            let f: &[f32] = match frame.as_slice() {
+                Some(s) => s,
+                None => {
+                    owned = frame.to_vec();
+                    &owned
+                }
+            };
+            debug_assert_eq!(f.len(), frame_len);
+            for oy in 0..self.out_rows {
+                for ox in 0..self.out_cols {
+                    let row = (n * px + oy * self.out_cols + ox) * patch;
+                    let dst = &mut out_s[row..row + patch];
+                    for ky in 0..kh {
+                        let iy = (oy * self.strides.0 + ky * self.dilation.0) as isize - self.pad_top as isize;
+                        for kx in 0..kw {
+                            let ix = (ox * self.strides.1 + kx * self.dilation.1) as isize - self.pad_left as isize;
+                            let d = &mut dst[(ky * kw + kx) * ch..(ky * kw + kx + 1) * ch];
+                            if iy < 0 || ix < 0 || iy >= self.in_rows as isize || ix >= self.in_cols as isize {
+                                d.fill(0.0);
+                            } else {
+                                let src = (iy as usize * self.in_cols + ix as usize) * ch;
+                                d.copy_from_slice(&f[src..src + ch]);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_padding_puts_the_extra_row_at_the_bottom_like_tensorflow() {
+        // 4 rows, kernel 2, stride 1: total pad 1 -> top 0, bottom 1.
+        let g = ConvGeometry::new(4, 4, 1, (2, 2), (1, 1), (1, 1), Padding::Same).unwrap();
+        assert_eq!((g.out_rows, g.pad_top), (4, 0));
+        // 5 rows, kernel 3, stride 2: out 3, needed 7, total 2 -> top 1.
+        let g = ConvGeometry::new(5, 5, 1, (3, 3), (2, 2), (1, 1), Padding::Same).unwrap();
+        assert_eq!((g.out_rows, g.pad_top), (3, 1));
+        // 6 rows, kernel 3, stride 2: out 3, needed 7, total 1 -> top 0.
+        let g = ConvGeometry::new(6, 6, 1, (3, 3), (2, 2), (1, 1), Padding::Same).unwrap();
+        assert_eq!((g.out_rows, g.pad_top), (3, 0));
+    }
+
+    #[test]
+    fn valid_padding_with_dilation_shrinks_by_the_dilated_kernel() {
+        let g = ConvGeometry::new(7, 7, 1, (3, 3), (1, 1), (2, 2), Padding::Valid).unwrap();
+        assert_eq!(g.out_rows, 3);
+        assert!(ConvGeometry::new(4, 4, 1, (3, 3), (1, 1), (2, 2), Padding::Valid).is_none());
+    }
+}

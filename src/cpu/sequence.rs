@@ -1,0 +1,149 @@
+//! The time loop shared by every layer: input projection for all steps, then per step the
+//! cell's fused step, masks, and state carry-over.
+
+use crate::Result;
+use ndarray::{s, Array2, Array3, ArrayView2, ArrayView3, Axis};
+
+/// One cell as the time loop drives it. Widths are per batch row (flattened for ConvLSTM2D).
+pub(crate) trait Stepper {
+    /// Features of one input step.
+    fn input_width(&self) -> usize;
+    /// Width of each state, `h` first.
+    fn state_widths(&self) -> Vec<usize>;
+    /// Width of the output of one step.
+    fn output_width(&self) -> usize;
+    /// Width of the projected input that [`Stepper::step`] consumes.
+    fn projected_width(&self) -> usize;
+    /// Projects the inputs of all steps at once: `(n, input_width)` -> `(n, projected_width)`.
+    fn project(&self, x: ArrayView2<f32>) -> Result<Array2<f32>>;
+    /// Scratch buffers for [`Stepper::step`], allocated once per sequence.
+    fn scratch(&self, batch: usize) -> Vec<Array2<f32>>;
+    /// One step for the whole batch: reads `xp` `(batch, projected_width)` and `states`, writes
+    /// every element of `new_states` and `out`.
+    fn step(
+        &self,
+        xp: ArrayView2<f32>,
+        states: &[Array2<f32>],
+        new_states: &mut [Array2<f32>],
+        out: &mut Array2<f32>,
+        scratch: &mut [Array2<f32>],
+    ) -> Result<()>;
+}
+
+/// What one cell produced over a sequence.
+pub(crate) struct SeqResult {
+    /// Every step's output in processing order, `(time, batch, out)`, when asked for.
+    pub outputs: Option<Array3<f32>>,
+    /// The output of the last step (with masks: the last real step's, zeros if none).
+    pub last: Array2<f32>,
+    /// Final states.
+    pub states: Vec<Array2<f32>>,
+}
+
+/// Runs one cell over `x` `(time, batch, features)` in processing order with `mask`
+/// `(time, batch)` (true = real step) from `init`.
+pub(crate) fn run(
+    cell: &dyn Stepper,
+    x: ArrayView3<f32>,
+    mask: Option<ArrayView2<bool>>,
+    init: Vec<Array2<f32>>,
+    keep_outputs: bool,
+) -> Result<SeqResult> {
+    let (t_len, batch, feat) = x.dim();
+    let flat = x.as_standard_layout();
+    let flat = flat
+        .view()
+        .into_shape_with_order((t_len * batch, feat))
+        .map_err(|e| crate::Error::invalid("input", e.to_string()))?;
+    let xp = cell.project(flat)?;
+    let out_w = cell.output_width();
+    let mut states = init;
+    let mut new_states: Vec<Array2<f32>> = states.iter().map(|s| Array2::zeros(s.dim())).collect();
+    let mut out = Array2::<f32>::zeros((batch, out_w));
+    let mut prev_out = Array2::<f32>::zeros((batch, out_w));
+    let mut scratch = cell.scratch(batch);
+    let mut outputs = if keep_outputs {
+        Some(Array3::<f32>::zeros((t_len, batch, out_w)))
+    } else {
+        None
+    };
+    for t in 0..t_len {
+        let xp_t = xp.slice(s![t * batch..(t + 1) * batch, ..]);
+        cell.step(xp_t, &states, &mut new_states, &mut out, &mut scratch)?;
+        if let Some(m) = mask {
+            let m = m.row(t);
+            for (b, &real) in m.iter().enumerate() {
+                if !real {
+                    for (ns, s) in new_states.iter_mut().zip(states.iter()) {
+                        ns.row_mut(b).assign(&s.row(b));
+                    }
+                    out.row_mut(b).assign(&prev_out.row(b));
+                }
+            }
+        }
+        std::mem::swap(&mut states, &mut new_states);
+        if let Some(o) = outputs.as_mut() {
+            o.index_axis_mut(Axis(0), t).assign(&out);
+        }
+        std::mem::swap(&mut prev_out, &mut out);
+    }
+    Ok(SeqResult {
+        outputs,
+        last: prev_out,
+        states,
+    })
+}
+
+/// Runs a stack of cells: cell `k + 1` reads cell `k`'s outputs at the same step. Returns the
+/// last cell's outputs and every cell's final states.
+pub(crate) fn run_stack(
+    cells: &[&dyn Stepper],
+    x: ArrayView3<f32>,
+    mask: Option<ArrayView2<bool>>,
+    init: Vec<Vec<Array2<f32>>>,
+    keep_outputs: bool,
+) -> Result<(SeqResult, Vec<Vec<Array2<f32>>>)> {
+    let mut all_states = Vec::with_capacity(cells.len());
+    let mut current: Option<Array3<f32>> = None;
+    let n = cells.len();
+    let mut last = None;
+    for (k, (cell, init)) in cells.iter().zip(init).enumerate() {
+        let keep = keep_outputs || k + 1 < n;
+        let input = match current.as_ref() {
+            Some(c) => c.view(),
+            None => x,
+        };
+        let r = run(*cell, input, mask, init, keep)?;
+        all_states.push(r.states);
+        current = r.outputs;
+        last = Some(r.last);
+    }
+    let last = last.ok_or_else(|| crate::Error::invalid("cells", "a stack needs at least one cell"))?;
+    Ok((
+        SeqResult {
+            outputs: current,
+            last,
+            states: Vec::new(),
+        },
+        all_states,
+    ))
+}
+
+/// `(batch, time, f)` -> `(time, batch, f)`, reversed in time when `reverse`.
+pub(crate) fn to_time_major(x: ArrayView3<f32>, batch_major: bool, reverse: bool) -> Array3<f32> {
+    let mut v = if batch_major { x.permuted_axes([1, 0, 2]) } else { x };
+    if reverse {
+        v.invert_axis(Axis(0));
+    }
+    v.as_standard_layout().into_owned()
+}
+
+/// Mask `(batch, time)` -> `(time, batch)`, reversed in time when `reverse`.
+pub(crate) fn mask_to_time_major(m: ArrayView2<bool>, reverse: bool) -> Array2<bool> {
+    let mut v = m.t();
+    if reverse {
+        v.invert_axis(Axis(0));
+    }
+    v.as_standard_layout().into_owned()
+}
+

@@ -1,0 +1,444 @@
+//! The built-in cells with their weights, in Keras's layouts.
+
+use crate::cell::Cell;
+use crate::config::{GRUCellConfig, Initializers, LSTMCellConfig, SimpleRNNCellConfig};
+use crate::cpu::sequence::Stepper;
+use crate::error::fmt_shape;
+use crate::{Error, Result};
+use ndarray::{concatenate, s, Array1, Array2, ArrayD, ArrayView2, Axis, Ix1, Ix2};
+
+/// Checks that `shape` equals `expected`, naming `what` in the error.
+pub(crate) fn check_shape(what: &str, shape: &[usize], expected: &[usize]) -> Result<()> {
+    if shape == expected {
+        Ok(())
+    } else {
+        Err(Error::shape(what, fmt_shape(expected), shape))
+    }
+}
+
+fn init2(init: &crate::initializers::Initializer, shape: (usize, usize), salt: u64, what: &str) -> Result<Array2<f32>> {
+    init.generate(&[shape.0, shape.1], salt)?
+        .into_dimensionality::<Ix2>()
+        .map_err(|e| Error::invalid(what, e.to_string()))
+}
+
+fn init1(init: &crate::initializers::Initializer, len: usize, salt: u64, what: &str) -> Result<Array1<f32>> {
+    init.generate(&[len], salt)?
+        .into_dimensionality::<Ix1>()
+        .map_err(|e| Error::invalid(what, e.to_string()))
+}
+
+/// LSTM-style bias with `unit_forget_bias`: `[init(u), ones(u), init(2u)]`, else `init(4u)`.
+pub(crate) fn lstm_bias(inits: &Initializers, units: usize, unit_forget_bias: bool, salt: u64) -> Result<Array1<f32>> {
+    if unit_forget_bias {
+        let a = init1(&inits.bias_initializer, units, salt, "bias")?;
+        let b = Array1::<f32>::ones(units);
+        let c = init1(&inits.bias_initializer, 2 * units, salt + 1, "bias")?;
+        concatenate(Axis(0), &[a.view(), b.view(), c.view()]).map_err(|e| Error::invalid("bias", e.to_string()))
+    } else {
+        init1(&inits.bias_initializer, 4 * units, salt, "bias")
+    }
+}
+
+fn check_bias(use_bias: bool, bias: Option<&[usize]>, expected: &[usize]) -> Result<()> {
+    match (use_bias, bias) {
+        (true, Some(s)) => check_shape("bias", s, expected),
+        (true, None) => Err(Error::MissingWeight {
+            name: "bias".into(),
+            expected: fmt_shape(expected),
+        }),
+        (false, Some(_)) => Err(Error::UnexpectedWeight {
+            name: "bias".into(),
+            why: "use_bias is false".into(),
+        }),
+        (false, None) => Ok(()),
+    }
+}
+
+/// Checks the common part of every built-in cell's one-step call.
+fn check_call(cell: &dyn Stepper, inputs: ArrayView2<f32>, states: &[ArrayView2<f32>], constants: &[ArrayView2<f32>]) -> Result<()> {
+    if !constants.is_empty() {
+        return Err(Error::invalid("constants", "built-in cells take no constants"));
+    }
+    let b = inputs.nrows();
+    check_shape("inputs", inputs.shape(), &[b, cell.input_width()])?;
+    let widths = cell.state_widths();
+    if states.len() != widths.len() {
+        return Err(Error::invalid(
+            "states",
+            format!("expected {} arrays, found {}", widths.len(), states.len()),
+        ));
+    }
+    for (k, (s, w)) in states.iter().zip(widths).enumerate() {
+        check_shape(&format!("states[{k}]"), s.shape(), &[b, w])?;
+    }
+    Ok(())
+}
+
+/// One step through the fused path (projection, then step), for the `Cell` impls.
+fn call_via_stepper(cell: &dyn Stepper, inputs: ArrayView2<f32>, states: &[ArrayView2<f32>]) -> Result<(Array2<f32>, Vec<Array2<f32>>)> {
+    let b = inputs.nrows();
+    let xp = cell.project(inputs)?;
+    let owned: Vec<Array2<f32>> = states.iter().map(|s| s.to_owned()).collect();
+    let mut new_states: Vec<Array2<f32>> = owned.iter().map(|s| Array2::zeros(s.dim())).collect();
+    let mut out = Array2::zeros((b, cell.output_width()));
+    let mut scratch = cell.scratch(b);
+    cell.step(xp.view(), &owned, &mut new_states, &mut out, &mut scratch)?;
+    Ok((out, new_states))
+}
+
+macro_rules! impl_cell_via_stepper {
+    ($t:ty) => {
+        impl Cell for $t {
+            fn state_size(&self) -> Vec<usize> {
+                Stepper::state_widths(self)
+            }
+            fn output_size(&self) -> usize {
+                Stepper::output_width(self)
+            }
+            fn input_size(&self) -> Option<usize> {
+                Some(Stepper::input_width(self))
+            }
+            fn call(
+                &self,
+                inputs: ArrayView2<f32>,
+                states: &[ArrayView2<f32>],
+                constants: &[ArrayView2<f32>],
+            ) -> Result<(Array2<f32>, Vec<Array2<f32>>)> {
+                check_call(self, inputs, states, constants)?;
+                call_via_stepper(self, inputs, states)
+            }
+        }
+    };
+}
+
+/// `SimpleRNNCell`: `h' = activation(x W + b + h U)`; output `h'`, states `[h]`.
+///
+/// Weights: `kernel (input_dim, units)`, `recurrent_kernel (units, units)`, `bias (units,)`.
+#[derive(Debug, Clone)]
+pub struct SimpleRNNCell {
+    pub(crate) config: SimpleRNNCellConfig,
+    pub(crate) kernel: Array2<f32>,
+    pub(crate) recurrent_kernel: Array2<f32>,
+    pub(crate) bias: Option<Array1<f32>>,
+}
+
+impl SimpleRNNCell {
+    /// A cell from trained weights in Keras's shapes (`bias` must be `None` iff `use_bias` is false).
+    pub fn new(config: SimpleRNNCellConfig, kernel: Array2<f32>, recurrent_kernel: Array2<f32>, bias: Option<Array1<f32>>) -> Result<Self> {
+        let u = config.units;
+        check_shape("kernel", kernel.shape(), &[kernel.nrows(), u])?;
+        check_shape("recurrent_kernel", recurrent_kernel.shape(), &[u, u])?;
+        check_bias(config.use_bias, bias.as_ref().map(|b| b.shape()), &[u])?;
+        Ok(SimpleRNNCell {
+            config,
+            kernel,
+            recurrent_kernel,
+            bias,
+        })
+    }
+
+    /// A cell with weights drawn from the config's initializers (deterministic in `seed`).
+    pub fn build(config: SimpleRNNCellConfig, input_dim: usize, seed: u64) -> Result<Self> {
+        let u = config.units;
+        let i = &config.initializers;
+        let kernel = init2(&i.kernel_initializer, (input_dim, u), seed * 8 + 1, "kernel")?;
+        let rec = init2(&i.recurrent_initializer, (u, u), seed * 8 + 2, "recurrent_kernel")?;
+        let bias = if config.use_bias {
+            Some(init1(&i.bias_initializer, u, seed * 8 + 3, "bias")?)
+        } else {
+            None
+        };
+        Self::new(config, kernel, rec, bias)
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &SimpleRNNCellConfig {
+        &self.config
+    }
+
+    /// Keras's `get_weights()`: `[kernel, recurrent_kernel, bias?]`.
+    pub fn weights(&self) -> Vec<ArrayD<f32>> {
+        let mut w = vec![self.kernel.clone().into_dyn(), self.recurrent_kernel.clone().into_dyn()];
+        if let Some(b) = &self.bias {
+            w.push(b.clone().into_dyn());
+        }
+        w
+    }
+}
+
+/// `GRUCell`, gates `[z | r | h]`, output `h'`, states `[h]`.
+///
+/// * `reset_after = false`: `z = rec(x W_z + b_z + h U_z)`, `r = rec(x W_r + b_r + h U_r)`,
+///   `n = act(x W_h + b_h + (r * h) U_h)`; bias `(3 * units,)`.
+/// * `reset_after = true`: `z = rec(x W_z + b_z + h U_z + c_z)`, `r = ...`,
+///   `n = act(x W_h + b_h + r * (h U_h + c_h))`; bias `(2, 3 * units)` = `[b; c]`.
+/// * both: `h' = z * h + (1 - z) * n`.
+///
+/// Weights: `kernel (input_dim, 3 * units)`, `recurrent_kernel (units, 3 * units)`.
+#[derive(Debug, Clone)]
+pub struct GRUCell {
+    pub(crate) config: GRUCellConfig,
+    pub(crate) kernel: Array2<f32>,
+    pub(crate) recurrent_kernel: Array2<f32>,
+    pub(crate) input_bias: Option<Array1<f32>>,
+    pub(crate) recurrent_bias: Option<Array1<f32>>,
+}
+
+impl GRUCell {
+    /// A cell from trained weights in Keras's shapes. `bias` is `(3 * units,)` for
+    /// `reset_after = false` and `(2, 3 * units)` for `reset_after = true`; `None` iff
+    /// `use_bias` is false.
+    pub fn new(config: GRUCellConfig, kernel: Array2<f32>, recurrent_kernel: Array2<f32>, bias: Option<ArrayD<f32>>) -> Result<Self> {
+        let u = config.units;
+        check_shape("kernel", kernel.shape(), &[kernel.nrows(), 3 * u])?;
+        check_shape("recurrent_kernel", recurrent_kernel.shape(), &[u, 3 * u])?;
+        let expected: Vec<usize> = if config.reset_after { vec![2, 3 * u] } else { vec![3 * u] };
+        check_bias(config.use_bias, bias.as_ref().map(|b| b.shape()), &expected)?;
+        let (input_bias, recurrent_bias) = match bias {
+            None => (None, None),
+            Some(b) if config.reset_after => {
+                let b = b.into_dimensionality::<Ix2>().map_err(|e| Error::invalid("bias", e.to_string()))?;
+                (Some(b.row(0).to_owned()), Some(b.row(1).to_owned()))
+            }
+            Some(b) => (
+                Some(b.into_dimensionality::<Ix1>().map_err(|e| Error::invalid("bias", e.to_string()))?),
+                None,
+            ),
+        };
+        Ok(GRUCell {
+            config,
+            kernel,
+            recurrent_kernel,
+            input_bias,
+            recurrent_bias,
+        })
+    }
+
+    /// A cell with weights drawn from the config's initializers (deterministic in `seed`).
+    pub fn build(config: GRUCellConfig, input_dim: usize, seed: u64) -> Result<Self> {
+        let u = config.units;
+        let i = &config.initializers;
+        let kernel = init2(&i.kernel_initializer, (input_dim, 3 * u), seed * 8 + 1, "kernel")?;
+        let rec = init2(&i.recurrent_initializer, (u, 3 * u), seed * 8 + 2, "recurrent_kernel")?;
+        let bias = if !config.use_bias {
+            None
+        } else if config.reset_after {
+            Some(i.bias_initializer.generate(&[2, 3 * u], seed * 8 + 3)?)
+        } else {
+            Some(i.bias_initializer.generate(&[3 * u], seed * 8 + 3)?)
+        };
+        Self::new(config, kernel, rec, bias)
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &GRUCellConfig {
+        &self.config
+    }
+
+    /// Keras's `get_weights()`: `[kernel, recurrent_kernel, bias?]` with bias `(3u,)` or `(2, 3u)`.
+    pub fn weights(&self) -> Vec<ArrayD<f32>> {
+        let mut w = vec![self.kernel.clone().into_dyn(), self.recurrent_kernel.clone().into_dyn()];
+        match (&self.input_bias, &self.recurrent_bias) {
+            (Some(b), Some(c)) => {
+                let mut m = Array2::zeros((2, b.len()));
+                m.row_mut(0).assign(b);
+                m.row_mut(1).assign(c);
+                w.push(m.into_dyn());
+            }
+            (Some(b), None) => w.push(b.clone().into_dyn()),
+            _ => {}
+        }
+        w
+    }
+}
+
+/// `LSTMCell`, gates `[i | f | c | o]`, output `h'`, states `[h, c]`:
+/// `i = rec(x W_i + b_i + h U_i)`, `f = rec(..._f)`, `g = act(..._c)`, `o = rec(..._o)`,
+/// `c' = f * c + i * g`, `h' = o * act(c')`.
+///
+/// Weights: `kernel (input_dim, 4 * units)`, `recurrent_kernel (units, 4 * units)`,
+/// `bias (4 * units,)`.
+#[derive(Debug, Clone)]
+pub struct LSTMCell {
+    pub(crate) config: LSTMCellConfig,
+    pub(crate) kernel: Array2<f32>,
+    pub(crate) recurrent_kernel: Array2<f32>,
+    pub(crate) bias: Option<Array1<f32>>,
+}
+
+impl LSTMCell {
+    /// A cell from trained weights in Keras's shapes (`bias` must be `None` iff `use_bias` is false).
+    pub fn new(config: LSTMCellConfig, kernel: Array2<f32>, recurrent_kernel: Array2<f32>, bias: Option<Array1<f32>>) -> Result<Self> {
+        let u = config.units;
+        check_shape("kernel", kernel.shape(), &[kernel.nrows(), 4 * u])?;
+        check_shape("recurrent_kernel", recurrent_kernel.shape(), &[u, 4 * u])?;
+        check_bias(config.use_bias, bias.as_ref().map(|b| b.shape()), &[4 * u])?;
+        Ok(LSTMCell {
+            config,
+            kernel,
+            recurrent_kernel,
+            bias,
+        })
+    }
+
+    /// A cell with weights drawn from the config's initializers (deterministic in `seed`);
+    /// `unit_forget_bias` sets the forget block of the bias to ones.
+    pub fn build(config: LSTMCellConfig, input_dim: usize, seed: u64) -> Result<Self> {
+        let u = config.units;
+        let i = &config.initializers;
+        let kernel = init2(&i.kernel_initializer, (input_dim, 4 * u), seed * 8 + 1, "kernel")?;
+        let rec = init2(&i.recurrent_initializer, (u, 4 * u), seed * 8 + 2, "recurrent_kernel")?;
+        let bias = if config.use_bias {
+            Some(lstm_bias(i, u, config.unit_forget_bias, seed * 8 + 3)?)
+        } else {
+            None
+        };
+        Self::new(config, kernel, rec, bias)
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &LSTMCellConfig {
+        &self.config
+    }
+
+    /// Keras's `get_weights()`: `[kernel, recurrent_kernel, bias?]`.
+    pub fn weights(&self) -> Vec<ArrayD<f32>> {
+        let mut w = vec![self.kernel.clone().into_dyn(), self.recurrent_kernel.clone().into_dyn()];
+        if let Some(b) = &self.bias {
+            w.push(b.clone().into_dyn());
+        }
+        w
+    }
+}
+
+impl_cell_via_stepper!(SimpleRNNCell);
+impl_cell_via_stepper!(GRUCell);
+impl_cell_via_stepper!(LSTMCell);
+
+// ---- fused steppers
+
+impl Stepper for SimpleRNNCell {
+    fn input_width(&self) -> usize {
+        self.kernel.nrows()
+    }
+    fn state_widths(&self) -> Vec<usize> {
+        vec![self.config.units]
+    }
+    fn output_width(&self) -> usize {
+        self.config.units
+    }
+    fn projected_width(&self) -> usize {
+        self.config.units
+    }
+    fn project(&self, x: ArrayView2<f32>) -> Result<Array2<f32>> {
+        Ok(crate::cpu::affine(x, self.kernel.view(), self.bias.as_ref()))
+    }
+    fn scratch(&self, batch: usize) -> Vec<Array2<f32>> {
+        vec![Array2::zeros((batch, self.config.units))]
+    }
+    fn step(&self, xp: ArrayView2<f32>, states: &[Array2<f32>], new_states: &mut [Array2<f32>], out: &mut Array2<f32>, scratch: &mut [Array2<f32>]) -> Result<()> {
+        let hu = &mut scratch[0];
+        crate::cpu::matmul_into(states[0].view(), self.recurrent_kernel.view(), &mut hu.view_mut());
+        crate::cpu::gates::simple(xp, hu.view(), new_states[0].view_mut(), self.config.activation);
+        out.assign(&new_states[0]);
+        Ok(())
+    }
+}
+
+impl Stepper for GRUCell {
+    fn input_width(&self) -> usize {
+        self.kernel.nrows()
+    }
+    fn state_widths(&self) -> Vec<usize> {
+        vec![self.config.units]
+    }
+    fn output_width(&self) -> usize {
+        self.config.units
+    }
+    fn projected_width(&self) -> usize {
+        3 * self.config.units
+    }
+    fn project(&self, x: ArrayView2<f32>) -> Result<Array2<f32>> {
+        Ok(crate::cpu::affine(x, self.kernel.view(), self.input_bias.as_ref()))
+    }
+    fn scratch(&self, batch: usize) -> Vec<Array2<f32>> {
+        let u = self.config.units;
+        if self.config.reset_after {
+            vec![Array2::zeros((batch, 3 * u))]
+        } else {
+            vec![
+                Array2::zeros((batch, 2 * u)),
+                Array2::zeros((batch, u)),
+                Array2::zeros((batch, u)),
+                Array2::zeros((batch, u)),
+            ]
+        }
+    }
+    fn step(&self, xp: ArrayView2<f32>, states: &[Array2<f32>], new_states: &mut [Array2<f32>], out: &mut Array2<f32>, scratch: &mut [Array2<f32>]) -> Result<()> {
+        let u = self.config.units;
+        let act = self.config.activation;
+        let rec = self.config.recurrent_activation;
+        let h = states[0].view();
+        if self.config.reset_after {
+            let hu = &mut scratch[0];
+            match &self.recurrent_bias {
+                Some(c) => {
+                    hu.assign(&c.view().insert_axis(Axis(0)));
+                    ndarray::linalg::general_mat_mul(1.0, &h, &self.recurrent_kernel, 1.0, hu);
+                }
+                None => crate::cpu::matmul_into(h, self.recurrent_kernel.view(), &mut hu.view_mut()),
+            }
+            crate::cpu::gates::gru_reset_after(xp, hu.view(), h, new_states[0].view_mut(), act, rec, u);
+        } else {
+            let (hzr, rest) = scratch.split_at_mut(1);
+            let (z, rest) = rest.split_at_mut(1);
+            let (rh, rhu) = rest.split_at_mut(1);
+            let (hzr, z, rh, rhu) = (&mut hzr[0], &mut z[0], &mut rh[0], &mut rhu[0]);
+            crate::cpu::matmul_into(h, self.recurrent_kernel.slice(s![.., ..2 * u]), &mut hzr.view_mut());
+            crate::cpu::gates::gru_reset_before_gates(xp, hzr.view(), h, z.view_mut(), rh.view_mut(), rec, u);
+            crate::cpu::matmul_into(rh.view(), self.recurrent_kernel.slice(s![.., 2 * u..]), &mut rhu.view_mut());
+            crate::cpu::gates::gru_reset_before_update(xp, rhu.view(), z.view(), h, new_states[0].view_mut(), act, u);
+        }
+        out.assign(&new_states[0]);
+        Ok(())
+    }
+}
+
+impl Stepper for LSTMCell {
+    fn input_width(&self) -> usize {
+        self.kernel.nrows()
+    }
+    fn state_widths(&self) -> Vec<usize> {
+        vec![self.config.units, self.config.units]
+    }
+    fn output_width(&self) -> usize {
+        self.config.units
+    }
+    fn projected_width(&self) -> usize {
+        4 * self.config.units
+    }
+    fn project(&self, x: ArrayView2<f32>) -> Result<Array2<f32>> {
+        Ok(crate::cpu::affine(x, self.kernel.view(), self.bias.as_ref()))
+    }
+    fn scratch(&self, batch: usize) -> Vec<Array2<f32>> {
+        vec![Array2::zeros((batch, 4 * self.config.units))]
+    }
+    fn step(&self, xp: ArrayView2<f32>, states: &[Array2<f32>], new_states: &mut [Array2<f32>], out: &mut Array2<f32>, scratch: &mut [Array2<f32>]) -> Result<()> {
+        let hu = &mut scratch[0];
+        crate::cpu::matmul_into(states[0].view(), self.recurrent_kernel.view(), &mut hu.view_mut());
+        let (h_new, c_new) = new_states.split_at_mut(1);
+        crate::cpu::gates::lstm(
+            xp,
+            hu.view(),
+            states[1].view(),
+            h_new[0].view_mut(),
+            c_new[0].view_mut(),
+            self.config.activation,
+            self.config.recurrent_activation,
+            self.config.units,
+        );
+        out.assign(&h_new[0]);
+        Ok(())
+    }
+}

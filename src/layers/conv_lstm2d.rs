@@ -1,0 +1,337 @@
+//! `ConvLSTM2D`: an LSTM whose input and recurrent transforms are 2-D convolutions.
+
+use crate::config::{ConvLSTM2DConfig, DataFormat};
+use crate::cpu::conv::ConvGeometry;
+use crate::cpu::sequence::Stepper;
+use crate::error::fmt_shape;
+use crate::layers::cells::{check_shape, lstm_bias};
+use crate::layers::core::{self, CallArgs, Carry, Output};
+use crate::{Error, Result};
+use ndarray::{Array1, Array2, Array4, ArrayD, ArrayView2, ArrayView3, ArrayViewD, Ix3, Ix4};
+
+/// Keras `ConvLSTM2D`, gates `[i | f | c | o]`:
+/// `i = rec(W_i * x + U_i * h + b_i)`, `f`, `o` alike, `g = act(W_c * x + U_c * h + b_c)`,
+/// `c' = f c + i g`, `h' = o act(c')`, where `*` is a 2-D convolution. The input convolution
+/// uses the layer's `strides`, `padding`, `dilation_rate`; the recurrent one is always stride 1,
+/// `same`, no dilation.
+///
+/// Shapes (channels_last; channels_first puts channels before rows):
+/// input `(batch, time, rows, cols, channels)`, output `(batch, [time,] out_rows, out_cols,
+/// filters)`, states `h`, `c` `(batch, out_rows, out_cols, filters)`; weights
+/// `kernel (kh, kw, channels, 4*filters)`, `recurrent_kernel (kh, kw, filters, 4*filters)`,
+/// `bias (4*filters,)`.
+#[derive(Debug)]
+pub struct ConvLSTM2D {
+    config: ConvLSTM2DConfig,
+    kernel: Array4<f32>,
+    recurrent_kernel: Array4<f32>,
+    bias: Option<Array1<f32>>,
+    carry: Carry,
+}
+
+/// The layer bound to one input size: the fused step of the time loop.
+struct ConvStepper<'a> {
+    layer: &'a ConvLSTM2D,
+    input: ConvGeometry,
+    recurrent: ConvGeometry,
+    kernel: ArrayView2<'a, f32>,
+    recurrent_kernel: ArrayView2<'a, f32>,
+}
+
+impl ConvLSTM2D {
+    /// From trained weights in Keras's shapes.
+    pub fn new(config: ConvLSTM2DConfig, kernel: Array4<f32>, recurrent_kernel: Array4<f32>, bias: Option<Array1<f32>>) -> Result<Self> {
+        let (kh, kw) = config.kernel_size;
+        let f = config.filters;
+        if kh == 0 || kw == 0 || f == 0 {
+            return Err(Error::config("kernel_size / filters", format!("expected positive sizes, found kernel_size ({kh}, {kw}), filters {f}")));
+        }
+        let (sy, sx) = config.strides;
+        let (dy, dx) = config.dilation_rate;
+        if sy == 0 || sx == 0 || dy == 0 || dx == 0 {
+            return Err(Error::config("strides / dilation_rate", "expected positive values, found 0"));
+        }
+        if (sy != 1 || sx != 1) && (dy != 1 || dx != 1) {
+            return Err(Error::config(
+                "strides",
+                format!("strides ({sy}, {sx}) != 1 together with dilation_rate ({dy}, {dx}) != 1 is not supported (as in Keras)"),
+            ));
+        }
+        let cin = kernel.shape()[2];
+        check_shape("kernel", kernel.shape(), &[kh, kw, cin, 4 * f])?;
+        check_shape("recurrent_kernel", recurrent_kernel.shape(), &[kh, kw, f, 4 * f])?;
+        match (config.use_bias, &bias) {
+            (true, Some(b)) => check_shape("bias", b.shape(), &[4 * f])?,
+            (true, None) => {
+                return Err(Error::MissingWeight {
+                    name: "bias".into(),
+                    expected: fmt_shape(&[4 * f]),
+                })
+            }
+            (false, Some(_)) => {
+                return Err(Error::UnexpectedWeight {
+                    name: "bias".into(),
+                    why: "use_bias is false".into(),
+                })
+            }
+            (false, None) => {}
+        }
+        Ok(ConvLSTM2D {
+            config,
+            kernel,
+            recurrent_kernel,
+            bias,
+            carry: Carry::default(),
+        })
+    }
+
+    /// With weights from the config's initializers for `channels` input channels,
+    /// deterministic in `seed`.
+    pub fn build(config: ConvLSTM2DConfig, channels: usize, seed: u64) -> Result<Self> {
+        let (kh, kw) = config.kernel_size;
+        let f = config.filters;
+        let i = &config.initializers;
+        let k = i
+            .kernel_initializer
+            .generate(&[kh, kw, channels, 4 * f], seed * 8 + 1)?
+            .into_dimensionality::<Ix4>()
+            .map_err(|e| Error::invalid("kernel", e.to_string()))?;
+        let r = i
+            .recurrent_initializer
+            .generate(&[kh, kw, f, 4 * f], seed * 8 + 2)?
+            .into_dimensionality::<Ix4>()
+            .map_err(|e| Error::invalid("recurrent_kernel", e.to_string()))?;
+        let b = if config.use_bias {
+            Some(lstm_bias(i, f, config.unit_forget_bias, seed * 8 + 3)?)
+        } else {
+            None
+        };
+        Self::new(config, k, r, b)
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ConvLSTM2DConfig {
+        &self.config
+    }
+
+    /// Keras's `get_weights()`: `[kernel, recurrent_kernel, bias?]`.
+    pub fn weights(&self) -> Vec<ArrayD<f32>> {
+        let mut w = vec![self.kernel.clone().into_dyn(), self.recurrent_kernel.clone().into_dyn()];
+        if let Some(b) = &self.bias {
+            w.push(b.clone().into_dyn());
+        }
+        w
+    }
+
+    /// Input channels the kernel expects.
+    pub fn input_channels(&self) -> usize {
+        self.kernel.shape()[2]
+    }
+
+    /// `(out_rows, out_cols)` for an input of `rows x cols`, or an error when the input is
+    /// smaller than the (dilated) kernel under `valid` padding.
+    pub fn output_size(&self, rows: usize, cols: usize) -> Result<(usize, usize)> {
+        let g = self.input_geometry(rows, cols)?;
+        Ok((g.out_rows, g.out_cols))
+    }
+
+    fn input_geometry(&self, rows: usize, cols: usize) -> Result<ConvGeometry> {
+        let c = &self.config;
+        ConvGeometry::new(rows, cols, self.input_channels(), c.kernel_size, c.strides, c.dilation_rate, c.padding).ok_or_else(|| {
+            Error::invalid(
+                "input",
+                format!(
+                    "an image of {rows}x{cols} is smaller than the kernel {:?} with dilation {:?} under valid padding",
+                    c.kernel_size, c.dilation_rate
+                ),
+            )
+        })
+    }
+
+    fn stepper(&self, rows: usize, cols: usize) -> Result<ConvStepper<'_>> {
+        let input = self.input_geometry(rows, cols)?;
+        let f = self.config.filters;
+        let recurrent = ConvGeometry::new(
+            input.out_rows,
+            input.out_cols,
+            f,
+            self.config.kernel_size,
+            (1, 1),
+            (1, 1),
+            crate::config::Padding::Same,
+        )
+        .ok_or_else(|| Error::invalid("input", "empty recurrent convolution"))?;
+        let k = self.kernel.view();
+        let (kh, kw, cin, g) = k.dim();
+        let kernel = k
+            .into_shape_with_order((kh * kw * cin, g))
+            .map_err(|e| Error::invalid("kernel", e.to_string()))?;
+        let rk = self
+            .recurrent_kernel
+            .view()
+            .into_shape_with_order((kh * kw * f, g))
+            .map_err(|e| Error::invalid("recurrent_kernel", e.to_string()))?;
+        Ok(ConvStepper {
+            layer: self,
+            input,
+            recurrent,
+            kernel,
+            recurrent_kernel: rk,
+        })
+    }
+
+    /// Runs the layer on `x` (5-D) with no mask or initial state.
+    pub fn call(&mut self, x: ArrayViewD<f32>) -> Result<Output> {
+        self.forward(x, &CallArgs::default())
+    }
+
+    /// Runs the layer.
+    ///
+    /// * `x`: `(batch, time, rows, cols, channels)` (channels_first:
+    ///   `(batch, time, channels, rows, cols)`)
+    /// * `args.mask`: `(batch, time)`; `args.initial_state`: `[h, c]`, each
+    ///   `(batch, out_rows, out_cols, filters)` (channels_first: `(batch, filters, out_rows, out_cols)`).
+    pub fn forward(&mut self, x: ArrayViewD<f32>, args: &CallArgs) -> Result<Output> {
+        let cf = self.config.data_format == DataFormat::ChannelsFirst;
+        let cin = self.input_channels();
+        let expected = if cf {
+            format!("(batch, time, {cin}, rows, cols)")
+        } else {
+            format!("(batch, time, rows, cols, {cin})")
+        };
+        if x.ndim() != 5 {
+            return Err(Error::shape("input", expected, x.shape()));
+        }
+        let x = if cf { x.permuted_axes(vec![0, 1, 3, 4, 2]) } else { x };
+        let (b, t, rows, cols, ch) = (x.shape()[0], x.shape()[1], x.shape()[2], x.shape()[3], x.shape()[4]);
+        if ch != cin {
+            let found = if cf { [b, t, ch, rows, cols] } else { [b, t, rows, cols, ch] };
+            return Err(Error::shape("input", expected, &found));
+        }
+        let stepper = self.stepper(rows, cols)?;
+        let (orow, ocol) = (stepper.input.out_rows, stepper.input.out_cols);
+        let f = self.config.filters;
+        let x3 = x
+            .as_standard_layout()
+            .into_owned()
+            .into_shape_with_order((b, t, rows * cols * ch))
+            .map_err(|e| Error::invalid("input", e.to_string()))?
+            .into_dimensionality::<Ix3>()
+            .map_err(|e| Error::invalid("input", e.to_string()))?;
+        let state_shape: Vec<usize> = if cf { vec![b, f, orow, ocol] } else { vec![b, orow, ocol, f] };
+        let names = ["h".to_string(), "c".to_string()];
+        let width = orow * ocol * f;
+        let given = match args.initial_state {
+            None => None,
+            Some(g) => {
+                if g.len() != 2 {
+                    return Err(Error::invalid("initial_state", format!("expected 2 arrays (h, c), found {}", g.len())));
+                }
+                let mut v = Vec::new();
+                for (a, n) in g.iter().zip(&names) {
+                    if a.shape() != state_shape.as_slice() {
+                        return Err(Error::shape(format!("initial_state {n}"), fmt_shape(&state_shape), a.shape()));
+                    }
+                    let a = if cf { a.view().permuted_axes(vec![0, 2, 3, 1]) } else { a.view() };
+                    v.push(core::flatten_state(n, &a.to_owned(), &[b, orow, ocol, f])?);
+                }
+                Some(v)
+            }
+        };
+        let options = self.config.sequence;
+        let mut carry = std::mem::take(&mut self.carry);
+        let result = core::initial_states(given, &[width, width], &names, b, &options, &mut carry).and_then(|init| {
+            let stepper = self.stepper(rows, cols)?;
+            core::run(&[&stepper], &options, ArrayView3::from(&x3), args.mask, init, &mut carry)
+        });
+        self.carry = carry;
+        let (output, states) = result?;
+        let to_user = |a: ArrayD<f32>, lead: &[usize]| -> Result<ArrayD<f32>> {
+            let mut shape = lead.to_vec();
+            shape.extend_from_slice(&[orow, ocol, f]);
+            let a = core::reshape(a, &shape, "output")?;
+            if cf {
+                let n = shape.len();
+                let mut perm: Vec<usize> = (0..n - 3).collect();
+                perm.extend_from_slice(&[n - 1, n - 3, n - 2]);
+                Ok(a.permuted_axes(perm).as_standard_layout().into_owned())
+            } else {
+                Ok(a)
+            }
+        };
+        let output = if options.return_sequences {
+            to_user(output, &[b, t])?
+        } else {
+            to_user(output, &[b])?
+        };
+        let states = states
+            .into_iter()
+            .map(|s| to_user(s.into_dyn(), &[b]))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Output { output, states })
+    }
+
+    /// Keras `reset_states()`: the next call of a stateful layer starts from zeros.
+    pub fn reset_states(&mut self) {
+        self.carry.states = None;
+    }
+}
+
+impl Stepper for ConvStepper<'_> {
+    fn input_width(&self) -> usize {
+        self.input.in_rows * self.input.in_cols * self.input.channels
+    }
+    fn state_widths(&self) -> Vec<usize> {
+        let w = self.input.out_pixels() * self.layer.config.filters;
+        vec![w, w]
+    }
+    fn output_width(&self) -> usize {
+        self.input.out_pixels() * self.layer.config.filters
+    }
+    fn projected_width(&self) -> usize {
+        self.input.out_pixels() * 4 * self.layer.config.filters
+    }
+    fn project(&self, x: ArrayView2<f32>) -> Result<Array2<f32>> {
+        let n = x.nrows();
+        let px = self.input.out_pixels();
+        let mut cols = Array2::zeros((n * px, self.input.patch_len()));
+        self.input.im2col_into(x, &mut cols);
+        let z = crate::cpu::affine(cols.view(), self.kernel, self.layer.bias.as_ref());
+        z.into_shape_with_order((n, self.projected_width()))
+            .map_err(|e| Error::invalid("input", e.to_string()))
+    }
+    fn scratch(&self, batch: usize) -> Vec<Array2<f32>> {
+        let px = self.recurrent.out_pixels();
+        vec![
+            Array2::zeros((batch * px, self.recurrent.patch_len())),
+            Array2::zeros((batch * px, 4 * self.layer.config.filters)),
+        ]
+    }
+    fn step(&self, xp: ArrayView2<f32>, states: &[Array2<f32>], new_states: &mut [Array2<f32>], out: &mut Array2<f32>, scratch: &mut [Array2<f32>]) -> Result<()> {
+        let f = self.layer.config.filters;
+        let b = xp.nrows();
+        let rows = b * self.recurrent.out_pixels();
+        let (cols, hu) = scratch.split_at_mut(1);
+        let (cols, hu) = (&mut cols[0], &mut hu[0]);
+        self.recurrent.im2col_into(states[0].view(), cols);
+        crate::cpu::matmul_into(cols.view(), self.recurrent_kernel, &mut hu.view_mut());
+        let err = |e: ndarray::ShapeError| Error::invalid("state", e.to_string());
+        let xp = xp.into_shape_with_order((rows, 4 * f)).map_err(err)?;
+        let c_prev = states[1].view().into_shape_with_order((rows, f)).map_err(err)?;
+        let (h_new, c_new) = new_states.split_at_mut(1);
+        let h_out = h_new[0].view_mut().into_shape_with_order((rows, f)).map_err(err)?;
+        let c_out = c_new[0].view_mut().into_shape_with_order((rows, f)).map_err(err)?;
+        crate::cpu::gates::lstm(
+            xp,
+            hu.view(),
+            c_prev,
+            h_out,
+            c_out,
+            self.layer.config.activation,
+            self.layer.config.recurrent_activation,
+            f,
+        );
+        out.assign(&h_new[0]);
+        Ok(())
+    }
+}
