@@ -103,15 +103,15 @@ impl Error {
     }
 
     /// A config error for `field`.
-    pub(crate) fn config(field: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn config(field: impl Into<String>, message: impl Into<String>) -> Self {
         Error::Config {
             field: field.into(),
             message: message.into(),
         }
     }
 
-    /// An invalid-call error for `what`.
-    pub(crate) fn invalid(what: impl Into<String>, message: impl Into<String>) -> Self {
+    /// An invalid-call error for `what` (also for user-defined cells).
+    pub fn invalid(what: impl Into<String>, message: impl Into<String>) -> Self {
         Error::Invalid {
             what: what.into(),
             message: message.into(),

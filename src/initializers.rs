@@ -939,12 +939,20 @@ fn orthogonal(num_rows: usize, num_cols: usize, gain: f64, rng: &mut Rng) -> Vec
 /// positive diagonal and `Q` is unique), by Householder reflections in f64. `a` is overwritten
 /// with `R`. A zero diagonal entry (probability zero for Gaussian input) keeps its column as is.
 fn thin_q(a: &mut [f64], m: usize, n: usize) -> Vec<f64> {
+    // Work column-major (column j is `c[j*m .. (j+1)*m]`) so that every reflector touches
+    // contiguous memory.
+    let mut c = vec![0.0f64; m * n];
+    for i in 0..m {
+        for j in 0..n {
+            c[j * m + i] = a[i * n + j];
+        }
+    }
     // Householder vectors v_k (acting on rows k..m) with their squared norms; a zero norm
     // means the reflection is the identity.
     let mut reflectors: Vec<(Vec<f64>, f64)> = Vec::with_capacity(n);
     let mut diag = vec![0.0f64; n];
     for k in 0..n {
-        let mut v: Vec<f64> = (k..m).map(|i| a[i * n + k]).collect();
+        let mut v: Vec<f64> = c[k * m + k..(k + 1) * m].to_vec();
         let norm = v.iter().map(|x| x * x).sum::<f64>().sqrt();
         if norm == 0.0 {
             reflectors.push((v, 0.0));
@@ -953,33 +961,38 @@ fn thin_q(a: &mut [f64], m: usize, n: usize) -> Vec<f64> {
         let alpha = if v[0] >= 0.0 { -norm } else { norm };
         v[0] -= alpha;
         let vnorm2: f64 = v.iter().map(|x| x * x).sum();
-        apply_reflector(a, n, k, &v, vnorm2, k..n);
+        apply_reflector(&mut c, m, k, &v, vnorm2, k..n);
         diag[k] = alpha;
         reflectors.push((v, vnorm2));
+    }
+    for i in 0..m {
+        for j in 0..n {
+            a[i * n + j] = c[j * m + i];
+        }
     }
     // Q = H_0 H_1 ... H_{n-1} applied to the first n columns of the m x m identity.
     let mut q = vec![0.0f64; m * n];
     for j in 0..n {
-        q[j * n + j] = 1.0;
+        q[j * m + j] = 1.0;
     }
     for (k, (v, vnorm2)) in reflectors.iter().enumerate().rev() {
-        apply_reflector(&mut q, n, k, v, *vnorm2, 0..n);
+        apply_reflector(&mut q, m, k, v, *vnorm2, k..n);
     }
-    for (j, &d) in diag.iter().enumerate() {
-        if d < 0.0 {
-            for i in 0..m {
-                q[i * n + j] = -q[i * n + j];
-            }
+    let mut out = vec![0.0f64; m * n];
+    for j in 0..n {
+        let sign = if diag[j] < 0.0 { -1.0 } else { 1.0 };
+        for i in 0..m {
+            out[i * n + j] = sign * q[j * m + i];
         }
     }
-    q
+    out
 }
 
-/// Applies `I - 2 v v^T / vnorm2` (acting on rows `k..`) to the columns `cols` of the row-major
-/// matrix `mat` with `n` columns; the identity when `vnorm2` is zero.
+/// Applies `I - 2 v v^T / vnorm2` (acting on rows `k..`) to the columns `cols` of the
+/// column-major matrix `mat` with `m` rows; the identity when `vnorm2` is zero.
 fn apply_reflector(
     mat: &mut [f64],
-    n: usize,
+    m: usize,
     k: usize,
     v: &[f64],
     vnorm2: f64,
@@ -989,14 +1002,11 @@ fn apply_reflector(
         return;
     }
     for j in cols {
-        let dot: f64 = v
-            .iter()
-            .enumerate()
-            .map(|(r, vr)| vr * mat[(k + r) * n + j])
-            .sum();
+        let col = &mut mat[j * m + k..(j + 1) * m];
+        let dot: f64 = v.iter().zip(col.iter()).map(|(a, b)| a * b).sum();
         let f = 2.0 * dot / vnorm2;
-        for (r, vr) in v.iter().enumerate() {
-            mat[(k + r) * n + j] -= f * vr;
+        for (x, vr) in col.iter_mut().zip(v) {
+            *x -= f * vr;
         }
     }
 }
