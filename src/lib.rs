@@ -25,7 +25,7 @@
 pub mod activation;
 pub mod cell;
 pub mod config;
-pub(crate) mod cpu;
+pub mod cpu;
 pub mod error;
 pub mod initializers;
 pub mod keras;

@@ -5,7 +5,8 @@
 //! one output pixel and whose columns run `(ky, kx, channel)`, the kernel's own order.
 
 use crate::config::Padding;
-use ndarray::{Array2, ArrayView2};
+use crate::{Error, Result};
+use ndarray::{ArrayView2, ArrayViewMut2};
 
 /// The geometry of one 2-D convolution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,48 +84,46 @@ impl ConvGeometry {
         self.out_rows * self.out_cols
     }
 
-    /// im2col of `frames`, shaped `(n, in_rows * in_cols * channels)`, into
-    /// `out` shaped `(n * out_pixels, patch_len)`. Padding reads as zeros.
-    pub(crate) fn im2col_into(&self, frames: ArrayView2<f32>, out: &mut Array2<f32>) {
+    /// im2col of `frames`, shaped `(n, in_rows * in_cols * channels)`, into `out` shaped
+    /// `(rows, patch_len)` for the output pixels `first .. first + rows` of all frames taken
+    /// together (pixel `q` is pixel `q % out_pixels` of frame `q / out_pixels`). Padding reads
+    /// as zeros.
+    pub(crate) fn im2col_rows(&self, frames: ArrayView2<f32>, first: usize, mut out: ArrayViewMut2<f32>) -> Result<()> {
         let (kh, kw) = self.kernel;
         let ch = self.channels;
         let patch = self.patch_len();
         let px = self.out_pixels();
+        let frames = frames.as_standard_layout();
+        let src = frames
+            .as_slice()
+            .ok_or_else(|| Error::invalid("im2col", "internal: frames not contiguous"))?;
         let frame_len = self.in_rows * self.in_cols * ch;
-        debug_assert_eq!(out.dim(), (frames.nrows() * px, patch));
-        let Some(out_s) = out.as_slice_mut() else {
-            return;
-        };
-        for (n, frame) in frames.rows().into_iter().enumerate() {
-            let owned;
-            let f: &[f32] = match frame.as_slice() {
-                Some(s) => s,
-                None => {
-                    owned = frame.to_vec();
-                    &owned
-                }
-            };
-            debug_assert_eq!(f.len(), frame_len);
-            for oy in 0..self.out_rows {
-                for ox in 0..self.out_cols {
-                    let row = (n * px + oy * self.out_cols + ox) * patch;
-                    let dst = &mut out_s[row..row + patch];
-                    for ky in 0..kh {
-                        let iy = (oy * self.strides.0 + ky * self.dilation.0) as isize - self.pad_top as isize;
-                        for kx in 0..kw {
-                            let ix = (ox * self.strides.1 + kx * self.dilation.1) as isize - self.pad_left as isize;
-                            let d = &mut dst[(ky * kw + kx) * ch..(ky * kw + kx + 1) * ch];
-                            if iy < 0 || ix < 0 || iy >= self.in_rows as isize || ix >= self.in_cols as isize {
-                                d.fill(0.0);
-                            } else {
-                                let src = (iy as usize * self.in_cols + ix as usize) * ch;
-                                d.copy_from_slice(&f[src..src + ch]);
-                            }
-                        }
+        if out.ncols() != patch || frames.ncols() != frame_len || first + out.nrows() > frames.nrows() * px {
+            return Err(Error::invalid("im2col", "internal: mismatched shapes"));
+        }
+        for (i, mut dst) in out.rows_mut().into_iter().enumerate() {
+            let q = first + i;
+            let (n, p) = (q / px, q % px);
+            let (oy, ox) = (p / self.out_cols, p % self.out_cols);
+            let f = &src[n * frame_len..(n + 1) * frame_len];
+            let dst = dst
+                .as_slice_mut()
+                .ok_or_else(|| Error::invalid("im2col", "internal: output row not contiguous"))?;
+            for ky in 0..kh {
+                let iy = (oy * self.strides.0 + ky * self.dilation.0) as isize - self.pad_top as isize;
+                for kx in 0..kw {
+                    let ix = (ox * self.strides.1 + kx * self.dilation.1) as isize - self.pad_left as isize;
+                    let d = &mut dst[(ky * kw + kx) * ch..(ky * kw + kx + 1) * ch];
+                    if iy < 0 || ix < 0 || iy >= self.in_rows as isize || ix >= self.in_cols as isize {
+                        d.fill(0.0);
+                    } else {
+                        let s = (iy as usize * self.in_cols + ix as usize) * ch;
+                        d.copy_from_slice(&f[s..s + ch]);
                     }
                 }
             }
         }
+        Ok(())
     }
 }
 

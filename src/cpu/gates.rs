@@ -1,122 +1,280 @@
-//! Fused gate math and state updates, one pass over a step's gate buffer.
+//! Fused gate math and state updates for one step, on a chunk of units (or rows).
 //!
-//! Every function works on row-major `(rows, gates * units)` buffers where `rows` is the batch
-//! (or batch x pixels for ConvLSTM2D) and gate blocks are contiguous, in Keras order.
+//! Layout: `xp` `(batch, gates * units)` is the projected input of this step with the input
+//! bias folded in, gate blocks contiguous in Keras order. `hu` `(batch, gates * len)` holds, for
+//! the chunk of units `u0 .. u0 + len`, the recurrent product of each gate side by side; it is
+//! overwritten with the gate values. Outputs are the chunk's columns of the new states.
+//!
+//! Each function runs on whole rows with contiguous slices so that the loops vectorise; on
+//! x86-64 with AVX2 + FMA a copy compiled for those features is chosen at run time.
 
 use crate::activation::Activation;
-use ndarray::{ArrayView2, ArrayViewMut2};
+use crate::cpu::math::apply;
+use crate::{Error, Result};
+use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 
-/// LSTM, gates `[i | f | c | o]`: `z = xp + hu` (biases already folded in),
-/// `i = rec(z_i)`, `f = rec(z_f)`, `g = act(z_c)`, `o = rec(z_o)`, `c' = f c + i g`,
-/// `h' = o act(c')`.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn lstm(
+/// The rows of the chunk: `xp` row, chunk of `hu`, outputs.
+fn slice<'a>(v: &'a ndarray::ArrayView1<'a, f32>, what: &str) -> Result<&'a [f32]> {
+    v.as_slice()
+        .ok_or_else(|| Error::invalid(what, "internal: a row is not contiguous"))
+}
+
+macro_rules! multiversion {
+    ($(#[$m:meta])* $vis:vis fn $name:ident / $avx:ident / $imp:ident ( $($arg:ident : $ty:ty),* $(,)? ) -> $ret:ty) => {
+        $(#[$m])*
+        $vis fn $name($($arg: $ty),*) -> $ret {
+            #[cfg(target_arch = "x86_64")]
+            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+                // SAFETY: the CPU supports AVX2 and FMA, checked on the line above; the
+                // function has no other requirement.
+                return unsafe { $avx($($arg),*) };
+            }
+            $imp($($arg),*)
+        }
+
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx2,fma")]
+        unsafe fn $avx($($arg: $ty),*) -> $ret {
+            $imp($($arg),*)
+        }
+    };
+}
+
+/// Parameters of one chunk.
+#[derive(Clone, Copy)]
+pub(crate) struct Chunk {
+    /// First unit of the chunk.
+    pub u0: usize,
+    /// Units in the chunk.
+    pub len: usize,
+    /// Units of the layer (the width of one gate block of `xp`).
+    pub units: usize,
+}
+
+#[inline(always)]
+fn add_xp(z: &mut [f32], xp: &[f32], c: Chunk, gates: usize) {
+    for g in 0..gates {
+        let src = &xp[g * c.units + c.u0..g * c.units + c.u0 + c.len];
+        for (a, b) in z[g * c.len..(g + 1) * c.len].iter_mut().zip(src) {
+            *a += *b;
+        }
+    }
+}
+
+#[inline(always)]
+fn lstm_impl(
     xp: ArrayView2<f32>,
-    hu: ArrayView2<f32>,
+    hu: &mut Array2<f32>,
     c_prev: ArrayView2<f32>,
     mut h_out: ArrayViewMut2<f32>,
     mut c_out: ArrayViewMut2<f32>,
     act: Activation,
     rec: Activation,
-    units: usize,
-) {
-    for r in 0..xp.nrows() {
-        let xp = xp.row(r);
-        let hu = hu.row(r);
-        let cp = c_prev.row(r);
-        let mut h = h_out.row_mut(r);
-        let mut c = c_out.row_mut(r);
-        for j in 0..units {
-            let i = rec.apply(xp[j] + hu[j]);
-            let f = rec.apply(xp[units + j] + hu[units + j]);
-            let g = act.apply(xp[2 * units + j] + hu[2 * units + j]);
-            let o = rec.apply(xp[3 * units + j] + hu[3 * units + j]);
-            let cn = f * cp[j] + i * g;
-            c[j] = cn;
-            h[j] = o * act.apply(cn);
+    c: Chunk,
+) -> Result<()> {
+    let n = c.len;
+    for b in 0..xp.nrows() {
+        let xr = xp.row(b);
+        let xr = slice(&xr, "xp")?;
+        let mut zr = hu.row_mut(b);
+        let z = zr.as_slice_mut().ok_or_else(|| Error::invalid("hu", "internal: not contiguous"))?;
+        add_xp(z, xr, c, 4);
+        let (i, rest) = z.split_at_mut(n);
+        let (f, rest) = rest.split_at_mut(n);
+        let (g, o) = rest.split_at_mut(n);
+        apply(rec, i);
+        apply(rec, f);
+        apply(act, g);
+        apply(rec, o);
+        let cp = c_prev.row(b);
+        let cp = &slice(&cp, "c")?[c.u0..c.u0 + n];
+        let mut cr = c_out.row_mut(b);
+        let cn = cr.as_slice_mut().ok_or_else(|| Error::invalid("c", "internal: not contiguous"))?;
+        let mut hr = h_out.row_mut(b);
+        let hn = hr.as_slice_mut().ok_or_else(|| Error::invalid("h", "internal: not contiguous"))?;
+        for j in 0..n {
+            let v = f[j] * cp[j] + i[j] * g[j];
+            cn[j] = v;
+            hn[j] = v;
+        }
+        apply(act, hn);
+        for (h, o) in hn.iter_mut().zip(o.iter()) {
+            *h *= *o;
         }
     }
+    Ok(())
 }
 
-/// GRU with `reset_after = true`, gates `[z | r | h]`: `xp = x W + b_in`, `hu = h U + b_rec`,
-/// `z = rec(xp_z + hu_z)`, `r = rec(xp_r + hu_r)`, `n = act(xp_h + r hu_h)`,
-/// `h' = z h + (1 - z) n`.
-pub(crate) fn gru_reset_after(
+multiversion! {
+    /// LSTM, gates `[i | f | c | o]`: `i = rec(z_i)`, `f = rec(z_f)`, `g = act(z_c)`,
+    /// `o = rec(z_o)`, `c' = f c + i g`, `h' = o act(c')` with `z = xp + hu`.
+    pub(crate) fn lstm / lstm_avx2 / lstm_impl(
+        xp: ArrayView2<f32>, hu: &mut Array2<f32>, c_prev: ArrayView2<f32>,
+        h_out: ArrayViewMut2<f32>, c_out: ArrayViewMut2<f32>, act: Activation, rec: Activation, c: Chunk,
+    ) -> Result<()>
+}
+
+#[inline(always)]
+fn gru_after_impl(
     xp: ArrayView2<f32>,
-    hu: ArrayView2<f32>,
+    hu: &mut Array2<f32>,
+    recurrent_bias: Option<&[f32]>,
     h_prev: ArrayView2<f32>,
     mut h_out: ArrayViewMut2<f32>,
     act: Activation,
     rec: Activation,
-    units: usize,
-) {
-    for r in 0..xp.nrows() {
-        let xp = xp.row(r);
-        let hu = hu.row(r);
-        let hp = h_prev.row(r);
-        let mut h = h_out.row_mut(r);
-        for j in 0..units {
-            let z = rec.apply(xp[j] + hu[j]);
-            let rr = rec.apply(xp[units + j] + hu[units + j]);
-            let n = act.apply(xp[2 * units + j] + rr * hu[2 * units + j]);
-            h[j] = z * hp[j] + (1.0 - z) * n;
+    c: Chunk,
+) -> Result<()> {
+    let n = c.len;
+    for b in 0..xp.nrows() {
+        let xr = xp.row(b);
+        let xr = slice(&xr, "xp")?;
+        let mut zr = hu.row_mut(b);
+        let z = zr.as_slice_mut().ok_or_else(|| Error::invalid("hu", "internal: not contiguous"))?;
+        if let Some(rb) = recurrent_bias {
+            for g in 0..3 {
+                let src = &rb[g * c.units + c.u0..g * c.units + c.u0 + n];
+                for (a, v) in z[g * n..(g + 1) * n].iter_mut().zip(src) {
+                    *a += *v;
+                }
+            }
+        }
+        // z, r take the input part now; the candidate keeps h U_h + c_h apart.
+        for g in 0..2 {
+            let src = &xr[g * c.units + c.u0..g * c.units + c.u0 + n];
+            for (a, v) in z[g * n..(g + 1) * n].iter_mut().zip(src) {
+                *a += *v;
+            }
+        }
+        let (zg, rest) = z.split_at_mut(n);
+        let (r, hh) = rest.split_at_mut(n);
+        apply(rec, zg);
+        apply(rec, r);
+        let xh = &xr[2 * c.units + c.u0..2 * c.units + c.u0 + n];
+        for j in 0..n {
+            hh[j] = xh[j] + r[j] * hh[j];
+        }
+        apply(act, hh);
+        let hp = h_prev.row(b);
+        let hp = &slice(&hp, "h")?[c.u0..c.u0 + n];
+        let mut hr = h_out.row_mut(b);
+        let hn = hr.as_slice_mut().ok_or_else(|| Error::invalid("h", "internal: not contiguous"))?;
+        for j in 0..n {
+            hn[j] = zg[j] * hp[j] + (1.0 - zg[j]) * hh[j];
         }
     }
+    Ok(())
 }
 
-/// GRU with `reset_after = false`, first half: `z`, `r` from `xp` and `hzr = h U[:, :2u]`;
-/// writes `z` into `z_out` and `r * h` into `rh_out`.
-pub(crate) fn gru_reset_before_gates(
+multiversion! {
+    /// GRU with `reset_after = true`, gates `[z | r | h]`: `z = rec(xp_z + hu_z + c_z)`,
+    /// `r = rec(xp_r + hu_r + c_r)`, `n = act(xp_h + r (hu_h + c_h))`, `h' = z h + (1 - z) n`.
+    pub(crate) fn gru_after / gru_after_avx2 / gru_after_impl(
+        xp: ArrayView2<f32>, hu: &mut Array2<f32>, recurrent_bias: Option<&[f32]>, h_prev: ArrayView2<f32>,
+        h_out: ArrayViewMut2<f32>, act: Activation, rec: Activation, c: Chunk,
+    ) -> Result<()>
+}
+
+#[inline(always)]
+fn gru_before_gates_impl(
     xp: ArrayView2<f32>,
-    hzr: ArrayView2<f32>,
+    hu: &mut Array2<f32>,
     h_prev: ArrayView2<f32>,
-    mut z_out: ArrayViewMut2<f32>,
     mut rh_out: ArrayViewMut2<f32>,
     rec: Activation,
-    units: usize,
-) {
-    for r in 0..xp.nrows() {
-        let xp = xp.row(r);
-        let hzr = hzr.row(r);
-        let hp = h_prev.row(r);
-        let mut z = z_out.row_mut(r);
-        let mut rh = rh_out.row_mut(r);
-        for j in 0..units {
-            z[j] = rec.apply(xp[j] + hzr[j]);
-            let rr = rec.apply(xp[units + j] + hzr[units + j]);
-            rh[j] = rr * hp[j];
+    c: Chunk,
+) -> Result<()> {
+    let n = c.len;
+    for b in 0..xp.nrows() {
+        let xr = xp.row(b);
+        let xr = slice(&xr, "xp")?;
+        let mut zr = hu.row_mut(b);
+        let z = zr.as_slice_mut().ok_or_else(|| Error::invalid("hu", "internal: not contiguous"))?;
+        add_xp(z, xr, c, 2);
+        apply(rec, &mut z[..2 * n]);
+        let hp = h_prev.row(b);
+        let hp = &slice(&hp, "h")?[c.u0..c.u0 + n];
+        let mut rr = rh_out.row_mut(b);
+        let rh = rr.as_slice_mut().ok_or_else(|| Error::invalid("rh", "internal: not contiguous"))?;
+        for j in 0..n {
+            rh[j] = z[n + j] * hp[j];
         }
     }
+    Ok(())
 }
 
-/// GRU with `reset_after = false`, second half: `n = act(xp_h + (r h) U_h)`,
-/// `h' = z h + (1 - z) n`.
-pub(crate) fn gru_reset_before_update(
+multiversion! {
+    /// GRU with `reset_after = false`, first half: `z = rec(xp_z + hu_z)`,
+    /// `r = rec(xp_r + hu_r)` (left in `hu`), and `r * h` into `rh_out`.
+    pub(crate) fn gru_before_gates / gru_before_gates_avx2 / gru_before_gates_impl(
+        xp: ArrayView2<f32>, hu: &mut Array2<f32>, h_prev: ArrayView2<f32>, rh_out: ArrayViewMut2<f32>,
+        rec: Activation, c: Chunk,
+    ) -> Result<()>
+}
+
+#[inline(always)]
+fn gru_before_update_impl(
     xp: ArrayView2<f32>,
-    rhu: ArrayView2<f32>,
-    z: ArrayView2<f32>,
+    z: &Array2<f32>,
+    rhu: &mut Array2<f32>,
     h_prev: ArrayView2<f32>,
     mut h_out: ArrayViewMut2<f32>,
     act: Activation,
-    units: usize,
-) {
-    for r in 0..xp.nrows() {
-        let xp = xp.row(r);
-        let rhu = rhu.row(r);
-        let z = z.row(r);
-        let hp = h_prev.row(r);
-        let mut h = h_out.row_mut(r);
-        for j in 0..units {
-            let n = act.apply(xp[2 * units + j] + rhu[j]);
-            h[j] = z[j] * hp[j] + (1.0 - z[j]) * n;
+    c: Chunk,
+) -> Result<()> {
+    let n = c.len;
+    for b in 0..xp.nrows() {
+        let xr = xp.row(b);
+        let xr = slice(&xr, "xp")?;
+        let zr = z.row(b);
+        let zg = &slice(&zr, "z")?[..n];
+        let mut qr = rhu.row_mut(b);
+        let q = qr.as_slice_mut().ok_or_else(|| Error::invalid("rhu", "internal: not contiguous"))?;
+        let xh = &xr[2 * c.units + c.u0..2 * c.units + c.u0 + n];
+        for j in 0..n {
+            q[j] += xh[j];
+        }
+        apply(act, q);
+        let hp = h_prev.row(b);
+        let hp = &slice(&hp, "h")?[c.u0..c.u0 + n];
+        let mut hr = h_out.row_mut(b);
+        let hn = hr.as_slice_mut().ok_or_else(|| Error::invalid("h", "internal: not contiguous"))?;
+        for j in 0..n {
+            hn[j] = zg[j] * hp[j] + (1.0 - zg[j]) * q[j];
         }
     }
+    Ok(())
 }
 
-/// SimpleRNN: `h' = act(xp + hu)`.
-pub(crate) fn simple(xp: ArrayView2<f32>, hu: ArrayView2<f32>, mut h_out: ArrayViewMut2<f32>, act: Activation) {
-    ndarray::Zip::from(&mut h_out)
-        .and(&xp)
-        .and(&hu)
-        .for_each(|h, &x, &u| *h = act.apply(x + u));
+multiversion! {
+    /// GRU with `reset_after = false`, second half: `n = act(xp_h + (r h) U_h)` with
+    /// `rhu = (r h) U_h` for the chunk, `h' = z h + (1 - z) n`; `z` is the first `len` columns
+    /// of the first half's gate buffer.
+    pub(crate) fn gru_before_update / gru_before_update_avx2 / gru_before_update_impl(
+        xp: ArrayView2<f32>, z: &Array2<f32>, rhu: &mut Array2<f32>, h_prev: ArrayView2<f32>,
+        h_out: ArrayViewMut2<f32>, act: Activation, c: Chunk,
+    ) -> Result<()>
+}
+
+#[inline(always)]
+fn simple_impl(xp: ArrayView2<f32>, hu: &mut Array2<f32>, mut h_out: ArrayViewMut2<f32>, act: Activation, c: Chunk) -> Result<()> {
+    for b in 0..xp.nrows() {
+        let xr = xp.row(b);
+        let xr = slice(&xr, "xp")?;
+        let mut zr = hu.row_mut(b);
+        let z = zr.as_slice_mut().ok_or_else(|| Error::invalid("hu", "internal: not contiguous"))?;
+        add_xp(z, xr, c, 1);
+        apply(act, z);
+        let mut hr = h_out.row_mut(b);
+        let hn = hr.as_slice_mut().ok_or_else(|| Error::invalid("h", "internal: not contiguous"))?;
+        hn.copy_from_slice(z);
+    }
+    Ok(())
+}
+
+multiversion! {
+    /// SimpleRNN: `h' = act(xp + hu)`.
+    pub(crate) fn simple / simple_avx2 / simple_impl(
+        xp: ArrayView2<f32>, hu: &mut Array2<f32>, h_out: ArrayViewMut2<f32>, act: Activation, c: Chunk,
+    ) -> Result<()>
 }

@@ -10,28 +10,22 @@
 
 pub(crate) mod conv;
 pub(crate) mod gates;
+pub(crate) mod gemm;
+pub(crate) mod math;
 pub(crate) mod sequence;
+mod threads;
 
-use ndarray::linalg::general_mat_mul;
-use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, Axis};
+pub use threads::{num_threads, set_num_threads};
 
-/// `c = a · b` (overwriting `c`).
-#[inline]
-pub(crate) fn matmul_into(a: ArrayView2<f32>, b: ArrayView2<f32>, c: &mut ArrayViewMut2<f32>) {
-    general_mat_mul(1.0, &a, &b, 0.0, c);
-}
+use crate::Result;
+use ndarray::{Array1, Array2, ArrayView2, Axis};
 
-/// `a · b + bias` (bias broadcast over rows) as a new array.
-pub(crate) fn affine(a: ArrayView2<f32>, b: ArrayView2<f32>, bias: Option<&Array1<f32>>) -> Array2<f32> {
-    let mut out = match bias {
-        Some(bias) => bias
-            .view()
-            .insert_axis(Axis(0))
-            .broadcast((a.nrows(), b.ncols()))
-            .map(|v| v.to_owned())
-            .unwrap_or_else(|| Array2::zeros((a.nrows(), b.ncols()))),
-        None => Array2::zeros((a.nrows(), b.ncols())),
-    };
-    general_mat_mul(1.0, &a, &b, if bias.is_some() { 1.0 } else { 0.0 }, &mut out);
-    out
+/// `a · b + bias` (bias broadcast over rows) as a new array, on `threads` threads.
+pub(crate) fn affine(a: ArrayView2<f32>, b: ArrayView2<f32>, bias: Option<&Array1<f32>>, threads: usize) -> Result<Array2<f32>> {
+    let mut out = Array2::zeros((a.nrows(), b.ncols()));
+    if let Some(bias) = bias {
+        out.assign(&bias.view().insert_axis(Axis(0)));
+    }
+    gemm::gemm(a, b, out.view_mut(), bias.is_some(), threads)?;
+    Ok(out)
 }

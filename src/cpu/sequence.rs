@@ -1,11 +1,84 @@
 //! The time loop shared by every layer: input projection for all steps, then per step the
 //! cell's fused step, masks, and state carry-over.
 
+use crate::cpu::gates::Chunk;
 use crate::Result;
-use ndarray::{s, Array2, Array3, ArrayView2, ArrayView3, Axis};
+use ndarray::{s, Array2, Array3, ArrayView2, ArrayView3, ArrayViewMut2, Axis};
+
+/// Per-sequence working memory of a [`Stepper`]: the chunks one step is split into (one per
+/// thread, or one when the step is too small to share) and their buffers.
+pub(crate) struct Scratch {
+    /// The chunks of one step (units for dense cells, rows for ConvLSTM2D).
+    pub chunks: Vec<Chunk>,
+    /// Buffers owned by each chunk.
+    pub per_chunk: Vec<Vec<Array2<f32>>>,
+    /// Buffers shared by all chunks.
+    pub shared: Vec<Array2<f32>>,
+}
+
+/// Splits `units` into chunks for `threads` threads when one step does at least
+/// `min_flops_to_split` work; chunk widths are multiples of 16 so that rows stay SIMD-aligned.
+pub(crate) fn plan_chunks(units: usize, threads: usize, step_flops: f64) -> Vec<Chunk> {
+    const MIN_FLOPS_TO_SPLIT: f64 = 4.0e5;
+    let n = if threads <= 1 || step_flops < MIN_FLOPS_TO_SPLIT || units < 32 {
+        1
+    } else {
+        threads.min(units / 16)
+    };
+    let per = units.div_ceil(n).div_ceil(16) * 16;
+    let mut v = Vec::new();
+    let mut u0 = 0;
+    while u0 < units {
+        let len = per.min(units - u0);
+        v.push(Chunk { u0, len, units });
+        u0 += len;
+    }
+    if v.is_empty() {
+        v.push(Chunk { u0: 0, len: 0, units });
+    }
+    v
+}
+
+/// Runs `f` on every task, in parallel (in the current rayon pool) when there are several.
+pub(crate) fn for_each_task<T: Send>(tasks: Vec<T>, f: impl Fn(T) -> Result<()> + Sync + Send) -> Result<()> {
+    if tasks.len() <= 1 {
+        for t in tasks {
+            f(t)?;
+        }
+        return Ok(());
+    }
+    use rayon::prelude::*;
+    tasks.into_par_iter().map(f).collect::<Result<Vec<()>>>().map(|_| ())
+}
+
+/// Splits the columns of `v` by `chunks` (consecutive, from column 0) into disjoint views.
+pub(crate) fn split_cols<'a>(v: ArrayViewMut2<'a, f32>, chunks: &[Chunk]) -> Vec<ArrayViewMut2<'a, f32>> {
+    let mut out = Vec::with_capacity(chunks.len());
+    let mut rest = v;
+    for c in chunks {
+        let at = c.len.min(rest.ncols());
+        let (a, b) = rest.split_at(Axis(1), at);
+        out.push(a);
+        rest = b;
+    }
+    out
+}
+
+/// Splits the rows of `v` by `chunks` (consecutive, from row 0) into disjoint views.
+pub(crate) fn split_rows<'a>(v: ArrayViewMut2<'a, f32>, chunks: &[Chunk]) -> Vec<ArrayViewMut2<'a, f32>> {
+    let mut out = Vec::with_capacity(chunks.len());
+    let mut rest = v;
+    for c in chunks {
+        let at = c.len.min(rest.nrows());
+        let (a, b) = rest.split_at(Axis(0), at);
+        out.push(a);
+        rest = b;
+    }
+    out
+}
 
 /// One cell as the time loop drives it. Widths are per batch row (flattened for ConvLSTM2D).
-pub(crate) trait Stepper {
+pub(crate) trait Stepper: Sync {
     /// Features of one input step.
     fn input_width(&self) -> usize;
     /// Width of each state, `h` first.
@@ -15,9 +88,9 @@ pub(crate) trait Stepper {
     /// Width of the projected input that [`Stepper::step`] consumes.
     fn projected_width(&self) -> usize;
     /// Projects the inputs of all steps at once: `(n, input_width)` -> `(n, projected_width)`.
-    fn project(&self, x: ArrayView2<f32>) -> Result<Array2<f32>>;
-    /// Scratch buffers for [`Stepper::step`], allocated once per sequence.
-    fn scratch(&self, batch: usize) -> Vec<Array2<f32>>;
+    fn project(&self, x: ArrayView2<f32>, threads: usize) -> Result<Array2<f32>>;
+    /// Working memory for [`Stepper::step`], allocated once per sequence.
+    fn scratch(&self, batch: usize, threads: usize) -> Scratch;
     /// One step for the whole batch: reads `xp` `(batch, projected_width)` and `states`, writes
     /// every element of `new_states` and `out`.
     fn step(
@@ -26,7 +99,7 @@ pub(crate) trait Stepper {
         states: &[Array2<f32>],
         new_states: &mut [Array2<f32>],
         out: &mut Array2<f32>,
-        scratch: &mut [Array2<f32>],
+        scratch: &mut Scratch,
     ) -> Result<()>;
 }
 
@@ -48,6 +121,7 @@ pub(crate) fn run(
     mask: Option<ArrayView2<bool>>,
     init: Vec<Array2<f32>>,
     keep_outputs: bool,
+    threads: usize,
 ) -> Result<SeqResult> {
     let (t_len, batch, feat) = x.dim();
     let flat = x.as_standard_layout();
@@ -55,13 +129,13 @@ pub(crate) fn run(
         .view()
         .into_shape_with_order((t_len * batch, feat))
         .map_err(|e| crate::Error::invalid("input", e.to_string()))?;
-    let xp = cell.project(flat)?;
+    let xp = cell.project(flat, threads)?;
     let out_w = cell.output_width();
     let mut states = init;
     let mut new_states: Vec<Array2<f32>> = states.iter().map(|s| Array2::zeros(s.dim())).collect();
     let mut out = Array2::<f32>::zeros((batch, out_w));
     let mut prev_out = Array2::<f32>::zeros((batch, out_w));
-    let mut scratch = cell.scratch(batch);
+    let mut scratch = cell.scratch(batch, threads);
     let mut outputs = if keep_outputs {
         Some(Array3::<f32>::zeros((t_len, batch, out_w)))
     } else {
@@ -103,6 +177,18 @@ pub(crate) fn run_stack(
     init: Vec<Vec<Array2<f32>>>,
     keep_outputs: bool,
 ) -> Result<(SeqResult, Vec<Vec<Array2<f32>>>)> {
+    let threads = crate::cpu::threads::num_threads();
+    crate::cpu::threads::install(threads, || run_stack_in_pool(cells, x, mask, init, keep_outputs, threads))
+}
+
+fn run_stack_in_pool(
+    cells: &[&dyn Stepper],
+    x: ArrayView3<f32>,
+    mask: Option<ArrayView2<bool>>,
+    init: Vec<Vec<Array2<f32>>>,
+    keep_outputs: bool,
+    threads: usize,
+) -> Result<(SeqResult, Vec<Vec<Array2<f32>>>)> {
     let mut all_states = Vec::with_capacity(cells.len());
     let mut current: Option<Array3<f32>> = None;
     let n = cells.len();
@@ -113,7 +199,7 @@ pub(crate) fn run_stack(
             Some(c) => c.view(),
             None => x,
         };
-        let r = run(*cell, input, mask, init, keep)?;
+        let r = run(*cell, input, mask, init, keep, threads)?;
         all_states.push(r.states);
         current = r.outputs;
         last = Some(r.last);

@@ -2,7 +2,9 @@
 
 use crate::cell::Cell;
 use crate::config::{GRUCellConfig, Initializers, LSTMCellConfig, SimpleRNNCellConfig};
-use crate::cpu::sequence::Stepper;
+use crate::cpu::gates::{self, Chunk};
+use crate::cpu::gemm::gemm;
+use crate::cpu::sequence::{for_each_task, plan_chunks, split_cols, Scratch, Stepper};
 use crate::error::fmt_shape;
 use crate::{Error, Result};
 use ndarray::{concatenate, s, Array1, Array2, ArrayD, ArrayView2, Axis, Ix1, Ix2};
@@ -78,11 +80,11 @@ fn check_call(cell: &dyn Stepper, inputs: ArrayView2<f32>, states: &[ArrayView2<
 /// One step through the fused path (projection, then step), for the `Cell` impls.
 fn call_via_stepper(cell: &dyn Stepper, inputs: ArrayView2<f32>, states: &[ArrayView2<f32>]) -> Result<(Array2<f32>, Vec<Array2<f32>>)> {
     let b = inputs.nrows();
-    let xp = cell.project(inputs)?;
+    let xp = cell.project(inputs, 1)?;
     let owned: Vec<Array2<f32>> = states.iter().map(|s| s.to_owned()).collect();
     let mut new_states: Vec<Array2<f32>> = owned.iter().map(|s| Array2::zeros(s.dim())).collect();
     let mut out = Array2::zeros((b, cell.output_width()));
-    let mut scratch = cell.scratch(b);
+    let mut scratch = cell.scratch(b, 1);
     cell.step(xp.view(), &owned, &mut new_states, &mut out, &mut scratch)?;
     Ok((out, new_states))
 }
@@ -318,6 +320,31 @@ impl_cell_via_stepper!(LSTMCell);
 
 // ---- fused steppers
 
+/// `hu_chunk = h · U[:, gate blocks of the chunk]`: one product when the chunk covers every unit,
+/// else one per gate block.
+fn recurrent_product(h: ArrayView2<f32>, u: &Array2<f32>, gates: usize, c: Chunk, hu: &mut Array2<f32>) -> Result<()> {
+    if c.len == c.units {
+        return gemm(h, u.slice(s![.., ..gates * c.units]), hu.view_mut(), false, 1);
+    }
+    for g in 0..gates {
+        let cols = g * c.units + c.u0..g * c.units + c.u0 + c.len;
+        gemm(h, u.slice(s![.., cols]), hu.slice_mut(s![.., g * c.len..(g + 1) * c.len]), false, 1)?;
+    }
+    Ok(())
+}
+
+/// Scratch with one `(batch, gates * len)` buffer per chunk of `units`.
+fn gate_scratch(batch: usize, units: usize, gates: usize, threads: usize) -> Scratch {
+    let flops = 2.0 * batch as f64 * units as f64 * (gates * units) as f64;
+    let chunks = plan_chunks(units, threads, flops);
+    let per_chunk = chunks.iter().map(|c| vec![Array2::zeros((batch, gates * c.len))]).collect();
+    Scratch {
+        chunks,
+        per_chunk,
+        shared: Vec::new(),
+    }
+}
+
 impl Stepper for SimpleRNNCell {
     fn input_width(&self) -> usize {
         self.kernel.nrows()
@@ -331,16 +358,21 @@ impl Stepper for SimpleRNNCell {
     fn projected_width(&self) -> usize {
         self.config.units
     }
-    fn project(&self, x: ArrayView2<f32>) -> Result<Array2<f32>> {
-        Ok(crate::cpu::affine(x, self.kernel.view(), self.bias.as_ref()))
+    fn project(&self, x: ArrayView2<f32>, threads: usize) -> Result<Array2<f32>> {
+        crate::cpu::affine(x, self.kernel.view(), self.bias.as_ref(), threads)
     }
-    fn scratch(&self, batch: usize) -> Vec<Array2<f32>> {
-        vec![Array2::zeros((batch, self.config.units))]
+    fn scratch(&self, batch: usize, threads: usize) -> Scratch {
+        gate_scratch(batch, self.config.units, 1, threads)
     }
-    fn step(&self, xp: ArrayView2<f32>, states: &[Array2<f32>], new_states: &mut [Array2<f32>], out: &mut Array2<f32>, scratch: &mut [Array2<f32>]) -> Result<()> {
-        let hu = &mut scratch[0];
-        crate::cpu::matmul_into(states[0].view(), self.recurrent_kernel.view(), &mut hu.view_mut());
-        crate::cpu::gates::simple(xp, hu.view(), new_states[0].view_mut(), self.config.activation);
+    fn step(&self, xp: ArrayView2<f32>, states: &[Array2<f32>], new_states: &mut [Array2<f32>], out: &mut Array2<f32>, scratch: &mut Scratch) -> Result<()> {
+        let h = states[0].view();
+        let act = self.config.activation;
+        let outs = split_cols(new_states[0].view_mut(), &scratch.chunks);
+        let tasks: Vec<_> = scratch.chunks.iter().zip(scratch.per_chunk.iter_mut()).zip(outs).collect();
+        for_each_task(tasks, |((c, bufs), h_out)| {
+            recurrent_product(h, &self.recurrent_kernel, 1, *c, &mut bufs[0])?;
+            gates::simple(xp, &mut bufs[0], h_out, act, *c)
+        })?;
         out.assign(&new_states[0]);
         Ok(())
     }
@@ -359,46 +391,59 @@ impl Stepper for GRUCell {
     fn projected_width(&self) -> usize {
         3 * self.config.units
     }
-    fn project(&self, x: ArrayView2<f32>) -> Result<Array2<f32>> {
-        Ok(crate::cpu::affine(x, self.kernel.view(), self.input_bias.as_ref()))
+    fn project(&self, x: ArrayView2<f32>, threads: usize) -> Result<Array2<f32>> {
+        crate::cpu::affine(x, self.kernel.view(), self.input_bias.as_ref(), threads)
     }
-    fn scratch(&self, batch: usize) -> Vec<Array2<f32>> {
+    fn scratch(&self, batch: usize, threads: usize) -> Scratch {
         let u = self.config.units;
         if self.config.reset_after {
-            vec![Array2::zeros((batch, 3 * u))]
+            gate_scratch(batch, u, 3, threads)
         } else {
-            vec![
-                Array2::zeros((batch, 2 * u)),
-                Array2::zeros((batch, u)),
-                Array2::zeros((batch, u)),
-                Array2::zeros((batch, u)),
-            ]
+            let mut s = gate_scratch(batch, u, 2, threads);
+            for (c, bufs) in s.chunks.iter().zip(s.per_chunk.iter_mut()) {
+                bufs.push(Array2::zeros((batch, c.len)));
+            }
+            s.shared.push(Array2::zeros((batch, u)));
+            s
         }
     }
-    fn step(&self, xp: ArrayView2<f32>, states: &[Array2<f32>], new_states: &mut [Array2<f32>], out: &mut Array2<f32>, scratch: &mut [Array2<f32>]) -> Result<()> {
-        let u = self.config.units;
+    fn step(&self, xp: ArrayView2<f32>, states: &[Array2<f32>], new_states: &mut [Array2<f32>], out: &mut Array2<f32>, scratch: &mut Scratch) -> Result<()> {
         let act = self.config.activation;
         let rec = self.config.recurrent_activation;
         let h = states[0].view();
+        let u = &self.recurrent_kernel;
         if self.config.reset_after {
-            let hu = &mut scratch[0];
-            match &self.recurrent_bias {
-                Some(c) => {
-                    hu.assign(&c.view().insert_axis(Axis(0)));
-                    ndarray::linalg::general_mat_mul(1.0, &h, &self.recurrent_kernel, 1.0, hu);
-                }
-                None => crate::cpu::matmul_into(h, self.recurrent_kernel.view(), &mut hu.view_mut()),
-            }
-            crate::cpu::gates::gru_reset_after(xp, hu.view(), h, new_states[0].view_mut(), act, rec, u);
+            let rb = match &self.recurrent_bias {
+                Some(b) => Some(b.as_slice().ok_or_else(|| Error::invalid("bias", "internal: not contiguous"))?),
+                None => None,
+            };
+            let outs = split_cols(new_states[0].view_mut(), &scratch.chunks);
+            let tasks: Vec<_> = scratch.chunks.iter().zip(scratch.per_chunk.iter_mut()).zip(outs).collect();
+            for_each_task(tasks, |((c, bufs), h_out)| {
+                recurrent_product(h, u, 3, *c, &mut bufs[0])?;
+                gates::gru_after(xp, &mut bufs[0], rb, h, h_out, act, rec, *c)
+            })?;
         } else {
-            let (hzr, rest) = scratch.split_at_mut(1);
-            let (z, rest) = rest.split_at_mut(1);
-            let (rh, rhu) = rest.split_at_mut(1);
-            let (hzr, z, rh, rhu) = (&mut hzr[0], &mut z[0], &mut rh[0], &mut rhu[0]);
-            crate::cpu::matmul_into(h, self.recurrent_kernel.slice(s![.., ..2 * u]), &mut hzr.view_mut());
-            crate::cpu::gates::gru_reset_before_gates(xp, hzr.view(), h, z.view_mut(), rh.view_mut(), rec, u);
-            crate::cpu::matmul_into(rh.view(), self.recurrent_kernel.slice(s![.., 2 * u..]), &mut rhu.view_mut());
-            crate::cpu::gates::gru_reset_before_update(xp, rhu.view(), z.view(), h, new_states[0].view_mut(), act, u);
+            let units = self.config.units;
+            let (shared, chunks) = (&mut scratch.shared, &scratch.chunks);
+            let rh = &mut shared[0];
+            {
+                let rh_parts = split_cols(rh.view_mut(), chunks);
+                let tasks: Vec<_> = chunks.iter().zip(scratch.per_chunk.iter_mut()).zip(rh_parts).collect();
+                for_each_task(tasks, |((c, bufs), rh_out)| {
+                    recurrent_product(h, u, 2, *c, &mut bufs[0])?;
+                    gates::gru_before_gates(xp, &mut bufs[0], h, rh_out, rec, *c)
+                })?;
+            }
+            let rh = rh.view();
+            let u_h = u.slice(s![.., 2 * units..]);
+            let outs = split_cols(new_states[0].view_mut(), chunks);
+            let tasks: Vec<_> = chunks.iter().zip(scratch.per_chunk.iter_mut()).zip(outs).collect();
+            for_each_task(tasks, |((c, bufs), h_out)| {
+                let (zbuf, rhu) = bufs.split_at_mut(1);
+                gemm(rh, u_h.slice(s![.., c.u0..c.u0 + c.len]), rhu[0].view_mut(), false, 1)?;
+                gates::gru_before_update(xp, &zbuf[0], &mut rhu[0], h, h_out, act, *c)
+            })?;
         }
         out.assign(&new_states[0]);
         Ok(())
@@ -418,26 +463,28 @@ impl Stepper for LSTMCell {
     fn projected_width(&self) -> usize {
         4 * self.config.units
     }
-    fn project(&self, x: ArrayView2<f32>) -> Result<Array2<f32>> {
-        Ok(crate::cpu::affine(x, self.kernel.view(), self.bias.as_ref()))
+    fn project(&self, x: ArrayView2<f32>, threads: usize) -> Result<Array2<f32>> {
+        crate::cpu::affine(x, self.kernel.view(), self.bias.as_ref(), threads)
     }
-    fn scratch(&self, batch: usize) -> Vec<Array2<f32>> {
-        vec![Array2::zeros((batch, 4 * self.config.units))]
+    fn scratch(&self, batch: usize, threads: usize) -> Scratch {
+        gate_scratch(batch, self.config.units, 4, threads)
     }
-    fn step(&self, xp: ArrayView2<f32>, states: &[Array2<f32>], new_states: &mut [Array2<f32>], out: &mut Array2<f32>, scratch: &mut [Array2<f32>]) -> Result<()> {
-        let hu = &mut scratch[0];
-        crate::cpu::matmul_into(states[0].view(), self.recurrent_kernel.view(), &mut hu.view_mut());
+    fn step(&self, xp: ArrayView2<f32>, states: &[Array2<f32>], new_states: &mut [Array2<f32>], out: &mut Array2<f32>, scratch: &mut Scratch) -> Result<()> {
+        let (act, rec) = (self.config.activation, self.config.recurrent_activation);
+        let (h, c_prev) = (states[0].view(), states[1].view());
         let (h_new, c_new) = new_states.split_at_mut(1);
-        crate::cpu::gates::lstm(
-            xp,
-            hu.view(),
-            states[1].view(),
-            h_new[0].view_mut(),
-            c_new[0].view_mut(),
-            self.config.activation,
-            self.config.recurrent_activation,
-            self.config.units,
-        );
+        let h_outs = split_cols(h_new[0].view_mut(), &scratch.chunks);
+        let c_outs = split_cols(c_new[0].view_mut(), &scratch.chunks);
+        let tasks: Vec<_> = scratch
+            .chunks
+            .iter()
+            .zip(scratch.per_chunk.iter_mut())
+            .zip(h_outs.into_iter().zip(c_outs))
+            .collect();
+        for_each_task(tasks, |((c, bufs), (h_out, c_out))| {
+            recurrent_product(h, &self.recurrent_kernel, 4, *c, &mut bufs[0])?;
+            gates::lstm(xp, &mut bufs[0], c_prev, h_out, c_out, act, rec, *c)
+        })?;
         out.assign(&h_new[0]);
         Ok(())
     }

@@ -2,12 +2,14 @@
 
 use crate::config::{ConvLSTM2DConfig, DataFormat};
 use crate::cpu::conv::ConvGeometry;
-use crate::cpu::sequence::Stepper;
+use crate::cpu::gates::{self, Chunk};
+use crate::cpu::gemm::gemm;
+use crate::cpu::sequence::{for_each_task, plan_chunks, split_rows, Scratch, Stepper};
 use crate::error::fmt_shape;
 use crate::layers::cells::{check_shape, lstm_bias};
 use crate::layers::core::{self, CallArgs, Carry, Output};
 use crate::{Error, Result};
-use ndarray::{Array1, Array2, Array4, ArrayD, ArrayView2, ArrayView3, ArrayViewD, Ix3, Ix4};
+use ndarray::{s, Array1, Array2, Array4, ArrayD, ArrayView2, ArrayView3, ArrayViewD, Ix3, Ix4};
 
 /// Keras `ConvLSTM2D`, gates `[i | f | c | o]`:
 /// `i = rec(W_i * x + U_i * h + b_i)`, `f`, `o` alike, `g = act(W_c * x + U_c * h + b_c)`,
@@ -291,46 +293,61 @@ impl Stepper for ConvStepper<'_> {
     fn projected_width(&self) -> usize {
         self.input.out_pixels() * 4 * self.layer.config.filters
     }
-    fn project(&self, x: ArrayView2<f32>) -> Result<Array2<f32>> {
+    fn project(&self, x: ArrayView2<f32>, threads: usize) -> Result<Array2<f32>> {
         let n = x.nrows();
         let px = self.input.out_pixels();
         let mut cols = Array2::zeros((n * px, self.input.patch_len()));
-        self.input.im2col_into(x, &mut cols);
-        let z = crate::cpu::affine(cols.view(), self.kernel, self.layer.bias.as_ref());
+        // im2col split over threads by rows, then one GEMM for every pixel of every frame.
+        let chunks = plan_chunks(n * px, threads, 2.0 * (n * px * self.input.patch_len()) as f64 * 1e3);
+        let parts = split_rows(cols.view_mut(), &chunks);
+        let tasks: Vec<_> = chunks.iter().zip(parts).collect();
+        for_each_task(tasks, |(c, part)| self.input.im2col_rows(x, c.u0, part))?;
+        let z = crate::cpu::affine(cols.view(), self.kernel, self.layer.bias.as_ref(), threads)?;
         z.into_shape_with_order((n, self.projected_width()))
             .map_err(|e| Error::invalid("input", e.to_string()))
     }
-    fn scratch(&self, batch: usize) -> Vec<Array2<f32>> {
-        let px = self.recurrent.out_pixels();
-        vec![
-            Array2::zeros((batch * px, self.recurrent.patch_len())),
-            Array2::zeros((batch * px, 4 * self.layer.config.filters)),
-        ]
-    }
-    fn step(&self, xp: ArrayView2<f32>, states: &[Array2<f32>], new_states: &mut [Array2<f32>], out: &mut Array2<f32>, scratch: &mut [Array2<f32>]) -> Result<()> {
+    fn scratch(&self, batch: usize, threads: usize) -> Scratch {
+        let rows = batch * self.recurrent.out_pixels();
         let f = self.layer.config.filters;
-        let b = xp.nrows();
-        let rows = b * self.recurrent.out_pixels();
-        let (cols, hu) = scratch.split_at_mut(1);
-        let (cols, hu) = (&mut cols[0], &mut hu[0]);
-        self.recurrent.im2col_into(states[0].view(), cols);
-        crate::cpu::matmul_into(cols.view(), self.recurrent_kernel, &mut hu.view_mut());
+        let flops = 2.0 * rows as f64 * self.recurrent.patch_len() as f64 * (4 * f) as f64;
+        let chunks = plan_chunks(rows, threads, flops);
+        let per_chunk = chunks
+            .iter()
+            .map(|c| vec![Array2::zeros((c.len, self.recurrent.patch_len())), Array2::zeros((c.len, 4 * f))])
+            .collect();
+        Scratch {
+            chunks,
+            per_chunk,
+            shared: Vec::new(),
+        }
+    }
+    fn step(&self, xp: ArrayView2<f32>, states: &[Array2<f32>], new_states: &mut [Array2<f32>], out: &mut Array2<f32>, scratch: &mut Scratch) -> Result<()> {
+        let f = self.layer.config.filters;
+        let rows = xp.nrows() * self.recurrent.out_pixels();
         let err = |e: ndarray::ShapeError| Error::invalid("state", e.to_string());
         let xp = xp.into_shape_with_order((rows, 4 * f)).map_err(err)?;
         let c_prev = states[1].view().into_shape_with_order((rows, f)).map_err(err)?;
+        let h_prev = states[0].view();
         let (h_new, c_new) = new_states.split_at_mut(1);
         let h_out = h_new[0].view_mut().into_shape_with_order((rows, f)).map_err(err)?;
         let c_out = c_new[0].view_mut().into_shape_with_order((rows, f)).map_err(err)?;
-        crate::cpu::gates::lstm(
-            xp,
-            hu.view(),
-            c_prev,
-            h_out,
-            c_out,
-            self.layer.config.activation,
-            self.layer.config.recurrent_activation,
-            f,
-        );
+        let h_parts = split_rows(h_out, &scratch.chunks);
+        let c_parts = split_rows(c_out, &scratch.chunks);
+        let tasks: Vec<_> = scratch
+            .chunks
+            .iter()
+            .zip(scratch.per_chunk.iter_mut())
+            .zip(h_parts.into_iter().zip(c_parts))
+            .collect();
+        let (act, rec) = (self.layer.config.activation, self.layer.config.recurrent_activation);
+        for_each_task(tasks, |((c, bufs), (h_out, c_out))| {
+            let (cols, hu) = bufs.split_at_mut(1);
+            self.recurrent.im2col_rows(h_prev, c.u0, cols[0].view_mut())?;
+            gemm(cols[0].view(), self.recurrent_kernel, hu[0].view_mut(), false, 1)?;
+            let rows = c.u0..c.u0 + c.len;
+            let whole = Chunk { u0: 0, len: f, units: f };
+            gates::lstm(xp.slice(s![rows.clone(), ..]), &mut hu[0], c_prev.slice(s![rows, ..]), h_out, c_out, act, rec, whole)
+        })?;
         out.assign(&h_new[0]);
         Ok(())
     }

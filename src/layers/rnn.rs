@@ -3,7 +3,7 @@
 
 use crate::cell::Cell;
 use crate::config::{GRUCellConfig, LSTMCellConfig, SequenceOptions, SimpleRNNCellConfig};
-use crate::cpu::sequence::Stepper;
+use crate::cpu::sequence::{Scratch, Stepper};
 use crate::layers::cells::{check_shape, GRUCell, LSTMCell, SimpleRNNCell};
 use crate::layers::core::{self, CallArgs, Carry, Output};
 use crate::{Error, Result};
@@ -99,7 +99,7 @@ impl AnyCell {
 
 /// Drives a user-defined cell through the time loop.
 struct UserStepper<'a> {
-    cell: &'a dyn Cell,
+    cell: &'a (dyn Cell + Send + Sync),
     index: usize,
     input_width: usize,
     constants: &'a [ArrayView2<'a, f32>],
@@ -118,13 +118,17 @@ impl Stepper for UserStepper<'_> {
     fn projected_width(&self) -> usize {
         self.input_width
     }
-    fn project(&self, x: ArrayView2<f32>) -> Result<Array2<f32>> {
+    fn project(&self, x: ArrayView2<f32>, _threads: usize) -> Result<Array2<f32>> {
         Ok(x.to_owned())
     }
-    fn scratch(&self, _batch: usize) -> Vec<Array2<f32>> {
-        Vec::new()
+    fn scratch(&self, _batch: usize, _threads: usize) -> Scratch {
+        Scratch {
+            chunks: Vec::new(),
+            per_chunk: Vec::new(),
+            shared: Vec::new(),
+        }
     }
-    fn step(&self, xp: ArrayView2<f32>, states: &[Array2<f32>], new_states: &mut [Array2<f32>], out: &mut Array2<f32>, _scratch: &mut [Array2<f32>]) -> Result<()> {
+    fn step(&self, xp: ArrayView2<f32>, states: &[Array2<f32>], new_states: &mut [Array2<f32>], out: &mut Array2<f32>, _scratch: &mut Scratch) -> Result<()> {
         let views: Vec<ArrayView2<f32>> = states.iter().map(|s| s.view()).collect();
         let (o, ns) = self.cell.call(xp, &views, self.constants)?;
         let i = self.index;

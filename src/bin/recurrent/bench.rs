@@ -74,6 +74,9 @@ pub struct BenchArgs {
     /// Timed runs per shape (after one warm-up run).
     #[arg(long, default_value_t = 5)]
     repeats: usize,
+    /// CPU threads (default: the number of available cores).
+    #[arg(long)]
+    threads: Option<usize>,
     /// Print one JSON object per run instead of the table.
     #[arg(long)]
     json: bool,
@@ -230,6 +233,13 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     if matches!(args.device, BenchDevice::Cuda) {
         return Err(Error::NotCompiledWithCuda);
     }
+    if let Some(t) = args.threads {
+        if t == 0 {
+            return Err(Error::invalid("--threads", "expected a positive integer, found 0"));
+        }
+        recurrent::cpu::set_num_threads(t);
+    }
+    let threads = recurrent::cpu::num_threads();
     let shapes = match args.layer {
         None => {
             if args.batch.is_some() || args.seq.is_some() || args.input.is_some() || args.units.is_some() {
@@ -255,7 +265,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     };
     if !args.json {
         println!(
-            "recurrent bench, device cpu, f32, 1 thread, median of {} runs after 1 warm-up",
+            "recurrent bench, device cpu, f32, {threads} thread(s), median of {} runs after 1 warm-up",
             args.repeats.max(1)
         );
         println!(
@@ -269,7 +279,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         let per_step = t.median_us / s.seq as f64;
         if args.json {
             let mut o = serde_json::json!({
-                "device": "cpu", "dtype": "f32", "threads": 1,
+                "device": "cpu", "dtype": "f32", "threads": threads,
                 "layer": s.layer.name(), "batch": s.batch, "seq": s.seq, "input": s.input, "units": s.units,
                 "median_us": t.median_us, "min_us": t.min_us, "max_us": t.max_us,
                 "us_per_step": per_step, "gflops": gflops, "repeats": args.repeats.max(1),
