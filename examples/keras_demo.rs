@@ -16,7 +16,11 @@ fn main() -> Result<(), recurrent::Error> {
     let mut worst = 0.0f32;
     for name in ["lstm", "conv_lstm2d"] {
         let dir = root.join(name);
-        let mut layer = load_layer(&dir.join("layer.json"), &dir.join("weights.npz"), StorageType::F32)?;
+        let mut layer = load_layer(
+            &dir.join("layer.json"),
+            &dir.join("weights.npz"),
+            StorageType::F32,
+        )?;
         let x = npz::read_f32(&dir.join("x.npy"))?;
         let out = layer.forward(x.view(), &CallArgs::default())?;
         let keras = npz::read_npz(&dir.join("keras_out.npz"))?;
@@ -25,7 +29,11 @@ fn main() -> Result<(), recurrent::Error> {
             message: "missing array `output`".into(),
         })?;
         if want.shape() != out.output.shape() {
-            return Err(recurrent::Error::shape("output", format!("{:?}", want.shape()), out.output.shape()));
+            return Err(recurrent::Error::shape(
+                "output",
+                format!("{:?}", want.shape()),
+                out.output.shape(),
+            ));
         }
         let diff = out
             .output
@@ -34,8 +42,19 @@ fn main() -> Result<(), recurrent::Error> {
             .map(|(a, b)| (a - b).abs())
             .fold(0.0f32, f32::max);
         worst = worst.max(diff);
-        println!("{} ({}): input {:?} -> output {:?}", name, layer.class_name(), x.shape(), out.output.shape());
-        let shown: Vec<String> = out.output.iter().take(6).map(|v| format!("{v:+.6}")).collect();
+        println!(
+            "{} ({}): input {:?} -> output {:?}",
+            name,
+            layer.class_name(),
+            x.shape(),
+            out.output.shape()
+        );
+        let shown: Vec<String> = out
+            .output
+            .iter()
+            .take(6)
+            .map(|v| format!("{v:+.6}"))
+            .collect();
         println!("  first outputs:      {}", shown.join(" "));
         let shown: Vec<String> = want.iter().take(6).map(|v| format!("{v:+.6}")).collect();
         println!("  Keras's outputs:    {}", shown.join(" "));
@@ -49,6 +68,9 @@ fn main() -> Result<(), recurrent::Error> {
     if ok {
         Ok(())
     } else {
-        Err(recurrent::Error::invalid("keras_demo", format!("outputs differ from Keras by {worst:e}")))
+        Err(recurrent::Error::invalid(
+            "keras_demo",
+            format!("outputs differ from Keras by {worst:e}"),
+        ))
     }
 }

@@ -193,7 +193,10 @@ mod tests {
         }
         let e = Activation::from_name("recurrent_activation", "mish").unwrap_err();
         let msg = e.to_string();
-        assert!(msg.contains("recurrent_activation") && msg.contains("mish"), "{msg}");
+        assert!(
+            msg.contains("recurrent_activation") && msg.contains("mish"),
+            "{msg}"
+        );
     }
 
     #[test]

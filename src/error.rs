@@ -90,11 +90,7 @@ pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
     /// A shape error for `what`, formatting both shapes.
-    pub fn shape(
-        what: impl Into<String>,
-        expected: impl Into<String>,
-        found: &[usize],
-    ) -> Self {
+    pub fn shape(what: impl Into<String>, expected: impl Into<String>, found: &[usize]) -> Self {
         Error::Shape {
             what: what.into(),
             expected: expected.into(),

@@ -15,7 +15,11 @@ use ndarray::{s, Array1, Array2, ArrayView1, ArrayView2};
 
 /// Applies `f` to each of the `gates` column blocks of `m` (each `(rows, u)`), gathering the
 /// results (each `(rows, u)`) side by side.
-fn per_gate(m: ArrayView2<f32>, gates: usize, f: impl Fn(ArrayView2<f32>) -> Result<Array2<f32>>) -> Result<Array2<f32>> {
+fn per_gate(
+    m: ArrayView2<f32>,
+    gates: usize,
+    f: impl Fn(ArrayView2<f32>) -> Result<Array2<f32>>,
+) -> Result<Array2<f32>> {
     let u = m.ncols() / gates;
     let mut out = Array2::zeros(m.dim());
     for j in 0..gates {
@@ -30,7 +34,8 @@ fn per_gate(m: ArrayView2<f32>, gates: usize, f: impl Fn(ArrayView2<f32>) -> Res
 fn reinterpret_t(a: ArrayView2<f32>) -> Result<Array2<f32>> {
     let (r, c) = a.dim();
     let flat: Vec<f32> = a.iter().copied().collect();
-    let v = Array2::from_shape_vec((c, r), flat).map_err(|e| Error::invalid("kernel", e.to_string()))?;
+    let v = Array2::from_shape_vec((c, r), flat)
+        .map_err(|e| Error::invalid("kernel", e.to_string()))?;
     Ok(v.t().to_owned())
 }
 
@@ -41,26 +46,44 @@ fn reinterpret_t_inv(a: ArrayView2<f32>) -> Result<Array2<f32>> {
     Array2::from_shape_vec((r, c), flat).map_err(|e| Error::invalid("kernel", e.to_string()))
 }
 
-fn check_gates(what: &str, m: ArrayView2<f32>, rows: Option<usize>, gates: usize, units: usize) -> Result<()> {
+fn check_gates(
+    what: &str,
+    m: ArrayView2<f32>,
+    rows: Option<usize>,
+    gates: usize,
+    units: usize,
+) -> Result<()> {
     let r = rows.unwrap_or(m.nrows());
     check_shape(what, m.shape(), &[r, gates * units])
 }
 
 /// CuDNN layer `kernel (in, gates*units)` -> plain layer `kernel (in, gates*units)`.
-pub fn cudnn_kernel_to_plain(kernel: ArrayView2<f32>, gates: usize, units: usize) -> Result<Array2<f32>> {
+pub fn cudnn_kernel_to_plain(
+    kernel: ArrayView2<f32>,
+    gates: usize,
+    units: usize,
+) -> Result<Array2<f32>> {
     check_gates("kernel", kernel, None, gates, units)?;
     per_gate(kernel, gates, reinterpret_t)
 }
 
 /// Plain layer `kernel` -> CuDNN layer `kernel` (inverse of [`cudnn_kernel_to_plain`]).
-pub fn plain_kernel_to_cudnn(kernel: ArrayView2<f32>, gates: usize, units: usize) -> Result<Array2<f32>> {
+pub fn plain_kernel_to_cudnn(
+    kernel: ArrayView2<f32>,
+    gates: usize,
+    units: usize,
+) -> Result<Array2<f32>> {
     check_gates("kernel", kernel, None, gates, units)?;
     per_gate(kernel, gates, reinterpret_t_inv)
 }
 
 /// CuDNN `recurrent_kernel (units, gates*units)` <-> plain: each gate block transposed (its own
 /// inverse).
-pub fn transpose_recurrent_gates(recurrent: ArrayView2<f32>, gates: usize, units: usize) -> Result<Array2<f32>> {
+pub fn transpose_recurrent_gates(
+    recurrent: ArrayView2<f32>,
+    gates: usize,
+    units: usize,
+) -> Result<Array2<f32>> {
     check_gates("recurrent_kernel", recurrent, Some(units), gates, units)?;
     per_gate(recurrent, gates, |b| Ok(b.t().to_owned()))
 }
@@ -75,7 +98,8 @@ pub fn cudnn_lstm_bias_to_plain(bias: ArrayView1<f32>, units: usize) -> Result<A
 pub fn plain_lstm_bias_to_cudnn(bias: ArrayView1<f32>, units: usize) -> Result<Array1<f32>> {
     check_shape("bias", bias.shape(), &[4 * units])?;
     let half = bias.mapv(|v| 0.5 * v);
-    ndarray::concatenate(ndarray::Axis(0), &[half.view(), half.view()]).map_err(|e| Error::invalid("bias", e.to_string()))
+    ndarray::concatenate(ndarray::Axis(0), &[half.view(), half.view()])
+        .map_err(|e| Error::invalid("bias", e.to_string()))
 }
 
 /// `CuDNNGRU` bias `(6u,)` -> `GRU(reset_after=True)` bias `(2, 3u)`.
@@ -104,7 +128,10 @@ mod tests {
         assert_ne!(p, k);
         // Gate 0 of `k` is [[0,1],[8,9],[16,17]] -> buffer 0,1,8,9,16,17 read as (2,3):
         // [[0,1,8],[9,16,17]], transposed: [[0,9],[1,16],[8,17]].
-        assert_eq!(p.slice(s![.., 0..2]), ndarray::arr2(&[[0.0, 9.0], [1.0, 16.0], [8.0, 17.0]]));
+        assert_eq!(
+            p.slice(s![.., 0..2]),
+            ndarray::arr2(&[[0.0, 9.0], [1.0, 16.0], [8.0, 17.0]])
+        );
         assert_eq!(plain_kernel_to_cudnn(p.view(), 4, 2).unwrap(), k);
     }
 

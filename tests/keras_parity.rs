@@ -18,7 +18,10 @@ fn opt(p: &Path) -> Option<std::path::PathBuf> {
 
 /// Runs one case through the contract path; returns the largest error.
 fn run_case(dir: &Path, out_dir: &Path) -> Result<f32, String> {
-    let name = dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
     let out = out_dir.join(format!("{name}.npz"));
     let files = RunFiles {
         layer: dir.join("layer.json"),
@@ -37,8 +40,17 @@ fn run_case(dir: &Path, out_dir: &Path) -> Result<f32, String> {
 
 /// Second call and post-reset call of a stateful case on one layer object.
 fn run_stateful(dir: &Path) -> Result<f32, String> {
-    let mut layer = load_layer(&dir.join("layer.json"), &dir.join("weights.npz"), StorageType::F32).map_err(|e| e.to_string())?;
-    assert!(layer.options().stateful, "{} has x2.npy but is not stateful", dir.display());
+    let mut layer = load_layer(
+        &dir.join("layer.json"),
+        &dir.join("weights.npz"),
+        StorageType::F32,
+    )
+    .map_err(|e| e.to_string())?;
+    assert!(
+        layer.options().stateful,
+        "{} has x2.npy but is not stateful",
+        dir.display()
+    );
     let mut worst = 0.0f32;
     let names = layer.state_names();
     let collect = |out: recurrent::layers::Output, return_state: bool| {
@@ -52,7 +64,11 @@ fn run_stateful(dir: &Path) -> Result<f32, String> {
         m
     };
     let rs = layer.options().return_state;
-    for (x, want, reset) in [("x.npy", "out.npz", false), ("x2.npy", "out2.npz", false), ("x3.npy", "out3.npz", true)] {
+    for (x, want, reset) in [
+        ("x.npy", "out.npz", false),
+        ("x2.npy", "out2.npz", false),
+        ("x3.npy", "out3.npz", true),
+    ] {
         if reset {
             match &mut layer {
                 recurrent::keras::KerasLayer::SimpleRNN(l) => l.reset_states(),
@@ -65,7 +81,9 @@ fn run_stateful(dir: &Path) -> Result<f32, String> {
             }
         }
         let xa = npz::read_f32(&dir.join(x)).map_err(|e| e.to_string())?;
-        let out = layer.forward(xa.view(), &CallArgs::default()).map_err(|e| format!("{x}: {e}"))?;
+        let out = layer
+            .forward(xa.view(), &CallArgs::default())
+            .map_err(|e| format!("{x}: {e}"))?;
         let got = collect(out, rs);
         let w = npz::read_npz(&dir.join(want)).map_err(|e| e.to_string())?;
         worst = worst.max(compare(&got, &w).map_err(|e| format!("{x}: {e}"))?);
@@ -76,12 +94,19 @@ fn run_stateful(dir: &Path) -> Result<f32, String> {
 #[test]
 fn every_keras_fixture_matches_keras_within_tolerance() {
     let cases = fixture_cases();
-    assert!(cases.len() >= 80, "expected the full fixture set, found {} cases", cases.len());
+    assert!(
+        cases.len() >= 80,
+        "expected the full fixture set, found {} cases",
+        cases.len()
+    );
     let out_dir = temp_dir("parity");
     let mut failures = Vec::new();
     let mut worst = (0.0f32, String::new());
     for dir in &cases {
-        let name = dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
         let mut r = run_case(dir, &out_dir);
         if r.is_ok() && dir.join("x2.npy").is_file() {
             r = run_stateful(dir).and_then(|w2| r.map(|w1| w1.max(w2)));
@@ -96,6 +121,17 @@ fn every_keras_fixture_matches_keras_within_tolerance() {
         }
     }
     let _ = std::fs::remove_dir_all(&out_dir);
-    println!("{} fixture cases, largest |got - want| = {:.3e} ({})", cases.len(), worst.0, worst.1);
-    assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), cases.len(), failures.join("\n"));
+    println!(
+        "{} fixture cases, largest |got - want| = {:.3e} ({})",
+        cases.len(),
+        worst.0,
+        worst.1
+    );
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
 }

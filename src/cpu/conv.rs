@@ -25,7 +25,13 @@ pub(crate) struct ConvGeometry {
 
 /// Output size and leading padding of one axis under TensorFlow's rules (`None`: the input is
 /// smaller than the dilated kernel under `valid`).
-fn axis(input: usize, k: usize, stride: usize, dilation: usize, padding: Padding) -> Option<(usize, usize)> {
+fn axis(
+    input: usize,
+    k: usize,
+    stride: usize,
+    dilation: usize,
+    padding: Padding,
+) -> Option<(usize, usize)> {
     let eff = (k - 1) * dilation + 1;
     match padding {
         Padding::Valid => {
@@ -88,7 +94,12 @@ impl ConvGeometry {
     /// `(rows, patch_len)` for the output pixels `first .. first + rows` of all frames taken
     /// together (pixel `q` is pixel `q % out_pixels` of frame `q / out_pixels`). Padding reads
     /// as zeros.
-    pub(crate) fn im2col_rows(&self, frames: ArrayView2<f32>, first: usize, mut out: ArrayViewMut2<f32>) -> Result<()> {
+    pub(crate) fn im2col_rows(
+        &self,
+        frames: ArrayView2<f32>,
+        first: usize,
+        mut out: ArrayViewMut2<f32>,
+    ) -> Result<()> {
         let (kh, kw) = self.kernel;
         let ch = self.channels;
         let patch = self.patch_len();
@@ -98,7 +109,10 @@ impl ConvGeometry {
             .as_slice()
             .ok_or_else(|| Error::invalid("im2col", "internal: frames not contiguous"))?;
         let frame_len = self.in_rows * self.in_cols * ch;
-        if out.ncols() != patch || frames.ncols() != frame_len || first + out.nrows() > frames.nrows() * px {
+        if out.ncols() != patch
+            || frames.ncols() != frame_len
+            || first + out.nrows() > frames.nrows() * px
+        {
             return Err(Error::invalid("im2col", "internal: mismatched shapes"));
         }
         for (i, mut dst) in out.rows_mut().into_iter().enumerate() {
@@ -110,11 +124,17 @@ impl ConvGeometry {
                 .as_slice_mut()
                 .ok_or_else(|| Error::invalid("im2col", "internal: output row not contiguous"))?;
             for ky in 0..kh {
-                let iy = (oy * self.strides.0 + ky * self.dilation.0) as isize - self.pad_top as isize;
+                let iy =
+                    (oy * self.strides.0 + ky * self.dilation.0) as isize - self.pad_top as isize;
                 for kx in 0..kw {
-                    let ix = (ox * self.strides.1 + kx * self.dilation.1) as isize - self.pad_left as isize;
+                    let ix = (ox * self.strides.1 + kx * self.dilation.1) as isize
+                        - self.pad_left as isize;
                     let d = &mut dst[(ky * kw + kx) * ch..(ky * kw + kx + 1) * ch];
-                    if iy < 0 || ix < 0 || iy >= self.in_rows as isize || ix >= self.in_cols as isize {
+                    if iy < 0
+                        || ix < 0
+                        || iy >= self.in_rows as isize
+                        || ix >= self.in_cols as isize
+                    {
                         d.fill(0.0);
                     } else {
                         let s = (iy as usize * self.in_cols + ix as usize) * ch;

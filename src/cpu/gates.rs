@@ -8,6 +8,10 @@
 //! Each function runs on whole rows with contiguous slices so that the loops vectorise; on
 //! x86-64 with AVX2 + FMA a copy compiled for those features is chosen at run time.
 
+// The fused kernels take every operand of a step explicitly; bundling them into structs would
+// only hide the data flow.
+#![allow(clippy::too_many_arguments)]
+
 use crate::activation::Activation;
 use crate::cpu::math::apply;
 use crate::{Error, Result};
@@ -77,7 +81,9 @@ fn lstm_impl(
         let xr = xp.row(b);
         let xr = slice(&xr, "xp")?;
         let mut zr = hu.row_mut(b);
-        let z = zr.as_slice_mut().ok_or_else(|| Error::invalid("hu", "internal: not contiguous"))?;
+        let z = zr
+            .as_slice_mut()
+            .ok_or_else(|| Error::invalid("hu", "internal: not contiguous"))?;
         add_xp(z, xr, c, 4);
         let (i, rest) = z.split_at_mut(n);
         let (f, rest) = rest.split_at_mut(n);
@@ -89,9 +95,13 @@ fn lstm_impl(
         let cp = c_prev.row(b);
         let cp = &slice(&cp, "c")?[c.u0..c.u0 + n];
         let mut cr = c_out.row_mut(b);
-        let cn = cr.as_slice_mut().ok_or_else(|| Error::invalid("c", "internal: not contiguous"))?;
+        let cn = cr
+            .as_slice_mut()
+            .ok_or_else(|| Error::invalid("c", "internal: not contiguous"))?;
         let mut hr = h_out.row_mut(b);
-        let hn = hr.as_slice_mut().ok_or_else(|| Error::invalid("h", "internal: not contiguous"))?;
+        let hn = hr
+            .as_slice_mut()
+            .ok_or_else(|| Error::invalid("h", "internal: not contiguous"))?;
         for j in 0..n {
             let v = f[j] * cp[j] + i[j] * g[j];
             cn[j] = v;
@@ -130,7 +140,9 @@ fn gru_after_impl(
         let xr = xp.row(b);
         let xr = slice(&xr, "xp")?;
         let mut zr = hu.row_mut(b);
-        let z = zr.as_slice_mut().ok_or_else(|| Error::invalid("hu", "internal: not contiguous"))?;
+        let z = zr
+            .as_slice_mut()
+            .ok_or_else(|| Error::invalid("hu", "internal: not contiguous"))?;
         if let Some(rb) = recurrent_bias {
             for g in 0..3 {
                 let src = &rb[g * c.units + c.u0..g * c.units + c.u0 + n];
@@ -158,7 +170,9 @@ fn gru_after_impl(
         let hp = h_prev.row(b);
         let hp = &slice(&hp, "h")?[c.u0..c.u0 + n];
         let mut hr = h_out.row_mut(b);
-        let hn = hr.as_slice_mut().ok_or_else(|| Error::invalid("h", "internal: not contiguous"))?;
+        let hn = hr
+            .as_slice_mut()
+            .ok_or_else(|| Error::invalid("h", "internal: not contiguous"))?;
         for j in 0..n {
             hn[j] = zg[j] * hp[j] + (1.0 - zg[j]) * hh[j];
         }
@@ -189,13 +203,17 @@ fn gru_before_gates_impl(
         let xr = xp.row(b);
         let xr = slice(&xr, "xp")?;
         let mut zr = hu.row_mut(b);
-        let z = zr.as_slice_mut().ok_or_else(|| Error::invalid("hu", "internal: not contiguous"))?;
+        let z = zr
+            .as_slice_mut()
+            .ok_or_else(|| Error::invalid("hu", "internal: not contiguous"))?;
         add_xp(z, xr, c, 2);
         apply(rec, &mut z[..2 * n]);
         let hp = h_prev.row(b);
         let hp = &slice(&hp, "h")?[c.u0..c.u0 + n];
         let mut rr = rh_out.row_mut(b);
-        let rh = rr.as_slice_mut().ok_or_else(|| Error::invalid("rh", "internal: not contiguous"))?;
+        let rh = rr
+            .as_slice_mut()
+            .ok_or_else(|| Error::invalid("rh", "internal: not contiguous"))?;
         for j in 0..n {
             rh[j] = z[n + j] * hp[j];
         }
@@ -229,7 +247,9 @@ fn gru_before_update_impl(
         let zr = z.row(b);
         let zg = &slice(&zr, "z")?[..n];
         let mut qr = rhu.row_mut(b);
-        let q = qr.as_slice_mut().ok_or_else(|| Error::invalid("rhu", "internal: not contiguous"))?;
+        let q = qr
+            .as_slice_mut()
+            .ok_or_else(|| Error::invalid("rhu", "internal: not contiguous"))?;
         let xh = &xr[2 * c.units + c.u0..2 * c.units + c.u0 + n];
         for j in 0..n {
             q[j] += xh[j];
@@ -238,7 +258,9 @@ fn gru_before_update_impl(
         let hp = h_prev.row(b);
         let hp = &slice(&hp, "h")?[c.u0..c.u0 + n];
         let mut hr = h_out.row_mut(b);
-        let hn = hr.as_slice_mut().ok_or_else(|| Error::invalid("h", "internal: not contiguous"))?;
+        let hn = hr
+            .as_slice_mut()
+            .ok_or_else(|| Error::invalid("h", "internal: not contiguous"))?;
         for j in 0..n {
             hn[j] = zg[j] * hp[j] + (1.0 - zg[j]) * q[j];
         }
@@ -257,16 +279,26 @@ multiversion! {
 }
 
 #[inline(always)]
-fn simple_impl(xp: ArrayView2<f32>, hu: &mut Array2<f32>, mut h_out: ArrayViewMut2<f32>, act: Activation, c: Chunk) -> Result<()> {
+fn simple_impl(
+    xp: ArrayView2<f32>,
+    hu: &mut Array2<f32>,
+    mut h_out: ArrayViewMut2<f32>,
+    act: Activation,
+    c: Chunk,
+) -> Result<()> {
     for b in 0..xp.nrows() {
         let xr = xp.row(b);
         let xr = slice(&xr, "xp")?;
         let mut zr = hu.row_mut(b);
-        let z = zr.as_slice_mut().ok_or_else(|| Error::invalid("hu", "internal: not contiguous"))?;
+        let z = zr
+            .as_slice_mut()
+            .ok_or_else(|| Error::invalid("hu", "internal: not contiguous"))?;
         add_xp(z, xr, c, 1);
         apply(act, z);
         let mut hr = h_out.row_mut(b);
-        let hn = hr.as_slice_mut().ok_or_else(|| Error::invalid("h", "internal: not contiguous"))?;
+        let hn = hr
+            .as_slice_mut()
+            .ok_or_else(|| Error::invalid("h", "internal: not contiguous"))?;
         hn.copy_from_slice(z);
     }
     Ok(())

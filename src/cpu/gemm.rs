@@ -8,13 +8,24 @@ use ndarray::{ArrayView2, ArrayViewMut2};
 
 /// `c = a · b` (or `c += a · b` when `accumulate`), any strides, on `threads` threads (rayon,
 /// inside the caller's pool).
-pub(crate) fn gemm(a: ArrayView2<f32>, b: ArrayView2<f32>, mut c: ArrayViewMut2<f32>, accumulate: bool, threads: usize) -> Result<()> {
+pub(crate) fn gemm(
+    a: ArrayView2<f32>,
+    b: ArrayView2<f32>,
+    mut c: ArrayViewMut2<f32>,
+    accumulate: bool,
+    threads: usize,
+) -> Result<()> {
     let (m, k) = a.dim();
     let (k2, n) = b.dim();
     if k != k2 || c.dim() != (m, n) {
         return Err(Error::invalid(
             "gemm",
-            format!("internal: mismatched shapes {:?} x {:?} -> {:?}", a.dim(), b.dim(), c.dim()),
+            format!(
+                "internal: mismatched shapes {:?} x {:?} -> {:?}",
+                a.dim(),
+                b.dim(),
+                c.dim()
+            ),
         ));
     }
     if m == 0 || n == 0 {

@@ -22,7 +22,7 @@ pub(crate) fn exp(x: f32) -> f32 {
     p = p * r + 8.333_452e-3;
     p = p * r + 4.166_579_6e-2;
     p = p * r + 1.666_666_5e-1;
-    p = p * r + 5.000_000_1e-1;
+    p = p * r + 5.0e-1;
     let e = p * r * r + r + 1.0;
     let bits = ((n as i32 + 127) as u32) << 23;
     e * f32::from_bits(bits)
@@ -42,7 +42,11 @@ pub(crate) fn tanh(x: f32) -> f32 {
     let e = exp(-2.0 * a);
     let big = (1.0 - e) / (1.0 + e);
     let x2 = x * x;
-    let small = a + a * x2 * (-0.333_333_34 + x2 * (0.133_333_34 + x2 * (-0.053_968_254 + x2 * (0.021_869_488 - x2 * 0.008_863_236))));
+    let small = a + a
+        * x2
+        * (-0.333_333_34
+            + x2 * (0.133_333_34
+                + x2 * (-0.053_968_254 + x2 * (0.021_869_488 - x2 * 0.008_863_236))));
     let y = if a < 0.3 { small } else { big };
     y.copysign(x)
 }
@@ -54,7 +58,9 @@ pub(crate) fn apply(act: Activation, xs: &mut [f32]) {
         Activation::Linear => {}
         Activation::Tanh => xs.iter_mut().for_each(|x| *x = tanh(*x)),
         Activation::Sigmoid => xs.iter_mut().for_each(|x| *x = sigmoid(*x)),
-        Activation::HardSigmoid => xs.iter_mut().for_each(|x| *x = (0.2 * *x + 0.5).clamp(0.0, 1.0)),
+        Activation::HardSigmoid => xs
+            .iter_mut()
+            .for_each(|x| *x = (0.2 * *x + 0.5).clamp(0.0, 1.0)),
         Activation::Relu => xs.iter_mut().for_each(|x| *x = x.max(0.0)),
         Activation::Softsign => xs.iter_mut().for_each(|x| *x /= 1.0 + x.abs()),
         Activation::Swish => xs.iter_mut().for_each(|x| *x *= sigmoid(*x)),
@@ -76,7 +82,9 @@ mod tests {
             worst.0 = worst.0.max((f64::from(sigmoid(x)) - s).abs());
             worst.1 = worst.1.max((f64::from(tanh(x)) - xd.tanh()).abs());
             if x.abs() < 80.0 {
-                worst.2 = worst.2.max(((f64::from(exp(x)) - xd.exp()) / xd.exp()).abs());
+                worst.2 = worst
+                    .2
+                    .max(((f64::from(exp(x)) - xd.exp()) / xd.exp()).abs());
             }
             x += 0.000_731;
         }

@@ -21,7 +21,12 @@ use crate::Result;
 use ndarray::{Array1, Array2, ArrayView2, Axis};
 
 /// `a · b + bias` (bias broadcast over rows) as a new array, on `threads` threads.
-pub(crate) fn affine(a: ArrayView2<f32>, b: ArrayView2<f32>, bias: Option<&Array1<f32>>, threads: usize) -> Result<Array2<f32>> {
+pub(crate) fn affine(
+    a: ArrayView2<f32>,
+    b: ArrayView2<f32>,
+    bias: Option<&Array1<f32>>,
+    threads: usize,
+) -> Result<Array2<f32>> {
     let mut out = Array2::zeros((a.nrows(), b.ncols()));
     if let Some(bias) = bias {
         out.assign(&bias.view().insert_axis(Axis(0)));

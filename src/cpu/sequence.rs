@@ -34,13 +34,20 @@ pub(crate) fn plan_chunks(units: usize, threads: usize, step_flops: f64) -> Vec<
         u0 += len;
     }
     if v.is_empty() {
-        v.push(Chunk { u0: 0, len: 0, units });
+        v.push(Chunk {
+            u0: 0,
+            len: 0,
+            units,
+        });
     }
     v
 }
 
 /// Runs `f` on every task, in parallel (in the current rayon pool) when there are several.
-pub(crate) fn for_each_task<T: Send>(tasks: Vec<T>, f: impl Fn(T) -> Result<()> + Sync + Send) -> Result<()> {
+pub(crate) fn for_each_task<T: Send>(
+    tasks: Vec<T>,
+    f: impl Fn(T) -> Result<()> + Sync + Send,
+) -> Result<()> {
     if tasks.len() <= 1 {
         for t in tasks {
             f(t)?;
@@ -48,11 +55,18 @@ pub(crate) fn for_each_task<T: Send>(tasks: Vec<T>, f: impl Fn(T) -> Result<()> 
         return Ok(());
     }
     use rayon::prelude::*;
-    tasks.into_par_iter().map(f).collect::<Result<Vec<()>>>().map(|_| ())
+    tasks
+        .into_par_iter()
+        .map(f)
+        .collect::<Result<Vec<()>>>()
+        .map(|_| ())
 }
 
 /// Splits the columns of `v` by `chunks` (consecutive, from column 0) into disjoint views.
-pub(crate) fn split_cols<'a>(v: ArrayViewMut2<'a, f32>, chunks: &[Chunk]) -> Vec<ArrayViewMut2<'a, f32>> {
+pub(crate) fn split_cols<'a>(
+    v: ArrayViewMut2<'a, f32>,
+    chunks: &[Chunk],
+) -> Vec<ArrayViewMut2<'a, f32>> {
     let mut out = Vec::with_capacity(chunks.len());
     let mut rest = v;
     for c in chunks {
@@ -65,7 +79,10 @@ pub(crate) fn split_cols<'a>(v: ArrayViewMut2<'a, f32>, chunks: &[Chunk]) -> Vec
 }
 
 /// Splits the rows of `v` by `chunks` (consecutive, from row 0) into disjoint views.
-pub(crate) fn split_rows<'a>(v: ArrayViewMut2<'a, f32>, chunks: &[Chunk]) -> Vec<ArrayViewMut2<'a, f32>> {
+pub(crate) fn split_rows<'a>(
+    v: ArrayViewMut2<'a, f32>,
+    chunks: &[Chunk],
+) -> Vec<ArrayViewMut2<'a, f32>> {
     let mut out = Vec::with_capacity(chunks.len());
     let mut rest = v;
     for c in chunks {
@@ -178,7 +195,9 @@ pub(crate) fn run_stack(
     keep_outputs: bool,
 ) -> Result<(SeqResult, Vec<Vec<Array2<f32>>>)> {
     let threads = crate::cpu::threads::num_threads();
-    crate::cpu::threads::install(threads, || run_stack_in_pool(cells, x, mask, init, keep_outputs, threads))
+    crate::cpu::threads::install(threads, || {
+        run_stack_in_pool(cells, x, mask, init, keep_outputs, threads)
+    })
 }
 
 fn run_stack_in_pool(
@@ -204,7 +223,8 @@ fn run_stack_in_pool(
         current = r.outputs;
         last = Some(r.last);
     }
-    let last = last.ok_or_else(|| crate::Error::invalid("cells", "a stack needs at least one cell"))?;
+    let last =
+        last.ok_or_else(|| crate::Error::invalid("cells", "a stack needs at least one cell"))?;
     Ok((
         SeqResult {
             outputs: current,
@@ -217,7 +237,11 @@ fn run_stack_in_pool(
 
 /// `(batch, time, f)` -> `(time, batch, f)`, reversed in time when `reverse`.
 pub(crate) fn to_time_major(x: ArrayView3<f32>, batch_major: bool, reverse: bool) -> Array3<f32> {
-    let mut v = if batch_major { x.permuted_axes([1, 0, 2]) } else { x };
+    let mut v = if batch_major {
+        x.permuted_axes([1, 0, 2])
+    } else {
+        x
+    };
     if reverse {
         v.invert_axis(Axis(0));
     }
@@ -232,4 +256,3 @@ pub(crate) fn mask_to_time_major(m: ArrayView2<bool>, reverse: bool) -> Array2<b
     }
     v.as_standard_layout().into_owned()
 }
-

@@ -5,8 +5,8 @@
 
 use crate::activation::Activation;
 use crate::config::{
-    ConvLSTM2DConfig, CuDNNConfig, DataFormat, GRUCellConfig, Initializers, LSTMCellConfig, Padding, SequenceOptions, SimpleRNNCellConfig,
-    TrainingOnly,
+    ConvLSTM2DConfig, CuDNNConfig, DataFormat, GRUCellConfig, Initializers, LSTMCellConfig,
+    Padding, SequenceOptions, SimpleRNNCellConfig, TrainingOnly,
 };
 use crate::initializers::Initializer;
 use crate::{Error, Result};
@@ -22,8 +22,14 @@ impl<'a> Cfg<'a> {
     /// Wraps `value`, which must be a JSON object.
     pub(crate) fn new(value: &'a Value, path: &str) -> Result<Self> {
         match value.as_object() {
-            Some(map) => Ok(Cfg { map, path: path.to_string() }),
-            None => Err(Error::config(path, format!("expected a JSON object, found {}", kind(value)))),
+            Some(map) => Ok(Cfg {
+                map,
+                path: path.to_string(),
+            }),
+            None => Err(Error::config(
+                path,
+                format!("expected a JSON object, found {}", kind(value)),
+            )),
         }
     }
 
@@ -41,8 +47,16 @@ impl<'a> Cfg<'a> {
 
     pub(crate) fn usize(&self, k: &str) -> Result<usize> {
         match self.get(k) {
-            Some(v) => as_usize(v).ok_or_else(|| Error::config(self.key(k), format!("expected a positive integer, found {v}"))),
-            None => Err(Error::config(self.key(k), "missing (expected a positive integer)")),
+            Some(v) => as_usize(v).ok_or_else(|| {
+                Error::config(
+                    self.key(k),
+                    format!("expected a positive integer, found {v}"),
+                )
+            }),
+            None => Err(Error::config(
+                self.key(k),
+                "missing (expected a positive integer)",
+            )),
         }
     }
 
@@ -50,7 +64,10 @@ impl<'a> Cfg<'a> {
         match self.get(k) {
             None => Ok(default),
             Some(Value::Bool(b)) => Ok(*b),
-            Some(v) => Err(Error::config(self.key(k), format!("expected true or false, found {v}"))),
+            Some(v) => Err(Error::config(
+                self.key(k),
+                format!("expected true or false, found {v}"),
+            )),
         }
     }
 
@@ -69,7 +86,9 @@ impl<'a> Cfg<'a> {
             None => Ok(default),
             Some(v) => as_usize(v)
                 .and_then(|u| u8::try_from(u).ok())
-                .ok_or_else(|| Error::config(self.key(k), format!("expected a small integer, found {v}"))),
+                .ok_or_else(|| {
+                    Error::config(self.key(k), format!("expected a small integer, found {v}"))
+                }),
         }
     }
 
@@ -77,7 +96,10 @@ impl<'a> Cfg<'a> {
         match self.get(k) {
             None => Ok(default),
             Some(Value::String(s)) => Ok(s.as_str()),
-            Some(v) => Err(Error::config(self.key(k), format!("expected a string, found {v}"))),
+            Some(v) => Err(Error::config(
+                self.key(k),
+                format!("expected a string, found {v}"),
+            )),
         }
     }
 
@@ -92,12 +114,26 @@ impl<'a> Cfg<'a> {
             Some(Value::Object(o)) => {
                 let name = o
                     .get("config")
-                    .and_then(|c| c.as_str().or_else(|| c.get("name").and_then(|n| n.as_str())))
+                    .and_then(|c| {
+                        c.as_str()
+                            .or_else(|| c.get("name").and_then(|n| n.as_str()))
+                    })
                     .or_else(|| o.get("class_name").and_then(|c| c.as_str()))
-                    .ok_or_else(|| Error::config(&field, format!("expected an activation name, found {}", Value::Object(o.clone()))))?;
+                    .ok_or_else(|| {
+                        Error::config(
+                            &field,
+                            format!(
+                                "expected an activation name, found {}",
+                                Value::Object(o.clone())
+                            ),
+                        )
+                    })?;
                 Activation::from_name(&field, name)
             }
-            Some(v) => Err(Error::config(field, format!("expected an activation name, found {v}"))),
+            Some(v) => Err(Error::config(
+                field,
+                format!("expected an activation name, found {v}"),
+            )),
         }
     }
 
@@ -120,9 +156,17 @@ impl<'a> Cfg<'a> {
                 if let Some(n) = as_usize(v) {
                     return Ok((n, n));
                 }
-                match v.as_array().map(|a| a.iter().map(as_usize).collect::<Vec<_>>()) {
-                    Some(a) if a.len() == 2 && a.iter().all(|x| x.is_some()) => Ok((a[0].unwrap_or(0), a[1].unwrap_or(0))),
-                    _ => Err(Error::config(self.key(k), format!("expected an integer or a list of two integers, found {v}"))),
+                match v
+                    .as_array()
+                    .map(|a| a.iter().map(as_usize).collect::<Vec<_>>())
+                {
+                    Some(a) if a.len() == 2 && a.iter().all(|x| x.is_some()) => {
+                        Ok((a[0].unwrap_or(0), a[1].unwrap_or(0)))
+                    }
+                    _ => Err(Error::config(
+                        self.key(k),
+                        format!("expected an integer or a list of two integers, found {v}"),
+                    )),
                 }
             }
         }
@@ -132,7 +176,8 @@ impl<'a> Cfg<'a> {
         let d = Initializers::default();
         Ok(Initializers {
             kernel_initializer: self.initializer_or("kernel_initializer", d.kernel_initializer)?,
-            recurrent_initializer: self.initializer_or("recurrent_initializer", d.recurrent_initializer)?,
+            recurrent_initializer: self
+                .initializer_or("recurrent_initializer", d.recurrent_initializer)?,
             bias_initializer: self.initializer_or("bias_initializer", d.bias_initializer)?,
         })
     }
@@ -154,7 +199,11 @@ impl<'a> Cfg<'a> {
 
 fn as_usize(v: &Value) -> Option<usize> {
     v.as_u64()
-        .or_else(|| v.as_f64().filter(|f| f.fract() == 0.0 && *f >= 0.0).map(|f| f as u64))
+        .or_else(|| {
+            v.as_f64()
+                .filter(|f| f.fract() == 0.0 && *f >= 0.0)
+                .map(|f| f as u64)
+        })
         .and_then(|u| usize::try_from(u).ok())
 }
 
@@ -184,7 +233,10 @@ pub(crate) fn sequence_options(c: &Cfg) -> Result<SequenceOptions> {
 fn units(c: &Cfg) -> Result<usize> {
     let u = c.usize("units")?;
     if u == 0 {
-        return Err(Error::config(c.key("units"), "expected a positive integer, found 0"));
+        return Err(Error::config(
+            c.key("units"),
+            "expected a positive integer, found 0",
+        ));
     }
     Ok(u)
 }
@@ -243,16 +295,27 @@ pub(crate) fn cudnn(c: &Cfg) -> Result<CuDNNConfig> {
 pub(crate) fn conv_lstm2d(c: &Cfg) -> Result<ConvLSTM2DConfig> {
     let filters = c.usize("filters")?;
     if filters == 0 {
-        return Err(Error::config(c.key("filters"), "expected a positive integer, found 0"));
+        return Err(Error::config(
+            c.key("filters"),
+            "expected a positive integer, found 0",
+        ));
     }
     let kernel_size = c.pair_or("kernel_size", (0, 0))?;
     if c.get("kernel_size").is_none() {
-        return Err(Error::config(c.key("kernel_size"), "missing (expected an integer or a list of two integers)"));
+        return Err(Error::config(
+            c.key("kernel_size"),
+            "missing (expected an integer or a list of two integers)",
+        ));
     }
     let padding = match c.str_or("padding", "valid")?.to_ascii_lowercase().as_str() {
         "valid" => Padding::Valid,
         "same" => Padding::Same,
-        other => return Err(Error::config(c.key("padding"), format!("expected \"valid\" or \"same\", found \"{other}\""))),
+        other => {
+            return Err(Error::config(
+                c.key("padding"),
+                format!("expected \"valid\" or \"same\", found \"{other}\""),
+            ))
+        }
     };
     let data_format = match c.str_or("data_format", "channels_last")? {
         "channels_last" => DataFormat::ChannelsLast,
@@ -266,7 +329,10 @@ pub(crate) fn conv_lstm2d(c: &Cfg) -> Result<ConvLSTM2DConfig> {
     };
     let sequence = sequence_options(c)?;
     if sequence.time_major {
-        return Err(Error::config(c.key("time_major"), "ConvLSTM2D has no time_major mode (found true)"));
+        return Err(Error::config(
+            c.key("time_major"),
+            "ConvLSTM2D has no time_major mode (found true)",
+        ));
     }
     Ok(ConvLSTM2DConfig {
         filters,

@@ -8,7 +8,10 @@ mod run;
 pub use run::{load_layer, run_files, Device, RunFiles, StorageType};
 
 use crate::error::fmt_shape;
-use crate::layers::{AnyCell, CallArgs, ConvLSTM2D, CuDNNGRU, CuDNNLSTM, GRUCell, LSTMCell, Output, SimpleRNNCell, GRU, LSTM, RNN};
+use crate::layers::{
+    AnyCell, CallArgs, ConvLSTM2D, CuDNNGRU, CuDNNLSTM, GRUCell, LSTMCell, Output, SimpleRNNCell,
+    GRU, LSTM, RNN,
+};
 use crate::{Error, Result};
 use config::Cfg;
 use ndarray::{Array1, Array2, Array4, ArrayD, ArrayViewD, Ix3};
@@ -16,7 +19,15 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 
 /// The layer classes `recurrent run` accepts.
-pub const LAYER_CLASSES: &[&str] = &["SimpleRNN", "GRU", "LSTM", "ConvLSTM2D", "CuDNNGRU", "CuDNNLSTM", "RNN"];
+pub const LAYER_CLASSES: &[&str] = &[
+    "SimpleRNN",
+    "GRU",
+    "LSTM",
+    "ConvLSTM2D",
+    "CuDNNGRU",
+    "CuDNNLSTM",
+    "RNN",
+];
 
 /// The cell classes an `RNN` config may hold.
 pub const CELL_CLASSES: &[&str] = &["SimpleRNNCell", "GRUCell", "LSTMCell", "StackedRNNCells"];
@@ -48,7 +59,8 @@ impl WeightMap {
                 found: fmt_shape(a.shape()),
             });
         }
-        a.into_dimensionality().map_err(|e| Error::invalid(name, e.to_string()))
+        a.into_dimensionality()
+            .map_err(|e| Error::invalid(name, e.to_string()))
     }
 
     fn take_shape(&mut self, name: &str, shape: &[usize]) -> Result<ArrayD<f32>> {
@@ -95,8 +107,11 @@ impl WeightMap {
 }
 
 fn to1(a: Option<ArrayD<f32>>, name: &str) -> Result<Option<Array1<f32>>> {
-    a.map(|a| a.into_dimensionality().map_err(|e| Error::invalid(name, e.to_string())))
-        .transpose()
+    a.map(|a| {
+        a.into_dimensionality()
+            .map_err(|e| Error::invalid(name, e.to_string()))
+    })
+    .transpose()
 }
 
 /// A Keras layer loaded from its config and weights: one of [`LAYER_CLASSES`].
@@ -130,7 +145,13 @@ fn class_and_config<'a>(v: &'a Value, path: &str) -> Result<(&'a str, &'a Value)
     Ok((class, config))
 }
 
-fn cell_from_config(v: &Value, path: &str, weights: &mut WeightMap, prefix: &str, names: &mut Vec<String>) -> Result<AnyCell> {
+fn cell_from_config(
+    v: &Value,
+    path: &str,
+    weights: &mut WeightMap,
+    prefix: &str,
+    names: &mut Vec<String>,
+) -> Result<AnyCell> {
     let (class, cfg) = class_and_config(v, path)?;
     let c = Cfg::new(cfg, &format!("{path}config"))?;
     let n = |s: &str| format!("{prefix}{s}");
@@ -177,11 +198,18 @@ impl KerasLayer {
         let (class, cfg) = class_and_config(layer, "")?;
         let c = Cfg::new(cfg, "config")?;
         let mut w = WeightMap { map: weights };
-        let mut names: Vec<String> = vec!["kernel".into(), "recurrent_kernel".into(), "bias".into()];
+        let mut names: Vec<String> =
+            vec!["kernel".into(), "recurrent_kernel".into(), "bias".into()];
         let seq = config::sequence_options(&c)?;
         let layer = match class {
             "SimpleRNN" => {
-                let cell = match cell_from_config(&serde_json::json!({"class_name": "SimpleRNNCell", "config": cfg}), "", &mut w, "", &mut Vec::new())? {
+                let cell = match cell_from_config(
+                    &serde_json::json!({"class_name": "SimpleRNNCell", "config": cfg}),
+                    "",
+                    &mut w,
+                    "",
+                    &mut Vec::new(),
+                )? {
                     AnyCell::SimpleRNN(cell) => cell,
                     _ => return Err(Error::invalid("SimpleRNN", "internal: wrong cell")),
                 };
@@ -192,7 +220,11 @@ impl KerasLayer {
                 let u = cc.units;
                 let k = w.take2("kernel", None, 3 * u)?;
                 let r = w.take2("recurrent_kernel", Some(u), 3 * u)?;
-                let shape: Vec<usize> = if cc.reset_after { vec![2, 3 * u] } else { vec![3 * u] };
+                let shape: Vec<usize> = if cc.reset_after {
+                    vec![2, 3 * u]
+                } else {
+                    vec![3 * u]
+                };
                 let b = w.bias("bias", cc.use_bias, &shape)?;
                 KerasLayer::GRU(GRU::new(cc, seq, k, r, b)?)
             }
@@ -222,7 +254,11 @@ impl KerasLayer {
                 let (kh, kw) = cc.kernel_size;
                 let f = cc.filters;
                 let k = w.take("kernel", &format!("({kh}, {kw}, channels, {})", 4 * f))?;
-                if k.ndim() != 4 || k.shape()[0] != kh || k.shape()[1] != kw || k.shape()[3] != 4 * f {
+                if k.ndim() != 4
+                    || k.shape()[0] != kh
+                    || k.shape()[1] != kw
+                    || k.shape()[3] != 4 * f
+                {
                     return Err(Error::Shape {
                         what: "weight `kernel`".into(),
                         expected: format!("({kh}, {kw}, channels, {})", 4 * f),
@@ -231,21 +267,36 @@ impl KerasLayer {
                 }
                 let r = w.take_shape("recurrent_kernel", &[kh, kw, f, 4 * f])?;
                 let b = to1(w.bias("bias", cc.use_bias, &[4 * f])?, "bias")?;
-                let k: Array4<f32> = k.into_dimensionality().map_err(|e| Error::invalid("kernel", e.to_string()))?;
-                let r: Array4<f32> = r.into_dimensionality().map_err(|e| Error::invalid("recurrent_kernel", e.to_string()))?;
+                let k: Array4<f32> = k
+                    .into_dimensionality()
+                    .map_err(|e| Error::invalid("kernel", e.to_string()))?;
+                let r: Array4<f32> = r
+                    .into_dimensionality()
+                    .map_err(|e| Error::invalid("recurrent_kernel", e.to_string()))?;
                 KerasLayer::ConvLSTM2D(ConvLSTM2D::new(cc, k, r, b)?)
             }
             "RNN" => {
                 names.clear();
-                let cell = cfg.get("cell").ok_or_else(|| Error::config("config.cell", "missing (expected a cell config or a list of them)"))?;
+                let cell = cfg.get("cell").ok_or_else(|| {
+                    Error::config(
+                        "config.cell",
+                        "missing (expected a cell config or a list of them)",
+                    )
+                })?;
                 let (stack, list): (bool, Vec<&Value>) = if let Some(l) = cell.as_array() {
                     (true, l.iter().collect())
-                } else if cell.get("class_name").and_then(|c| c.as_str()) == Some("StackedRNNCells") {
+                } else if cell.get("class_name").and_then(|c| c.as_str()) == Some("StackedRNNCells")
+                {
                     let cells = cell
                         .get("config")
                         .and_then(|c| c.get("cells"))
                         .and_then(|c| c.as_array())
-                        .ok_or_else(|| Error::config("config.cell.config.cells", "missing (expected a list of cell configs)"))?;
+                        .ok_or_else(|| {
+                            Error::config(
+                                "config.cell.config.cells",
+                                "missing (expected a list of cell configs)",
+                            )
+                        })?;
                     (true, cells.iter().collect())
                 } else {
                     (false, vec![cell])
@@ -253,7 +304,13 @@ impl KerasLayer {
                 if stack {
                     let mut cells = Vec::new();
                     for (k, v) in list.iter().enumerate() {
-                        cells.push(cell_from_config(v, &format!("config.cell[{k}]."), &mut w, &format!("cells.{k}."), &mut names)?);
+                        cells.push(cell_from_config(
+                            v,
+                            &format!("config.cell[{k}]."),
+                            &mut w,
+                            &format!("cells.{k}."),
+                            &mut names,
+                        )?);
                     }
                     KerasLayer::RNN(RNN::stacked(cells, seq)?)
                 } else {
@@ -303,8 +360,12 @@ impl KerasLayer {
     /// `cells.0.state_h`, ... (see [`output_state_name`]).
     pub fn state_names(&self) -> Vec<String> {
         match self {
-            KerasLayer::SimpleRNN(_) | KerasLayer::GRU(_) | KerasLayer::CuDNNGRU(_) => vec!["h".into()],
-            KerasLayer::LSTM(_) | KerasLayer::ConvLSTM2D(_) | KerasLayer::CuDNNLSTM(_) => vec!["h".into(), "c".into()],
+            KerasLayer::SimpleRNN(_) | KerasLayer::GRU(_) | KerasLayer::CuDNNGRU(_) => {
+                vec!["h".into()]
+            }
+            KerasLayer::LSTM(_) | KerasLayer::ConvLSTM2D(_) | KerasLayer::CuDNNLSTM(_) => {
+                vec!["h".into(), "c".into()]
+            }
             KerasLayer::RNN(r) => r.state_names(),
         }
     }
@@ -320,7 +381,11 @@ impl KerasLayer {
         let x3 = x.into_dimensionality::<Ix3>().map_err(|_| {
             Error::shape(
                 "input",
-                if tm { "(time, batch, features)" } else { "(batch, time, features)" },
+                if tm {
+                    "(time, batch, features)"
+                } else {
+                    "(batch, time, features)"
+                },
                 &shape,
             )
         })?;

@@ -36,20 +36,27 @@ pub fn read_f32(path: &Path) -> Result<ArrayD<f32>> {
 
 /// Reads a bool `.npy` mask of shape `(batch, time)`.
 pub fn read_mask(path: &Path) -> Result<Array2<bool>> {
-    let a = ArrayD::<bool>::read_npy(BufReader::new(open(path)?)).map_err(|e| file_err(path, format!("expected a bool .npy array: {e}")))?;
+    let a = ArrayD::<bool>::read_npy(BufReader::new(open(path)?))
+        .map_err(|e| file_err(path, format!("expected a bool .npy array: {e}")))?;
     let shape = a.shape().to_vec();
     a.into_dimensionality().map_err(|_| {
         file_err(
             path,
-            format!("mask: expected shape (batch, time), found {}", crate::error::fmt_shape(&shape)),
+            format!(
+                "mask: expected shape (batch, time), found {}",
+                crate::error::fmt_shape(&shape)
+            ),
         )
     })
 }
 
 /// Reads every array of a float `.npz` file into a name -> array map.
 pub fn read_npz(path: &Path) -> Result<BTreeMap<String, ArrayD<f32>>> {
-    let mut z = NpzReader::new(open(path)?).map_err(|e| file_err(path, format!("not a .npz file: {e}")))?;
-    let names = z.names().map_err(|e| file_err(path, format!("cannot list arrays: {e}")))?;
+    let mut z =
+        NpzReader::new(open(path)?).map_err(|e| file_err(path, format!("not a .npz file: {e}")))?;
+    let names = z
+        .names()
+        .map_err(|e| file_err(path, format!("cannot list arrays: {e}")))?;
     let mut out = BTreeMap::new();
     for n in names {
         let a: std::result::Result<ArrayD<f32>, ReadNpzError> = z.by_name(&n);
@@ -57,7 +64,12 @@ pub fn read_npz(path: &Path) -> Result<BTreeMap<String, ArrayD<f32>>> {
             Ok(a) => a,
             Err(e32) => match z.by_name::<ndarray::OwnedRepr<f64>, ndarray::IxDyn>(&n) {
                 Ok(a) => a.mapv(|v| v as f32),
-                Err(_) => return Err(file_err(path, format!("{n}: expected a float32 array: {e32}"))),
+                Err(_) => {
+                    return Err(file_err(
+                        path,
+                        format!("{n}: expected a float32 array: {e32}"),
+                    ))
+                }
             },
         };
         out.insert(n, a);
@@ -68,7 +80,10 @@ pub fn read_npz(path: &Path) -> Result<BTreeMap<String, ArrayD<f32>>> {
 /// Writes `arrays` to `path` as `.npz`, atomically: a temporary file beside it, then a rename.
 /// On failure nothing is left at `path`'s temporary name.
 pub fn write_npz_atomic(path: &Path, arrays: &[(String, ArrayD<f32>)]) -> Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let name = path
         .file_name()
         .ok_or_else(|| file_err(path, "not a file name"))?
@@ -82,9 +97,13 @@ pub fn write_npz_atomic(path: &Path, arrays: &[(String, ArrayD<f32>)]) -> Result
             w.add_array(n.as_str(), &a.as_standard_layout())
                 .map_err(|e| file_err(path, format!("cannot write {n}: {e}")))?;
         }
-        let f = w.finish().map_err(|e| file_err(path, format!("cannot finish: {e}")))?;
-        f.sync_all().map_err(|e| file_err(path, format!("cannot sync: {e}")))?;
-        std::fs::rename(&tmp, path).map_err(|e| file_err(path, format!("cannot rename into place: {e}")))
+        let f = w
+            .finish()
+            .map_err(|e| file_err(path, format!("cannot finish: {e}")))?;
+        f.sync_all()
+            .map_err(|e| file_err(path, format!("cannot sync: {e}")))?;
+        std::fs::rename(&tmp, path)
+            .map_err(|e| file_err(path, format!("cannot rename into place: {e}")))
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);

@@ -97,7 +97,9 @@ pub fn load_layer(layer: &Path, weights: &Path, dtype: StorageType) -> Result<Ke
         dtype.round(a);
     }
     KerasLayer::from_keras(&json, w).map_err(|e| match e {
-        Error::Config { .. } | Error::UnknownClass { .. } | Error::UnknownActivation { .. } => in_file(layer, e),
+        Error::Config { .. } | Error::UnknownClass { .. } | Error::UnknownActivation { .. } => {
+            in_file(layer, e)
+        }
         other => in_file(weights, other),
     })
 }

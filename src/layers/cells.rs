@@ -18,25 +18,41 @@ pub(crate) fn check_shape(what: &str, shape: &[usize], expected: &[usize]) -> Re
     }
 }
 
-fn init2(init: &crate::initializers::Initializer, shape: (usize, usize), salt: u64, what: &str) -> Result<Array2<f32>> {
+fn init2(
+    init: &crate::initializers::Initializer,
+    shape: (usize, usize),
+    salt: u64,
+    what: &str,
+) -> Result<Array2<f32>> {
     init.generate(&[shape.0, shape.1], salt)?
         .into_dimensionality::<Ix2>()
         .map_err(|e| Error::invalid(what, e.to_string()))
 }
 
-fn init1(init: &crate::initializers::Initializer, len: usize, salt: u64, what: &str) -> Result<Array1<f32>> {
+fn init1(
+    init: &crate::initializers::Initializer,
+    len: usize,
+    salt: u64,
+    what: &str,
+) -> Result<Array1<f32>> {
     init.generate(&[len], salt)?
         .into_dimensionality::<Ix1>()
         .map_err(|e| Error::invalid(what, e.to_string()))
 }
 
 /// LSTM-style bias with `unit_forget_bias`: `[init(u), ones(u), init(2u)]`, else `init(4u)`.
-pub(crate) fn lstm_bias(inits: &Initializers, units: usize, unit_forget_bias: bool, salt: u64) -> Result<Array1<f32>> {
+pub(crate) fn lstm_bias(
+    inits: &Initializers,
+    units: usize,
+    unit_forget_bias: bool,
+    salt: u64,
+) -> Result<Array1<f32>> {
     if unit_forget_bias {
         let a = init1(&inits.bias_initializer, units, salt, "bias")?;
         let b = Array1::<f32>::ones(units);
         let c = init1(&inits.bias_initializer, 2 * units, salt + 1, "bias")?;
-        concatenate(Axis(0), &[a.view(), b.view(), c.view()]).map_err(|e| Error::invalid("bias", e.to_string()))
+        concatenate(Axis(0), &[a.view(), b.view(), c.view()])
+            .map_err(|e| Error::invalid("bias", e.to_string()))
     } else {
         init1(&inits.bias_initializer, 4 * units, salt, "bias")
     }
@@ -58,9 +74,17 @@ fn check_bias(use_bias: bool, bias: Option<&[usize]>, expected: &[usize]) -> Res
 }
 
 /// Checks the common part of every built-in cell's one-step call.
-fn check_call(cell: &dyn Stepper, inputs: ArrayView2<f32>, states: &[ArrayView2<f32>], constants: &[ArrayView2<f32>]) -> Result<()> {
+fn check_call(
+    cell: &dyn Stepper,
+    inputs: ArrayView2<f32>,
+    states: &[ArrayView2<f32>],
+    constants: &[ArrayView2<f32>],
+) -> Result<()> {
     if !constants.is_empty() {
-        return Err(Error::invalid("constants", "built-in cells take no constants"));
+        return Err(Error::invalid(
+            "constants",
+            "built-in cells take no constants",
+        ));
     }
     let b = inputs.nrows();
     check_shape("inputs", inputs.shape(), &[b, cell.input_width()])?;
@@ -78,7 +102,11 @@ fn check_call(cell: &dyn Stepper, inputs: ArrayView2<f32>, states: &[ArrayView2<
 }
 
 /// One step through the fused path (projection, then step), for the `Cell` impls.
-fn call_via_stepper(cell: &dyn Stepper, inputs: ArrayView2<f32>, states: &[ArrayView2<f32>]) -> Result<(Array2<f32>, Vec<Array2<f32>>)> {
+fn call_via_stepper(
+    cell: &dyn Stepper,
+    inputs: ArrayView2<f32>,
+    states: &[ArrayView2<f32>],
+) -> Result<(Array2<f32>, Vec<Array2<f32>>)> {
     let b = inputs.nrows();
     let xp = cell.project(inputs, 1)?;
     let owned: Vec<Array2<f32>> = states.iter().map(|s| s.to_owned()).collect();
@@ -127,7 +155,12 @@ pub struct SimpleRNNCell {
 
 impl SimpleRNNCell {
     /// A cell from trained weights in Keras's shapes (`bias` must be `None` iff `use_bias` is false).
-    pub fn new(config: SimpleRNNCellConfig, kernel: Array2<f32>, recurrent_kernel: Array2<f32>, bias: Option<Array1<f32>>) -> Result<Self> {
+    pub fn new(
+        config: SimpleRNNCellConfig,
+        kernel: Array2<f32>,
+        recurrent_kernel: Array2<f32>,
+        bias: Option<Array1<f32>>,
+    ) -> Result<Self> {
         let u = config.units;
         check_shape("kernel", kernel.shape(), &[kernel.nrows(), u])?;
         check_shape("recurrent_kernel", recurrent_kernel.shape(), &[u, u])?;
@@ -144,8 +177,18 @@ impl SimpleRNNCell {
     pub fn build(config: SimpleRNNCellConfig, input_dim: usize, seed: u64) -> Result<Self> {
         let u = config.units;
         let i = &config.initializers;
-        let kernel = init2(&i.kernel_initializer, (input_dim, u), seed * 8 + 1, "kernel")?;
-        let rec = init2(&i.recurrent_initializer, (u, u), seed * 8 + 2, "recurrent_kernel")?;
+        let kernel = init2(
+            &i.kernel_initializer,
+            (input_dim, u),
+            seed * 8 + 1,
+            "kernel",
+        )?;
+        let rec = init2(
+            &i.recurrent_initializer,
+            (u, u),
+            seed * 8 + 2,
+            "recurrent_kernel",
+        )?;
         let bias = if config.use_bias {
             Some(init1(&i.bias_initializer, u, seed * 8 + 3, "bias")?)
         } else {
@@ -161,7 +204,10 @@ impl SimpleRNNCell {
 
     /// Keras's `get_weights()`: `[kernel, recurrent_kernel, bias?]`.
     pub fn weights(&self) -> Vec<ArrayD<f32>> {
-        let mut w = vec![self.kernel.clone().into_dyn(), self.recurrent_kernel.clone().into_dyn()];
+        let mut w = vec![
+            self.kernel.clone().into_dyn(),
+            self.recurrent_kernel.clone().into_dyn(),
+        ];
         if let Some(b) = &self.bias {
             w.push(b.clone().into_dyn());
         }
@@ -191,20 +237,34 @@ impl GRUCell {
     /// A cell from trained weights in Keras's shapes. `bias` is `(3 * units,)` for
     /// `reset_after = false` and `(2, 3 * units)` for `reset_after = true`; `None` iff
     /// `use_bias` is false.
-    pub fn new(config: GRUCellConfig, kernel: Array2<f32>, recurrent_kernel: Array2<f32>, bias: Option<ArrayD<f32>>) -> Result<Self> {
+    pub fn new(
+        config: GRUCellConfig,
+        kernel: Array2<f32>,
+        recurrent_kernel: Array2<f32>,
+        bias: Option<ArrayD<f32>>,
+    ) -> Result<Self> {
         let u = config.units;
         check_shape("kernel", kernel.shape(), &[kernel.nrows(), 3 * u])?;
         check_shape("recurrent_kernel", recurrent_kernel.shape(), &[u, 3 * u])?;
-        let expected: Vec<usize> = if config.reset_after { vec![2, 3 * u] } else { vec![3 * u] };
+        let expected: Vec<usize> = if config.reset_after {
+            vec![2, 3 * u]
+        } else {
+            vec![3 * u]
+        };
         check_bias(config.use_bias, bias.as_ref().map(|b| b.shape()), &expected)?;
         let (input_bias, recurrent_bias) = match bias {
             None => (None, None),
             Some(b) if config.reset_after => {
-                let b = b.into_dimensionality::<Ix2>().map_err(|e| Error::invalid("bias", e.to_string()))?;
+                let b = b
+                    .into_dimensionality::<Ix2>()
+                    .map_err(|e| Error::invalid("bias", e.to_string()))?;
                 (Some(b.row(0).to_owned()), Some(b.row(1).to_owned()))
             }
             Some(b) => (
-                Some(b.into_dimensionality::<Ix1>().map_err(|e| Error::invalid("bias", e.to_string()))?),
+                Some(
+                    b.into_dimensionality::<Ix1>()
+                        .map_err(|e| Error::invalid("bias", e.to_string()))?,
+                ),
                 None,
             ),
         };
@@ -221,8 +281,18 @@ impl GRUCell {
     pub fn build(config: GRUCellConfig, input_dim: usize, seed: u64) -> Result<Self> {
         let u = config.units;
         let i = &config.initializers;
-        let kernel = init2(&i.kernel_initializer, (input_dim, 3 * u), seed * 8 + 1, "kernel")?;
-        let rec = init2(&i.recurrent_initializer, (u, 3 * u), seed * 8 + 2, "recurrent_kernel")?;
+        let kernel = init2(
+            &i.kernel_initializer,
+            (input_dim, 3 * u),
+            seed * 8 + 1,
+            "kernel",
+        )?;
+        let rec = init2(
+            &i.recurrent_initializer,
+            (u, 3 * u),
+            seed * 8 + 2,
+            "recurrent_kernel",
+        )?;
         let bias = if !config.use_bias {
             None
         } else if config.reset_after {
@@ -240,7 +310,10 @@ impl GRUCell {
 
     /// Keras's `get_weights()`: `[kernel, recurrent_kernel, bias?]` with bias `(3u,)` or `(2, 3u)`.
     pub fn weights(&self) -> Vec<ArrayD<f32>> {
-        let mut w = vec![self.kernel.clone().into_dyn(), self.recurrent_kernel.clone().into_dyn()];
+        let mut w = vec![
+            self.kernel.clone().into_dyn(),
+            self.recurrent_kernel.clone().into_dyn(),
+        ];
         match (&self.input_bias, &self.recurrent_bias) {
             (Some(b), Some(c)) => {
                 let mut m = Array2::zeros((2, b.len()));
@@ -271,7 +344,12 @@ pub struct LSTMCell {
 
 impl LSTMCell {
     /// A cell from trained weights in Keras's shapes (`bias` must be `None` iff `use_bias` is false).
-    pub fn new(config: LSTMCellConfig, kernel: Array2<f32>, recurrent_kernel: Array2<f32>, bias: Option<Array1<f32>>) -> Result<Self> {
+    pub fn new(
+        config: LSTMCellConfig,
+        kernel: Array2<f32>,
+        recurrent_kernel: Array2<f32>,
+        bias: Option<Array1<f32>>,
+    ) -> Result<Self> {
         let u = config.units;
         check_shape("kernel", kernel.shape(), &[kernel.nrows(), 4 * u])?;
         check_shape("recurrent_kernel", recurrent_kernel.shape(), &[u, 4 * u])?;
@@ -289,8 +367,18 @@ impl LSTMCell {
     pub fn build(config: LSTMCellConfig, input_dim: usize, seed: u64) -> Result<Self> {
         let u = config.units;
         let i = &config.initializers;
-        let kernel = init2(&i.kernel_initializer, (input_dim, 4 * u), seed * 8 + 1, "kernel")?;
-        let rec = init2(&i.recurrent_initializer, (u, 4 * u), seed * 8 + 2, "recurrent_kernel")?;
+        let kernel = init2(
+            &i.kernel_initializer,
+            (input_dim, 4 * u),
+            seed * 8 + 1,
+            "kernel",
+        )?;
+        let rec = init2(
+            &i.recurrent_initializer,
+            (u, 4 * u),
+            seed * 8 + 2,
+            "recurrent_kernel",
+        )?;
         let bias = if config.use_bias {
             Some(lstm_bias(i, u, config.unit_forget_bias, seed * 8 + 3)?)
         } else {
@@ -306,7 +394,10 @@ impl LSTMCell {
 
     /// Keras's `get_weights()`: `[kernel, recurrent_kernel, bias?]`.
     pub fn weights(&self) -> Vec<ArrayD<f32>> {
-        let mut w = vec![self.kernel.clone().into_dyn(), self.recurrent_kernel.clone().into_dyn()];
+        let mut w = vec![
+            self.kernel.clone().into_dyn(),
+            self.recurrent_kernel.clone().into_dyn(),
+        ];
         if let Some(b) = &self.bias {
             w.push(b.clone().into_dyn());
         }
@@ -322,13 +413,31 @@ impl_cell_via_stepper!(LSTMCell);
 
 /// `hu_chunk = h · U[:, gate blocks of the chunk]`: one product when the chunk covers every unit,
 /// else one per gate block.
-fn recurrent_product(h: ArrayView2<f32>, u: &Array2<f32>, gates: usize, c: Chunk, hu: &mut Array2<f32>) -> Result<()> {
+fn recurrent_product(
+    h: ArrayView2<f32>,
+    u: &Array2<f32>,
+    gates: usize,
+    c: Chunk,
+    hu: &mut Array2<f32>,
+) -> Result<()> {
     if c.len == c.units {
-        return gemm(h, u.slice(s![.., ..gates * c.units]), hu.view_mut(), false, 1);
+        return gemm(
+            h,
+            u.slice(s![.., ..gates * c.units]),
+            hu.view_mut(),
+            false,
+            1,
+        );
     }
     for g in 0..gates {
         let cols = g * c.units + c.u0..g * c.units + c.u0 + c.len;
-        gemm(h, u.slice(s![.., cols]), hu.slice_mut(s![.., g * c.len..(g + 1) * c.len]), false, 1)?;
+        gemm(
+            h,
+            u.slice(s![.., cols]),
+            hu.slice_mut(s![.., g * c.len..(g + 1) * c.len]),
+            false,
+            1,
+        )?;
     }
     Ok(())
 }
@@ -337,7 +446,10 @@ fn recurrent_product(h: ArrayView2<f32>, u: &Array2<f32>, gates: usize, c: Chunk
 fn gate_scratch(batch: usize, units: usize, gates: usize, threads: usize) -> Scratch {
     let flops = 2.0 * batch as f64 * units as f64 * (gates * units) as f64;
     let chunks = plan_chunks(units, threads, flops);
-    let per_chunk = chunks.iter().map(|c| vec![Array2::zeros((batch, gates * c.len))]).collect();
+    let per_chunk = chunks
+        .iter()
+        .map(|c| vec![Array2::zeros((batch, gates * c.len))])
+        .collect();
     Scratch {
         chunks,
         per_chunk,
@@ -364,11 +476,23 @@ impl Stepper for SimpleRNNCell {
     fn scratch(&self, batch: usize, threads: usize) -> Scratch {
         gate_scratch(batch, self.config.units, 1, threads)
     }
-    fn step(&self, xp: ArrayView2<f32>, states: &[Array2<f32>], new_states: &mut [Array2<f32>], out: &mut Array2<f32>, scratch: &mut Scratch) -> Result<()> {
+    fn step(
+        &self,
+        xp: ArrayView2<f32>,
+        states: &[Array2<f32>],
+        new_states: &mut [Array2<f32>],
+        out: &mut Array2<f32>,
+        scratch: &mut Scratch,
+    ) -> Result<()> {
         let h = states[0].view();
         let act = self.config.activation;
         let outs = split_cols(new_states[0].view_mut(), &scratch.chunks);
-        let tasks: Vec<_> = scratch.chunks.iter().zip(scratch.per_chunk.iter_mut()).zip(outs).collect();
+        let tasks: Vec<_> = scratch
+            .chunks
+            .iter()
+            .zip(scratch.per_chunk.iter_mut())
+            .zip(outs)
+            .collect();
         for_each_task(tasks, |((c, bufs), h_out)| {
             recurrent_product(h, &self.recurrent_kernel, 1, *c, &mut bufs[0])?;
             gates::simple(xp, &mut bufs[0], h_out, act, *c)
@@ -407,18 +531,33 @@ impl Stepper for GRUCell {
             s
         }
     }
-    fn step(&self, xp: ArrayView2<f32>, states: &[Array2<f32>], new_states: &mut [Array2<f32>], out: &mut Array2<f32>, scratch: &mut Scratch) -> Result<()> {
+    fn step(
+        &self,
+        xp: ArrayView2<f32>,
+        states: &[Array2<f32>],
+        new_states: &mut [Array2<f32>],
+        out: &mut Array2<f32>,
+        scratch: &mut Scratch,
+    ) -> Result<()> {
         let act = self.config.activation;
         let rec = self.config.recurrent_activation;
         let h = states[0].view();
         let u = &self.recurrent_kernel;
         if self.config.reset_after {
             let rb = match &self.recurrent_bias {
-                Some(b) => Some(b.as_slice().ok_or_else(|| Error::invalid("bias", "internal: not contiguous"))?),
+                Some(b) => Some(
+                    b.as_slice()
+                        .ok_or_else(|| Error::invalid("bias", "internal: not contiguous"))?,
+                ),
                 None => None,
             };
             let outs = split_cols(new_states[0].view_mut(), &scratch.chunks);
-            let tasks: Vec<_> = scratch.chunks.iter().zip(scratch.per_chunk.iter_mut()).zip(outs).collect();
+            let tasks: Vec<_> = scratch
+                .chunks
+                .iter()
+                .zip(scratch.per_chunk.iter_mut())
+                .zip(outs)
+                .collect();
             for_each_task(tasks, |((c, bufs), h_out)| {
                 recurrent_product(h, u, 3, *c, &mut bufs[0])?;
                 gates::gru_after(xp, &mut bufs[0], rb, h, h_out, act, rec, *c)
@@ -429,7 +568,11 @@ impl Stepper for GRUCell {
             let rh = &mut shared[0];
             {
                 let rh_parts = split_cols(rh.view_mut(), chunks);
-                let tasks: Vec<_> = chunks.iter().zip(scratch.per_chunk.iter_mut()).zip(rh_parts).collect();
+                let tasks: Vec<_> = chunks
+                    .iter()
+                    .zip(scratch.per_chunk.iter_mut())
+                    .zip(rh_parts)
+                    .collect();
                 for_each_task(tasks, |((c, bufs), rh_out)| {
                     recurrent_product(h, u, 2, *c, &mut bufs[0])?;
                     gates::gru_before_gates(xp, &mut bufs[0], h, rh_out, rec, *c)
@@ -438,10 +581,20 @@ impl Stepper for GRUCell {
             let rh = rh.view();
             let u_h = u.slice(s![.., 2 * units..]);
             let outs = split_cols(new_states[0].view_mut(), chunks);
-            let tasks: Vec<_> = chunks.iter().zip(scratch.per_chunk.iter_mut()).zip(outs).collect();
+            let tasks: Vec<_> = chunks
+                .iter()
+                .zip(scratch.per_chunk.iter_mut())
+                .zip(outs)
+                .collect();
             for_each_task(tasks, |((c, bufs), h_out)| {
                 let (zbuf, rhu) = bufs.split_at_mut(1);
-                gemm(rh, u_h.slice(s![.., c.u0..c.u0 + c.len]), rhu[0].view_mut(), false, 1)?;
+                gemm(
+                    rh,
+                    u_h.slice(s![.., c.u0..c.u0 + c.len]),
+                    rhu[0].view_mut(),
+                    false,
+                    1,
+                )?;
                 gates::gru_before_update(xp, &zbuf[0], &mut rhu[0], h, h_out, act, *c)
             })?;
         }
@@ -469,7 +622,14 @@ impl Stepper for LSTMCell {
     fn scratch(&self, batch: usize, threads: usize) -> Scratch {
         gate_scratch(batch, self.config.units, 4, threads)
     }
-    fn step(&self, xp: ArrayView2<f32>, states: &[Array2<f32>], new_states: &mut [Array2<f32>], out: &mut Array2<f32>, scratch: &mut Scratch) -> Result<()> {
+    fn step(
+        &self,
+        xp: ArrayView2<f32>,
+        states: &[Array2<f32>],
+        new_states: &mut [Array2<f32>],
+        out: &mut Array2<f32>,
+        scratch: &mut Scratch,
+    ) -> Result<()> {
         let (act, rec) = (self.config.activation, self.config.recurrent_activation);
         let (h, c_prev) = (states[0].view(), states[1].view());
         let (h_new, c_new) = new_states.split_at_mut(1);

@@ -42,16 +42,27 @@ struct ConvStepper<'a> {
 
 impl ConvLSTM2D {
     /// From trained weights in Keras's shapes.
-    pub fn new(config: ConvLSTM2DConfig, kernel: Array4<f32>, recurrent_kernel: Array4<f32>, bias: Option<Array1<f32>>) -> Result<Self> {
+    pub fn new(
+        config: ConvLSTM2DConfig,
+        kernel: Array4<f32>,
+        recurrent_kernel: Array4<f32>,
+        bias: Option<Array1<f32>>,
+    ) -> Result<Self> {
         let (kh, kw) = config.kernel_size;
         let f = config.filters;
         if kh == 0 || kw == 0 || f == 0 {
-            return Err(Error::config("kernel_size / filters", format!("expected positive sizes, found kernel_size ({kh}, {kw}), filters {f}")));
+            return Err(Error::config(
+                "kernel_size / filters",
+                format!("expected positive sizes, found kernel_size ({kh}, {kw}), filters {f}"),
+            ));
         }
         let (sy, sx) = config.strides;
         let (dy, dx) = config.dilation_rate;
         if sy == 0 || sx == 0 || dy == 0 || dx == 0 {
-            return Err(Error::config("strides / dilation_rate", "expected positive values, found 0"));
+            return Err(Error::config(
+                "strides / dilation_rate",
+                "expected positive values, found 0",
+            ));
         }
         if (sy != 1 || sx != 1) && (dy != 1 || dx != 1) {
             return Err(Error::config(
@@ -61,7 +72,11 @@ impl ConvLSTM2D {
         }
         let cin = kernel.shape()[2];
         check_shape("kernel", kernel.shape(), &[kh, kw, cin, 4 * f])?;
-        check_shape("recurrent_kernel", recurrent_kernel.shape(), &[kh, kw, f, 4 * f])?;
+        check_shape(
+            "recurrent_kernel",
+            recurrent_kernel.shape(),
+            &[kh, kw, f, 4 * f],
+        )?;
         match (config.use_bias, &bias) {
             (true, Some(b)) => check_shape("bias", b.shape(), &[4 * f])?,
             (true, None) => {
@@ -118,7 +133,10 @@ impl ConvLSTM2D {
 
     /// Keras's `get_weights()`: `[kernel, recurrent_kernel, bias?]`.
     pub fn weights(&self) -> Vec<ArrayD<f32>> {
-        let mut w = vec![self.kernel.clone().into_dyn(), self.recurrent_kernel.clone().into_dyn()];
+        let mut w = vec![
+            self.kernel.clone().into_dyn(),
+            self.recurrent_kernel.clone().into_dyn(),
+        ];
         if let Some(b) = &self.bias {
             w.push(b.clone().into_dyn());
         }
@@ -204,10 +222,24 @@ impl ConvLSTM2D {
         if x.ndim() != 5 {
             return Err(Error::shape("input", expected, x.shape()));
         }
-        let x = if cf { x.permuted_axes(vec![0, 1, 3, 4, 2]) } else { x };
-        let (b, t, rows, cols, ch) = (x.shape()[0], x.shape()[1], x.shape()[2], x.shape()[3], x.shape()[4]);
+        let x = if cf {
+            x.permuted_axes(vec![0, 1, 3, 4, 2])
+        } else {
+            x
+        };
+        let (b, t, rows, cols, ch) = (
+            x.shape()[0],
+            x.shape()[1],
+            x.shape()[2],
+            x.shape()[3],
+            x.shape()[4],
+        );
         if ch != cin {
-            let found = if cf { [b, t, ch, rows, cols] } else { [b, t, rows, cols, ch] };
+            let found = if cf {
+                [b, t, ch, rows, cols]
+            } else {
+                [b, t, rows, cols, ch]
+            };
             return Err(Error::shape("input", expected, &found));
         }
         let stepper = self.stepper(rows, cols)?;
@@ -220,21 +252,36 @@ impl ConvLSTM2D {
             .map_err(|e| Error::invalid("input", e.to_string()))?
             .into_dimensionality::<Ix3>()
             .map_err(|e| Error::invalid("input", e.to_string()))?;
-        let state_shape: Vec<usize> = if cf { vec![b, f, orow, ocol] } else { vec![b, orow, ocol, f] };
+        let state_shape: Vec<usize> = if cf {
+            vec![b, f, orow, ocol]
+        } else {
+            vec![b, orow, ocol, f]
+        };
         let names = ["h".to_string(), "c".to_string()];
         let width = orow * ocol * f;
         let given = match args.initial_state {
             None => None,
             Some(g) => {
                 if g.len() != 2 {
-                    return Err(Error::invalid("initial_state", format!("expected 2 arrays (h, c), found {}", g.len())));
+                    return Err(Error::invalid(
+                        "initial_state",
+                        format!("expected 2 arrays (h, c), found {}", g.len()),
+                    ));
                 }
                 let mut v = Vec::new();
                 for (a, n) in g.iter().zip(&names) {
                     if a.shape() != state_shape.as_slice() {
-                        return Err(Error::shape(format!("initial_state {n}"), fmt_shape(&state_shape), a.shape()));
+                        return Err(Error::shape(
+                            format!("initial_state {n}"),
+                            fmt_shape(&state_shape),
+                            a.shape(),
+                        ));
                     }
-                    let a = if cf { a.view().permuted_axes(vec![0, 2, 3, 1]) } else { a.view() };
+                    let a = if cf {
+                        a.view().permuted_axes(vec![0, 2, 3, 1])
+                    } else {
+                        a.view()
+                    };
                     v.push(core::flatten_state(n, &a.to_owned(), &[b, orow, ocol, f])?);
                 }
                 Some(v)
@@ -242,10 +289,18 @@ impl ConvLSTM2D {
         };
         let options = self.config.sequence;
         let mut carry = std::mem::take(&mut self.carry);
-        let result = core::initial_states(given, &[width, width], &names, b, &options, &mut carry).and_then(|init| {
-            let stepper = self.stepper(rows, cols)?;
-            core::run(&[&stepper], &options, ArrayView3::from(&x3), args.mask, init, &mut carry)
-        });
+        let result = core::initial_states(given, &[width, width], &names, b, &options, &mut carry)
+            .and_then(|init| {
+                let stepper = self.stepper(rows, cols)?;
+                core::run(
+                    &[&stepper],
+                    &options,
+                    ArrayView3::from(&x3),
+                    args.mask,
+                    init,
+                    &mut carry,
+                )
+            });
         self.carry = carry;
         let (output, states) = result?;
         let to_user = |a: ArrayD<f32>, lead: &[usize]| -> Result<ArrayD<f32>> {
@@ -298,7 +353,11 @@ impl Stepper for ConvStepper<'_> {
         let px = self.input.out_pixels();
         let mut cols = Array2::zeros((n * px, self.input.patch_len()));
         // im2col split over threads by rows, then one GEMM for every pixel of every frame.
-        let chunks = plan_chunks(n * px, threads, 2.0 * (n * px * self.input.patch_len()) as f64 * 1e3);
+        let chunks = plan_chunks(
+            n * px,
+            threads,
+            2.0 * (n * px * self.input.patch_len()) as f64 * 1e3,
+        );
         let parts = split_rows(cols.view_mut(), &chunks);
         let tasks: Vec<_> = chunks.iter().zip(parts).collect();
         for_each_task(tasks, |(c, part)| self.input.im2col_rows(x, c.u0, part))?;
@@ -313,7 +372,12 @@ impl Stepper for ConvStepper<'_> {
         let chunks = plan_chunks(rows, threads, flops);
         let per_chunk = chunks
             .iter()
-            .map(|c| vec![Array2::zeros((c.len, self.recurrent.patch_len())), Array2::zeros((c.len, 4 * f))])
+            .map(|c| {
+                vec![
+                    Array2::zeros((c.len, self.recurrent.patch_len())),
+                    Array2::zeros((c.len, 4 * f)),
+                ]
+            })
             .collect();
         Scratch {
             chunks,
@@ -321,16 +385,32 @@ impl Stepper for ConvStepper<'_> {
             shared: Vec::new(),
         }
     }
-    fn step(&self, xp: ArrayView2<f32>, states: &[Array2<f32>], new_states: &mut [Array2<f32>], out: &mut Array2<f32>, scratch: &mut Scratch) -> Result<()> {
+    fn step(
+        &self,
+        xp: ArrayView2<f32>,
+        states: &[Array2<f32>],
+        new_states: &mut [Array2<f32>],
+        out: &mut Array2<f32>,
+        scratch: &mut Scratch,
+    ) -> Result<()> {
         let f = self.layer.config.filters;
         let rows = xp.nrows() * self.recurrent.out_pixels();
         let err = |e: ndarray::ShapeError| Error::invalid("state", e.to_string());
         let xp = xp.into_shape_with_order((rows, 4 * f)).map_err(err)?;
-        let c_prev = states[1].view().into_shape_with_order((rows, f)).map_err(err)?;
+        let c_prev = states[1]
+            .view()
+            .into_shape_with_order((rows, f))
+            .map_err(err)?;
         let h_prev = states[0].view();
         let (h_new, c_new) = new_states.split_at_mut(1);
-        let h_out = h_new[0].view_mut().into_shape_with_order((rows, f)).map_err(err)?;
-        let c_out = c_new[0].view_mut().into_shape_with_order((rows, f)).map_err(err)?;
+        let h_out = h_new[0]
+            .view_mut()
+            .into_shape_with_order((rows, f))
+            .map_err(err)?;
+        let c_out = c_new[0]
+            .view_mut()
+            .into_shape_with_order((rows, f))
+            .map_err(err)?;
         let h_parts = split_rows(h_out, &scratch.chunks);
         let c_parts = split_rows(c_out, &scratch.chunks);
         let tasks: Vec<_> = scratch
@@ -339,14 +419,37 @@ impl Stepper for ConvStepper<'_> {
             .zip(scratch.per_chunk.iter_mut())
             .zip(h_parts.into_iter().zip(c_parts))
             .collect();
-        let (act, rec) = (self.layer.config.activation, self.layer.config.recurrent_activation);
+        let (act, rec) = (
+            self.layer.config.activation,
+            self.layer.config.recurrent_activation,
+        );
         for_each_task(tasks, |((c, bufs), (h_out, c_out))| {
             let (cols, hu) = bufs.split_at_mut(1);
-            self.recurrent.im2col_rows(h_prev, c.u0, cols[0].view_mut())?;
-            gemm(cols[0].view(), self.recurrent_kernel, hu[0].view_mut(), false, 1)?;
+            self.recurrent
+                .im2col_rows(h_prev, c.u0, cols[0].view_mut())?;
+            gemm(
+                cols[0].view(),
+                self.recurrent_kernel,
+                hu[0].view_mut(),
+                false,
+                1,
+            )?;
             let rows = c.u0..c.u0 + c.len;
-            let whole = Chunk { u0: 0, len: f, units: f };
-            gates::lstm(xp.slice(s![rows.clone(), ..]), &mut hu[0], c_prev.slice(s![rows, ..]), h_out, c_out, act, rec, whole)
+            let whole = Chunk {
+                u0: 0,
+                len: f,
+                units: f,
+            };
+            gates::lstm(
+                xp.slice(s![rows.clone(), ..]),
+                &mut hu[0],
+                c_prev.slice(s![rows, ..]),
+                h_out,
+                c_out,
+                act,
+                rec,
+                whole,
+            )
         })?;
         out.assign(&h_new[0]);
         Ok(())

@@ -45,14 +45,24 @@ pub(crate) struct Carry {
 
 impl Carry {
     /// Sets the carried states to zeros (`None`) or to `values` (checked against `widths`).
-    pub(crate) fn reset(&mut self, values: Option<Vec<Array2<f32>>>, widths: &[usize], names: &[String]) -> Result<()> {
+    pub(crate) fn reset(
+        &mut self,
+        values: Option<Vec<Array2<f32>>>,
+        widths: &[usize],
+        names: &[String],
+    ) -> Result<()> {
         match values {
             None => self.states = None,
             Some(v) => {
                 if v.len() != widths.len() {
                     return Err(Error::invalid(
                         "reset_states",
-                        format!("expected {} states ({}), found {}", widths.len(), names.join(", "), v.len()),
+                        format!(
+                            "expected {} states ({}), found {}",
+                            widths.len(),
+                            names.join(", "),
+                            v.len()
+                        ),
                     ));
                 }
                 let b = v.first().map(|a| a.nrows()).unwrap_or(0);
@@ -100,7 +110,12 @@ pub(crate) fn initial_states(
         if g.len() != widths.len() {
             return Err(Error::invalid(
                 "initial_state",
-                format!("expected {} arrays ({}), found {}", widths.len(), names.join(", "), g.len()),
+                format!(
+                    "expected {} arrays ({}), found {}",
+                    widths.len(),
+                    names.join(", "),
+                    g.len()
+                ),
             ));
         }
         return Ok(g);
@@ -114,7 +129,11 @@ pub(crate) fn initial_states(
 }
 
 /// Flattens one initial state to `(batch, width)`, checking its shape is `expected`.
-pub(crate) fn flatten_state(name: &str, a: &ArrayD<f32>, expected: &[usize]) -> Result<Array2<f32>> {
+pub(crate) fn flatten_state(
+    name: &str,
+    a: &ArrayD<f32>,
+    expected: &[usize],
+) -> Result<Array2<f32>> {
     if a.shape() != expected {
         return Err(Error::Shape {
             what: format!("initial_state {name}"),
@@ -147,7 +166,10 @@ pub(crate) fn run(
         (x.dim().0, x.dim().1)
     };
     if time == 0 {
-        return Err(Error::invalid("input", "the time dimension is 0; expected at least one step"));
+        return Err(Error::invalid(
+            "input",
+            "the time dimension is 0; expected at least one step",
+        ));
     }
     if let Some(m) = mask {
         check_shape("mask", m.shape(), &[batch, time])?;
@@ -159,7 +181,13 @@ pub(crate) fn run(
     for c in cells {
         per_cell.push(it.by_ref().take(c.state_widths().len()).collect::<Vec<_>>());
     }
-    let (res, states) = sequence::run_stack(cells, x_tm.view(), mask_tm.as_ref().map(|m| m.view()), per_cell, options.return_sequences)?;
+    let (res, states) = sequence::run_stack(
+        cells,
+        x_tm.view(),
+        mask_tm.as_ref().map(|m| m.view()),
+        per_cell,
+        options.return_sequences,
+    )?;
     let output = if options.return_sequences {
         let o = res
             .outputs
@@ -167,7 +195,10 @@ pub(crate) fn run(
         if options.time_major {
             o.into_dyn()
         } else {
-            o.permuted_axes([1, 0, 2]).as_standard_layout().into_owned().into_dyn()
+            o.permuted_axes([1, 0, 2])
+                .as_standard_layout()
+                .into_owned()
+                .into_dyn()
         }
     } else {
         res.last.into_dyn()
@@ -187,4 +218,3 @@ pub(crate) fn reshape(arr: ArrayD<f32>, shape: &[usize], what: &str) -> Result<A
         .into_shape_with_order(shape.to_vec())
         .map_err(|e| Error::invalid(what, e.to_string()))
 }
-

@@ -34,7 +34,12 @@ pub struct CuDNNLSTM {
 
 impl CuDNNLSTM {
     /// From weights in the CuDNN layout.
-    pub fn new(config: CuDNNConfig, kernel: Array2<f32>, recurrent_kernel: Array2<f32>, bias: Array1<f32>) -> Result<Self> {
+    pub fn new(
+        config: CuDNNConfig,
+        kernel: Array2<f32>,
+        recurrent_kernel: Array2<f32>,
+        bias: Array1<f32>,
+    ) -> Result<Self> {
         let u = config.units;
         let k = weights::cudnn_kernel_to_plain(kernel.view(), 4, u)?;
         let r = weights::transpose_recurrent_gates(recurrent_kernel.view(), 4, u)?;
@@ -43,7 +48,11 @@ impl CuDNNLSTM {
         Ok(CuDNNLSTM {
             rnn: RNN::new(cell, config.sequence),
             config,
-            cudnn_weights: [kernel.into_dyn(), recurrent_kernel.into_dyn(), bias.into_dyn()],
+            cudnn_weights: [
+                kernel.into_dyn(),
+                recurrent_kernel.into_dyn(),
+                bias.into_dyn(),
+            ],
         })
     }
 
@@ -124,7 +133,12 @@ pub struct CuDNNGRU {
 
 impl CuDNNGRU {
     /// From weights in the CuDNN layout.
-    pub fn new(config: CuDNNConfig, kernel: Array2<f32>, recurrent_kernel: Array2<f32>, bias: Array1<f32>) -> Result<Self> {
+    pub fn new(
+        config: CuDNNConfig,
+        kernel: Array2<f32>,
+        recurrent_kernel: Array2<f32>,
+        bias: Array1<f32>,
+    ) -> Result<Self> {
         let u = config.units;
         let k = weights::cudnn_kernel_to_plain(kernel.view(), 3, u)?;
         let r = weights::transpose_recurrent_gates(recurrent_kernel.view(), 3, u)?;
@@ -133,7 +147,11 @@ impl CuDNNGRU {
         Ok(CuDNNGRU {
             rnn: RNN::new(cell, config.sequence),
             config,
-            cudnn_weights: [kernel.into_dyn(), recurrent_kernel.into_dyn(), bias.into_dyn()],
+            cudnn_weights: [
+                kernel.into_dyn(),
+                recurrent_kernel.into_dyn(),
+                bias.into_dyn(),
+            ],
         })
     }
 

@@ -20,4 +20,4 @@ pub use self::core::{CallArgs, Output};
 pub use cells::{GRUCell, LSTMCell, SimpleRNNCell};
 pub use conv_lstm2d::ConvLSTM2D;
 pub use cudnn::{CuDNNGRU, CuDNNLSTM};
-pub use rnn::{AnyCell, GRU, LSTM, RNN, SimpleRNN};
+pub use rnn::{AnyCell, SimpleRNN, GRU, LSTM, RNN};

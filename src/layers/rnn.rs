@@ -27,7 +27,12 @@ impl std::fmt::Debug for AnyCell {
             AnyCell::SimpleRNN(c) => c.fmt(f),
             AnyCell::GRU(c) => c.fmt(f),
             AnyCell::LSTM(c) => c.fmt(f),
-            AnyCell::User(c) => write!(f, "User(state_size={:?}, output_size={})", c.state_size(), c.output_size()),
+            AnyCell::User(c) => write!(
+                f,
+                "User(state_size={:?}, output_size={})",
+                c.state_size(),
+                c.output_size()
+            ),
         }
     }
 }
@@ -128,7 +133,14 @@ impl Stepper for UserStepper<'_> {
             shared: Vec::new(),
         }
     }
-    fn step(&self, xp: ArrayView2<f32>, states: &[Array2<f32>], new_states: &mut [Array2<f32>], out: &mut Array2<f32>, _scratch: &mut Scratch) -> Result<()> {
+    fn step(
+        &self,
+        xp: ArrayView2<f32>,
+        states: &[Array2<f32>],
+        new_states: &mut [Array2<f32>],
+        out: &mut Array2<f32>,
+        _scratch: &mut Scratch,
+    ) -> Result<()> {
         let views: Vec<ArrayView2<f32>> = states.iter().map(|s| s.view()).collect();
         let (o, ns) = self.cell.call(xp, &views, self.constants)?;
         let i = self.index;
@@ -136,7 +148,11 @@ impl Stepper for UserStepper<'_> {
         if ns.len() != new_states.len() {
             return Err(Error::invalid(
                 format!("cells[{i}] states"),
-                format!("the cell returned {} states, its state_size has {}", ns.len(), new_states.len()),
+                format!(
+                    "the cell returned {} states, its state_size has {}",
+                    ns.len(),
+                    new_states.len()
+                ),
             ));
         }
         for (k, (dst, src)) in new_states.iter_mut().zip(ns).enumerate() {
@@ -177,7 +193,10 @@ impl RNN {
     /// (`cells.0.h`, ...) even for a one-element list, as Keras does.
     pub fn stacked(cells: Vec<AnyCell>, options: SequenceOptions) -> Result<Self> {
         if cells.is_empty() {
-            return Err(Error::invalid("cells", "expected at least one cell, found none"));
+            return Err(Error::invalid(
+                "cells",
+                "expected at least one cell, found none",
+            ));
         }
         for k in 1..cells.len() {
             if let Some(i) = cells[k].input_size() {
@@ -219,7 +238,11 @@ impl RNN {
             self.cells
                 .iter()
                 .enumerate()
-                .flat_map(|(k, c)| c.state_names().into_iter().map(move |n| format!("cells.{k}.{n}")))
+                .flat_map(|(k, c)| {
+                    c.state_names()
+                        .into_iter()
+                        .map(move |n| format!("cells.{k}.{n}"))
+                })
                 .collect()
         } else {
             self.cells.iter().flat_map(|c| c.state_names()).collect()
@@ -241,7 +264,11 @@ impl RNN {
     /// * `args.mask`: `(batch, time)`; `args.initial_state`: flattened states, each
     ///   `(batch, width)`; `args.constants`: for user-defined cells.
     pub fn forward(&mut self, x: ArrayView3<f32>, args: &CallArgs) -> Result<Output> {
-        let batch = if self.options.time_major { x.dim().1 } else { x.dim().0 };
+        let batch = if self.options.time_major {
+            x.dim().1
+        } else {
+            x.dim().0
+        };
         let feat = x.dim().2;
         if let Some(i) = self.cells[0].input_size() {
             let expected = if self.options.time_major {
@@ -254,9 +281,16 @@ impl RNN {
             }
         }
         if !args.constants.is_empty() {
-            let takers = self.cells.iter().filter(|c| matches!(c, AnyCell::User(u) if u.accepts_constants())).count();
+            let takers = self
+                .cells
+                .iter()
+                .filter(|c| matches!(c, AnyCell::User(u) if u.accepts_constants()))
+                .count();
             if takers == 0 {
-                return Err(Error::invalid("constants", "no cell of this RNN accepts constants"));
+                return Err(Error::invalid(
+                    "constants",
+                    "no cell of this RNN accepts constants",
+                ));
             }
         }
         let widths = self.state_widths();
@@ -267,7 +301,12 @@ impl RNN {
                 if g.len() != widths.len() {
                     return Err(Error::invalid(
                         "initial_state",
-                        format!("expected {} arrays ({}), found {}", widths.len(), names.join(", "), g.len()),
+                        format!(
+                            "expected {} arrays ({}), found {}",
+                            widths.len(),
+                            names.join(", "),
+                            g.len()
+                        ),
                     ));
                 }
                 let mut v = Vec::with_capacity(g.len());
@@ -277,7 +316,14 @@ impl RNN {
                 Some(v)
             }
         };
-        let init = core::initial_states(given, &widths, &names, batch, &self.options, &mut self.carry)?;
+        let init = core::initial_states(
+            given,
+            &widths,
+            &names,
+            batch,
+            &self.options,
+            &mut self.carry,
+        )?;
         let no_constants: &[ArrayView2<f32>] = &[];
         let mut users: Vec<UserStepper> = Vec::new();
         let mut in_w = feat;
@@ -287,7 +333,11 @@ impl RNN {
                     cell: u.as_ref(),
                     index: k,
                     input_width: in_w,
-                    constants: if u.accepts_constants() { args.constants } else { no_constants },
+                    constants: if u.accepts_constants() {
+                        args.constants
+                    } else {
+                        no_constants
+                    },
                 });
             }
             in_w = c.output_size();
@@ -304,7 +354,14 @@ impl RNN {
                     .ok_or_else(|| Error::invalid("cells", "internal: user cell count mismatch"))?,
             });
         }
-        let (output, states) = core::run(&steppers, &self.options, x, args.mask, init, &mut self.carry)?;
+        let (output, states) = core::run(
+            &steppers,
+            &self.options,
+            x,
+            args.mask,
+            init,
+            &mut self.carry,
+        )?;
         Ok(Output {
             output,
             states: states.into_iter().map(|s| s.into_dyn()).collect(),
@@ -375,12 +432,29 @@ pub struct SimpleRNN {
 impl SimpleRNN {
     /// From trained weights in Keras's shapes: `kernel (input_dim, units)`,
     /// `recurrent_kernel (units, units)`, `bias (units,)`.
-    pub fn new(config: SimpleRNNCellConfig, options: SequenceOptions, kernel: Array2<f32>, recurrent_kernel: Array2<f32>, bias: Option<Array1<f32>>) -> Result<Self> {
-        Ok(Self::from_cell(SimpleRNNCell::new(config, kernel, recurrent_kernel, bias)?, options))
+    pub fn new(
+        config: SimpleRNNCellConfig,
+        options: SequenceOptions,
+        kernel: Array2<f32>,
+        recurrent_kernel: Array2<f32>,
+        bias: Option<Array1<f32>>,
+    ) -> Result<Self> {
+        Ok(Self::from_cell(
+            SimpleRNNCell::new(config, kernel, recurrent_kernel, bias)?,
+            options,
+        ))
     }
     /// With weights from the config's initializers, deterministic in `seed`.
-    pub fn build(config: SimpleRNNCellConfig, options: SequenceOptions, input_dim: usize, seed: u64) -> Result<Self> {
-        Ok(Self::from_cell(SimpleRNNCell::build(config, input_dim, seed)?, options))
+    pub fn build(
+        config: SimpleRNNCellConfig,
+        options: SequenceOptions,
+        input_dim: usize,
+        seed: u64,
+    ) -> Result<Self> {
+        Ok(Self::from_cell(
+            SimpleRNNCell::build(config, input_dim, seed)?,
+            options,
+        ))
     }
     /// Around an existing cell.
     pub fn from_cell(cell: SimpleRNNCell, options: SequenceOptions) -> Self {
@@ -408,12 +482,29 @@ pub struct GRU {
 impl GRU {
     /// From trained weights in Keras's shapes: `kernel (input_dim, 3u)`,
     /// `recurrent_kernel (u, 3u)`, `bias (3u,)` or, with `reset_after`, `(2, 3u)`.
-    pub fn new(config: GRUCellConfig, options: SequenceOptions, kernel: Array2<f32>, recurrent_kernel: Array2<f32>, bias: Option<ArrayD<f32>>) -> Result<Self> {
-        Ok(Self::from_cell(GRUCell::new(config, kernel, recurrent_kernel, bias)?, options))
+    pub fn new(
+        config: GRUCellConfig,
+        options: SequenceOptions,
+        kernel: Array2<f32>,
+        recurrent_kernel: Array2<f32>,
+        bias: Option<ArrayD<f32>>,
+    ) -> Result<Self> {
+        Ok(Self::from_cell(
+            GRUCell::new(config, kernel, recurrent_kernel, bias)?,
+            options,
+        ))
     }
     /// With weights from the config's initializers, deterministic in `seed`.
-    pub fn build(config: GRUCellConfig, options: SequenceOptions, input_dim: usize, seed: u64) -> Result<Self> {
-        Ok(Self::from_cell(GRUCell::build(config, input_dim, seed)?, options))
+    pub fn build(
+        config: GRUCellConfig,
+        options: SequenceOptions,
+        input_dim: usize,
+        seed: u64,
+    ) -> Result<Self> {
+        Ok(Self::from_cell(
+            GRUCell::build(config, input_dim, seed)?,
+            options,
+        ))
     }
     /// Around an existing cell.
     pub fn from_cell(cell: GRUCell, options: SequenceOptions) -> Self {
@@ -441,12 +532,29 @@ pub struct LSTM {
 impl LSTM {
     /// From trained weights in Keras's shapes: `kernel (input_dim, 4u)`,
     /// `recurrent_kernel (u, 4u)`, `bias (4u,)`.
-    pub fn new(config: LSTMCellConfig, options: SequenceOptions, kernel: Array2<f32>, recurrent_kernel: Array2<f32>, bias: Option<Array1<f32>>) -> Result<Self> {
-        Ok(Self::from_cell(LSTMCell::new(config, kernel, recurrent_kernel, bias)?, options))
+    pub fn new(
+        config: LSTMCellConfig,
+        options: SequenceOptions,
+        kernel: Array2<f32>,
+        recurrent_kernel: Array2<f32>,
+        bias: Option<Array1<f32>>,
+    ) -> Result<Self> {
+        Ok(Self::from_cell(
+            LSTMCell::new(config, kernel, recurrent_kernel, bias)?,
+            options,
+        ))
     }
     /// With weights from the config's initializers, deterministic in `seed`.
-    pub fn build(config: LSTMCellConfig, options: SequenceOptions, input_dim: usize, seed: u64) -> Result<Self> {
-        Ok(Self::from_cell(LSTMCell::build(config, input_dim, seed)?, options))
+    pub fn build(
+        config: LSTMCellConfig,
+        options: SequenceOptions,
+        input_dim: usize,
+        seed: u64,
+    ) -> Result<Self> {
+        Ok(Self::from_cell(
+            LSTMCell::build(config, input_dim, seed)?,
+            options,
+        ))
     }
     /// Around an existing cell.
     pub fn from_cell(cell: LSTMCell, options: SequenceOptions) -> Self {

@@ -12,7 +12,10 @@ pub fn within_tolerance(got: f32, want: f32) -> bool {
 
 /// Compares two name -> array maps; returns the largest absolute error, or a description of
 /// the first mismatch.
-pub fn compare(got: &BTreeMap<String, ArrayD<f32>>, want: &BTreeMap<String, ArrayD<f32>>) -> Result<f32, String> {
+pub fn compare(
+    got: &BTreeMap<String, ArrayD<f32>>,
+    want: &BTreeMap<String, ArrayD<f32>>,
+) -> Result<f32, String> {
     let gk: Vec<_> = got.keys().collect();
     let wk: Vec<_> = want.keys().collect();
     if gk != wk {
@@ -22,7 +25,11 @@ pub fn compare(got: &BTreeMap<String, ArrayD<f32>>, want: &BTreeMap<String, Arra
     for (name, w) in want {
         let g = &got[name];
         if g.shape() != w.shape() {
-            return Err(format!("{name}: shape {:?}, want {:?}", g.shape(), w.shape()));
+            return Err(format!(
+                "{name}: shape {:?}, want {:?}",
+                g.shape(),
+                w.shape()
+            ));
         }
         for (i, (a, b)) in g.iter().zip(w.iter()).enumerate() {
             if !within_tolerance(*a, *b) {

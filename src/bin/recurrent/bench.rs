@@ -2,9 +2,11 @@
 
 use clap::{Args, ValueEnum};
 use ndarray::ArrayD;
-use recurrent::config::{ConvLSTM2DConfig, GRUCellConfig, LSTMCellConfig, Padding, SequenceOptions, SimpleRNNCellConfig};
+use recurrent::config::{
+    ConvLSTM2DConfig, GRUCellConfig, LSTMCellConfig, Padding, SequenceOptions, SimpleRNNCellConfig,
+};
 use recurrent::initializers::Initializer;
-use recurrent::layers::{ConvLSTM2D, GRU, LSTM, SimpleRNN};
+use recurrent::layers::{ConvLSTM2D, SimpleRNN, GRU, LSTM};
 use recurrent::{Error, Result};
 use std::time::Instant;
 
@@ -98,7 +100,12 @@ impl Shape {
     /// `k*k*(C + F)` in place of `I + H`).
     fn flops(&self) -> f64 {
         let g = self.layer.gates() as f64;
-        let (b, t, i, h) = (self.batch as f64, self.seq as f64, self.input as f64, self.units as f64);
+        let (b, t, i, h) = (
+            self.batch as f64,
+            self.seq as f64,
+            self.input as f64,
+            self.units as f64,
+        );
         if self.layer == BenchLayer::ConvLstm2d {
             let px = (self.image * self.image) as f64;
             let kk = (self.kernel * self.kernel) as f64;
@@ -114,7 +121,13 @@ impl Shape {
 /// 16,100,256,256; ConvLSTM2D 4,10, 16 channels @ 32x32, 32 filters, 3x3, same.
 fn default_shapes() -> Vec<Shape> {
     let mut v = Vec::new();
-    let sizes = [(1, 100, 128, 128), (1, 100, 512, 512), (16, 100, 256, 256), (64, 50, 512, 512), (256, 25, 1024, 1024)];
+    let sizes = [
+        (1, 100, 128, 128),
+        (1, 100, 512, 512),
+        (16, 100, 256, 256),
+        (64, 50, 512, 512),
+        (256, 25, 1024, 1024),
+    ];
     for layer in [BenchLayer::Lstm, BenchLayer::Gru] {
         for &(batch, seq, input, units) in &sizes {
             v.push(Shape {
@@ -155,7 +168,7 @@ enum Built {
     Lstm(LSTM),
     Gru(GRU),
     Simple(SimpleRNN),
-    Conv(ConvLSTM2D),
+    Conv(Box<ConvLSTM2D>),
 }
 
 fn build(s: &Shape) -> Result<(Built, ArrayD<f32>)> {
@@ -172,14 +185,31 @@ fn build(s: &Shape) -> Result<(Built, ArrayD<f32>)> {
     }
     .generate(&x_shape, 0)?;
     let layer = match s.layer {
-        BenchLayer::Lstm => Built::Lstm(LSTM::build(LSTMCellConfig::tf_keras(s.units), seq, s.input, 1)?),
-        BenchLayer::Gru => Built::Gru(GRU::build(GRUCellConfig::tf_keras(s.units), seq, s.input, 1)?),
-        BenchLayer::GruResetBefore => Built::Gru(GRU::build(GRUCellConfig::new(s.units), seq, s.input, 1)?),
-        BenchLayer::SimpleRnn => Built::Simple(SimpleRNN::build(SimpleRNNCellConfig::new(s.units), seq, s.input, 1)?),
+        BenchLayer::Lstm => Built::Lstm(LSTM::build(
+            LSTMCellConfig::tf_keras(s.units),
+            seq,
+            s.input,
+            1,
+        )?),
+        BenchLayer::Gru => Built::Gru(GRU::build(
+            GRUCellConfig::tf_keras(s.units),
+            seq,
+            s.input,
+            1,
+        )?),
+        BenchLayer::GruResetBefore => {
+            Built::Gru(GRU::build(GRUCellConfig::new(s.units), seq, s.input, 1)?)
+        }
+        BenchLayer::SimpleRnn => Built::Simple(SimpleRNN::build(
+            SimpleRNNCellConfig::new(s.units),
+            seq,
+            s.input,
+            1,
+        )?),
         BenchLayer::ConvLstm2d => {
             let mut c = ConvLSTM2DConfig::new(s.units, (s.kernel, s.kernel));
             c.padding = Padding::Same;
-            Built::Conv(ConvLSTM2D::build(c, s.input, 1)?)
+            Built::Conv(Box::new(ConvLSTM2D::build(c, s.input, 1)?))
         }
     };
     Ok((layer, x))
@@ -235,14 +265,21 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     }
     if let Some(t) = args.threads {
         if t == 0 {
-            return Err(Error::invalid("--threads", "expected a positive integer, found 0"));
+            return Err(Error::invalid(
+                "--threads",
+                "expected a positive integer, found 0",
+            ));
         }
         recurrent::cpu::set_num_threads(t);
     }
     let threads = recurrent::cpu::num_threads();
     let shapes = match args.layer {
         None => {
-            if args.batch.is_some() || args.seq.is_some() || args.input.is_some() || args.units.is_some() {
+            if args.batch.is_some()
+                || args.seq.is_some()
+                || args.input.is_some()
+                || args.units.is_some()
+            {
                 return Err(Error::invalid("--layer", "shape flags need --layer (lstm, gru, gru-reset-before, simple-rnn, conv-lstm2d)"));
             }
             default_shapes()
@@ -291,7 +328,10 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             println!("{o}");
         } else {
             let (i, h) = if s.layer == BenchLayer::ConvLstm2d {
-                (format!("{}@{}", s.input, s.image), format!("{}k{}", s.units, s.kernel))
+                (
+                    format!("{}@{}", s.input, s.image),
+                    format!("{}k{}", s.units, s.kernel),
+                )
             } else {
                 (s.input.to_string(), s.units.to_string())
             };

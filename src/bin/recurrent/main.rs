@@ -8,7 +8,11 @@ use std::process::ExitCode;
 mod bench;
 
 #[derive(Parser)]
-#[command(name = "recurrent", version, about = "Keras 2 recurrent layers on the CPU and NVIDIA GPUs")]
+#[command(
+    name = "recurrent",
+    version,
+    about = "Keras 2 recurrent layers on the CPU and NVIDIA GPUs"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
