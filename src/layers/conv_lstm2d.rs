@@ -332,6 +332,31 @@ impl ConvLSTM2D {
     pub fn reset_states(&mut self) {
         self.carry.states = None;
     }
+
+    /// Keras `reset_states(states)`: the next call starts from `[h, c]`, each
+    /// `(batch, out_rows, out_cols, filters)` (channels_first: `(batch, filters, out_rows, out_cols)`).
+    pub fn reset_states_to(&mut self, states: Vec<ArrayD<f32>>) -> Result<()> {
+        let cf = self.config.data_format == DataFormat::ChannelsFirst;
+        let f = self.config.filters;
+        let names = ["h".to_string(), "c".to_string()];
+        let mut flat = Vec::new();
+        for (a, n) in states.iter().zip(&names) {
+            let ok = a.ndim() == 4 && a.shape()[if cf { 1 } else { 3 }] == f;
+            if !ok {
+                let expected = if cf {
+                    format!("(batch, {f}, rows, cols)")
+                } else {
+                    format!("(batch, rows, cols, {f})")
+                };
+                return Err(Error::shape(format!("reset_states {n}"), expected, a.shape()));
+            }
+            let v = if cf { a.view().permuted_axes(vec![0, 2, 3, 1]) } else { a.view() };
+            let shape = v.shape().to_vec();
+            flat.push(core::flatten_state(n, &v.to_owned(), &shape)?);
+        }
+        let w = flat.first().map(|a| a.ncols()).unwrap_or(0);
+        self.carry.reset(Some(flat), &[w, w], &names)
+    }
 }
 
 impl Stepper for ConvStepper<'_> {

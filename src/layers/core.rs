@@ -122,6 +122,14 @@ pub(crate) fn initial_states(
     }
     if options.stateful {
         if let Some(s) = &carry.states {
+            for ((a, w), n) in s.iter().zip(widths).zip(names) {
+                if a.ncols() != *w {
+                    return Err(Error::invalid(
+                        "input",
+                        format!("the stateful layer carries state {n} of width {} from its last call, this input needs width {w}; call reset_states first", a.ncols()),
+                    ));
+                }
+            }
             return Ok(s.clone());
         }
     }
