@@ -334,13 +334,36 @@ pub(crate) fn conv_lstm2d(c: &Cfg) -> Result<ConvLSTM2DConfig> {
             "ConvLSTM2D has no time_major mode (found true)",
         ));
     }
+    let strides = c.pair_or("strides", (1, 1))?;
+    let dilation_rate = c.pair_or("dilation_rate", (1, 1))?;
+    for (k, v) in [
+        ("kernel_size", kernel_size),
+        ("strides", strides),
+        ("dilation_rate", dilation_rate),
+    ] {
+        if v.0 == 0 || v.1 == 0 {
+            return Err(Error::config(
+                c.key(k),
+                format!("expected positive integers, found ({}, {})", v.0, v.1),
+            ));
+        }
+    }
+    if (strides != (1, 1)) && (dilation_rate != (1, 1)) {
+        return Err(Error::config(
+            c.key("strides"),
+            format!(
+                "strides ({}, {}) != 1 together with dilation_rate ({}, {}) != 1 is not supported (as in Keras)",
+                strides.0, strides.1, dilation_rate.0, dilation_rate.1
+            ),
+        ));
+    }
     Ok(ConvLSTM2DConfig {
         filters,
         kernel_size,
-        strides: c.pair_or("strides", (1, 1))?,
+        strides,
         padding,
         data_format,
-        dilation_rate: c.pair_or("dilation_rate", (1, 1))?,
+        dilation_rate,
         activation: c.activation_or("activation", Activation::Tanh)?,
         recurrent_activation: c.activation_or("recurrent_activation", Activation::HardSigmoid)?,
         use_bias: c.bool_or("use_bias", true)?,

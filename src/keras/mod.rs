@@ -135,10 +135,21 @@ pub enum KerasLayer {
 
 /// The class name and config object of a `{"class_name": ..., "config": ...}` value.
 fn class_and_config<'a>(v: &'a Value, path: &str) -> Result<(&'a str, &'a Value)> {
-    let class = v
-        .get("class_name")
-        .and_then(|c| c.as_str())
-        .ok_or_else(|| Error::config(format!("{path}class_name"), "missing (expected a string)"))?;
+    let class = match v.get("class_name") {
+        Some(Value::String(c)) => c.as_str(),
+        Some(other) => {
+            return Err(Error::config(
+                format!("{path}class_name"),
+                format!("expected a string, found {other}"),
+            ))
+        }
+        None => {
+            return Err(Error::config(
+                format!("{path}class_name"),
+                "missing (expected a string)",
+            ))
+        }
+    };
     let config = v
         .get("config")
         .ok_or_else(|| Error::config(format!("{path}config"), "missing (expected an object)"))?;

@@ -74,6 +74,30 @@ fn in_file(path: &Path, e: Error) -> Error {
 /// Runs the contract: reads the files, runs the layer, writes `out.npz` atomically. On any
 /// error nothing is left at `files.output` (a stale file from an earlier run is removed).
 pub fn run_files(files: &RunFiles) -> Result<()> {
+    // A failed run removes what is at --output: never let that be one of the inputs.
+    let out = std::fs::canonicalize(&files.output).ok();
+    let inputs = [
+        Some(&files.layer),
+        Some(&files.weights),
+        Some(&files.input),
+        files.mask.as_ref(),
+        files.initial_state.as_ref(),
+    ];
+    for p in inputs.into_iter().flatten() {
+        let same = match (&out, std::fs::canonicalize(p).ok()) {
+            (Some(o), Some(i)) => *o == i,
+            _ => false,
+        };
+        if same {
+            return Err(Error::invalid(
+                "--output",
+                format!(
+                    "{} is also an input file; choose another output path",
+                    files.output.display()
+                ),
+            ));
+        }
+    }
     let r = run_inner(files);
     if r.is_err() && files.output.is_file() {
         let _ = std::fs::remove_file(&files.output);

@@ -348,9 +348,17 @@ impl ConvLSTM2D {
                 } else {
                     format!("(batch, rows, cols, {f})")
                 };
-                return Err(Error::shape(format!("reset_states {n}"), expected, a.shape()));
+                return Err(Error::shape(
+                    format!("reset_states {n}"),
+                    expected,
+                    a.shape(),
+                ));
             }
-            let v = if cf { a.view().permuted_axes(vec![0, 2, 3, 1]) } else { a.view() };
+            let v = if cf {
+                a.view().permuted_axes(vec![0, 2, 3, 1])
+            } else {
+                a.view()
+            };
             let shape = v.shape().to_vec();
             flat.push(core::flatten_state(n, &v.to_owned(), &shape)?);
         }

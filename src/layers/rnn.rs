@@ -203,8 +203,11 @@ impl RNN {
                 let prev = cells[k - 1].output_size();
                 if i != prev {
                     return Err(Error::invalid(
-                        format!("cells[{k}]"),
-                        format!("its kernel expects inputs of width {i}, but cells[{}] outputs width {prev}", k - 1),
+                        format!("cells.{k}.kernel"),
+                        format!(
+                            "expected {prev} input rows (the output width of cells.{}), found {i}",
+                            k - 1
+                        ),
                     ));
                 }
             }

@@ -64,8 +64,55 @@ enum Command {
     Bench(bench::BenchArgs),
 }
 
+/// Removes the file named by `--output` (or `--output=`) of a `run` command line that failed to
+/// parse, unless it is also named as an input.
+fn remove_stale_output() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) != Some("run") {
+        return;
+    }
+    let mut output = None;
+    let mut inputs = Vec::new();
+    let mut it = args.iter().skip(2).peekable();
+    while let Some(a) = it.next() {
+        let (flag, value) = match a.split_once('=') {
+            Some((f, v)) => (f.to_string(), Some(v.to_string())),
+            None => (a.clone(), None),
+        };
+        let value = value.or_else(|| it.peek().map(|v| v.to_string()));
+        match flag.as_str() {
+            "--output" => output = value,
+            "--layer" | "--weights" | "--input" | "--mask" | "--initial-state" => {
+                inputs.extend(value)
+            }
+            _ => {}
+        }
+    }
+    if let Some(o) = output {
+        let p = PathBuf::from(&o);
+        let canon = std::fs::canonicalize(&p).ok();
+        let is_input = inputs
+            .iter()
+            .any(|i| std::fs::canonicalize(i).ok() == canon && canon.is_some());
+        if p.is_file() && !is_input {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // A malformed `run` command line must not leave an earlier run's output behind.
+            if e.kind() != clap::error::ErrorKind::DisplayHelp
+                && e.kind() != clap::error::ErrorKind::DisplayVersion
+            {
+                remove_stale_output();
+            }
+            e.exit();
+        }
+    };
     let result = match cli.command {
         Command::Run {
             layer,
