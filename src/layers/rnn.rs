@@ -142,12 +142,15 @@ impl Stepper for UserStepper<'_> {
         _scratch: &mut Scratch,
     ) -> Result<()> {
         let views: Vec<ArrayView2<f32>> = states.iter().map(|s| s.view()).collect();
-        let (o, ns) = self.cell.call(xp, &views, self.constants)?;
         let i = self.index;
-        check_shape(&format!("cells[{i}] output"), o.shape(), out.shape())?;
+        let (o, ns) = self
+            .cell
+            .call(xp, &views, self.constants)
+            .map_err(|e| Error::invalid(format!("cells.{i}"), e.to_string()))?;
+        check_shape(&format!("cells.{i} output"), o.shape(), out.shape())?;
         if ns.len() != new_states.len() {
             return Err(Error::invalid(
-                format!("cells[{i}] states"),
+                format!("cells.{i} states"),
                 format!(
                     "the cell returned {} states, its state_size has {}",
                     ns.len(),
@@ -156,7 +159,7 @@ impl Stepper for UserStepper<'_> {
             ));
         }
         for (k, (dst, src)) in new_states.iter_mut().zip(ns).enumerate() {
-            check_shape(&format!("cells[{i}] state {k}"), src.shape(), dst.shape())?;
+            check_shape(&format!("cells.{i} state {k}"), src.shape(), dst.shape())?;
             *dst = src;
         }
         *out = o;
@@ -294,6 +297,15 @@ impl RNN {
                     "constants",
                     "no cell of this RNN accepts constants",
                 ));
+            }
+            for (j, c) in args.constants.iter().enumerate() {
+                if c.nrows() != batch {
+                    return Err(Error::shape(
+                        format!("constants[{j}]"),
+                        format!("({batch}, ...)"),
+                        c.shape(),
+                    ));
+                }
             }
         }
         let widths = self.state_widths();
