@@ -11,11 +11,17 @@ const LOG2E: f32 = std::f32::consts::LOG2_E;
 const LN2_HI: f32 = 0.693_359_4;
 const LN2_LO: f32 = -2.121_944_4e-4;
 
+/// `1.5 * 2^23`: adding it rounds an f32 of magnitude below 2^22 to an integer, which then
+/// sits in the low mantissa bits (no float-to-int conversion, so the loop stays SIMD).
+const MAGIC: f32 = 12_582_912.0;
+const MAGIC_BITS: u32 = 0x4B40_0000;
+
 /// `exp(x)` for `x` clamped to `[-87.3, 88.0]`.
 #[inline(always)]
 pub(crate) fn exp(x: f32) -> f32 {
     let x = x.clamp(-87.3, 88.0);
-    let n = (x * LOG2E + 0.5).floor();
+    let t = x * LOG2E + MAGIC;
+    let n = t - MAGIC;
     let r = x - n * LN2_HI - n * LN2_LO;
     let mut p = 1.987_569_1e-4f32;
     p = p * r + 1.398_199_9e-3;
@@ -24,7 +30,7 @@ pub(crate) fn exp(x: f32) -> f32 {
     p = p * r + 1.666_666_5e-1;
     p = p * r + 5.0e-1;
     let e = p * r * r + r + 1.0;
-    let bits = ((n as i32 + 127) as u32) << 23;
+    let bits = t.to_bits().wrapping_sub(MAGIC_BITS).wrapping_add(127) << 23;
     e * f32::from_bits(bits)
 }
 

@@ -12,6 +12,7 @@ pub(crate) mod conv;
 pub(crate) mod gates;
 pub(crate) mod gemm;
 pub(crate) mod math;
+pub(crate) mod packed;
 pub(crate) mod sequence;
 mod threads;
 

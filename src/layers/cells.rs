@@ -3,7 +3,7 @@
 use crate::cell::Cell;
 use crate::config::{GRUCellConfig, Initializers, LSTMCellConfig, SimpleRNNCellConfig};
 use crate::cpu::gates::{self, Chunk};
-use crate::cpu::gemm::gemm;
+use crate::cpu::packed::PackedMatrix;
 use crate::cpu::sequence::{for_each_task, plan_chunks, split_cols, Scratch, Stepper};
 use crate::error::fmt_shape;
 use crate::{Error, Result};
@@ -150,6 +150,8 @@ pub struct SimpleRNNCell {
     pub(crate) config: SimpleRNNCellConfig,
     pub(crate) kernel: Array2<f32>,
     pub(crate) recurrent_kernel: Array2<f32>,
+    /// `recurrent_kernel`'s gate blocks packed for the per-step product.
+    pub(crate) packed: Vec<PackedMatrix>,
     pub(crate) bias: Option<Array1<f32>>,
 }
 
@@ -166,6 +168,7 @@ impl SimpleRNNCell {
         check_shape("recurrent_kernel", recurrent_kernel.shape(), &[u, u])?;
         check_bias(config.use_bias, bias.as_ref().map(|b| b.shape()), &[u])?;
         Ok(SimpleRNNCell {
+            packed: pack_gates(&recurrent_kernel, 1),
             config,
             kernel,
             recurrent_kernel,
@@ -229,6 +232,8 @@ pub struct GRUCell {
     pub(crate) config: GRUCellConfig,
     pub(crate) kernel: Array2<f32>,
     pub(crate) recurrent_kernel: Array2<f32>,
+    /// `recurrent_kernel`'s gate blocks packed for the per-step product.
+    pub(crate) packed: Vec<PackedMatrix>,
     pub(crate) input_bias: Option<Array1<f32>>,
     pub(crate) recurrent_bias: Option<Array1<f32>>,
 }
@@ -269,6 +274,7 @@ impl GRUCell {
             ),
         };
         Ok(GRUCell {
+            packed: pack_gates(&recurrent_kernel, 3),
             config,
             kernel,
             recurrent_kernel,
@@ -339,6 +345,8 @@ pub struct LSTMCell {
     pub(crate) config: LSTMCellConfig,
     pub(crate) kernel: Array2<f32>,
     pub(crate) recurrent_kernel: Array2<f32>,
+    /// `recurrent_kernel`'s gate blocks packed for the per-step product.
+    pub(crate) packed: Vec<PackedMatrix>,
     pub(crate) bias: Option<Array1<f32>>,
 }
 
@@ -355,6 +363,7 @@ impl LSTMCell {
         check_shape("recurrent_kernel", recurrent_kernel.shape(), &[u, 4 * u])?;
         check_bias(config.use_bias, bias.as_ref().map(|b| b.shape()), &[4 * u])?;
         Ok(LSTMCell {
+            packed: pack_gates(&recurrent_kernel, 4),
             config,
             kernel,
             recurrent_kernel,
@@ -411,32 +420,31 @@ impl_cell_via_stepper!(LSTMCell);
 
 // ---- fused steppers
 
-/// `hu_chunk = h · U[:, gate blocks of the chunk]`: one product when the chunk covers every unit,
-/// else one per gate block.
+/// Packs each of the `gates` column blocks of `u` `(units, gates * units)`.
+fn pack_gates(u: &Array2<f32>, gates: usize) -> Vec<PackedMatrix> {
+    let units = u.nrows();
+    (0..gates)
+        .map(|g| PackedMatrix::pack(u.slice(s![.., g * units..(g + 1) * units])))
+        .collect()
+}
+
+/// `hu_chunk = h · U[:, gate blocks of the chunk]` for the first `gates` gate blocks, side by
+/// side in `hu` (each `len` wide).
 fn recurrent_product(
     h: ArrayView2<f32>,
     u: &Array2<f32>,
+    packed: &[PackedMatrix],
     gates: usize,
     c: Chunk,
     hu: &mut Array2<f32>,
 ) -> Result<()> {
-    if c.len == c.units {
-        return gemm(
+    for (g, p) in packed.iter().enumerate().take(gates) {
+        let plain = u.slice(s![.., g * c.units..(g + 1) * c.units]);
+        p.matmul_cols(
             h,
-            u.slice(s![.., ..gates * c.units]),
-            hu.view_mut(),
-            false,
-            1,
-        );
-    }
-    for g in 0..gates {
-        let cols = g * c.units + c.u0..g * c.units + c.u0 + c.len;
-        gemm(
-            h,
-            u.slice(s![.., cols]),
+            c.u0,
             hu.slice_mut(s![.., g * c.len..(g + 1) * c.len]),
-            false,
-            1,
+            plain,
         )?;
     }
     Ok(())
@@ -494,7 +502,7 @@ impl Stepper for SimpleRNNCell {
             .zip(outs)
             .collect();
         for_each_task(tasks, |((c, bufs), h_out)| {
-            recurrent_product(h, &self.recurrent_kernel, 1, *c, &mut bufs[0])?;
+            recurrent_product(h, &self.recurrent_kernel, &self.packed, 1, *c, &mut bufs[0])?;
             gates::simple(xp, &mut bufs[0], h_out, act, *c)
         })?;
         out.assign(&new_states[0]);
@@ -559,7 +567,7 @@ impl Stepper for GRUCell {
                 .zip(outs)
                 .collect();
             for_each_task(tasks, |((c, bufs), h_out)| {
-                recurrent_product(h, u, 3, *c, &mut bufs[0])?;
+                recurrent_product(h, u, &self.packed, 3, *c, &mut bufs[0])?;
                 gates::gru_after(xp, &mut bufs[0], rb, h, h_out, act, rec, *c)
             })?;
         } else {
@@ -574,7 +582,7 @@ impl Stepper for GRUCell {
                     .zip(rh_parts)
                     .collect();
                 for_each_task(tasks, |((c, bufs), rh_out)| {
-                    recurrent_product(h, u, 2, *c, &mut bufs[0])?;
+                    recurrent_product(h, u, &self.packed, 2, *c, &mut bufs[0])?;
                     gates::gru_before_gates(xp, &mut bufs[0], h, rh_out, rec, *c)
                 })?;
             }
@@ -588,13 +596,7 @@ impl Stepper for GRUCell {
                 .collect();
             for_each_task(tasks, |((c, bufs), h_out)| {
                 let (zbuf, rhu) = bufs.split_at_mut(1);
-                gemm(
-                    rh,
-                    u_h.slice(s![.., c.u0..c.u0 + c.len]),
-                    rhu[0].view_mut(),
-                    false,
-                    1,
-                )?;
+                self.packed[2].matmul_cols(rh, c.u0, rhu[0].view_mut(), u_h)?;
                 gates::gru_before_update(xp, &zbuf[0], &mut rhu[0], h, h_out, act, *c)
             })?;
         }
@@ -642,7 +644,7 @@ impl Stepper for LSTMCell {
             .zip(h_outs.into_iter().zip(c_outs))
             .collect();
         for_each_task(tasks, |((c, bufs), (h_out, c_out))| {
-            recurrent_product(h, &self.recurrent_kernel, 4, *c, &mut bufs[0])?;
+            recurrent_product(h, &self.recurrent_kernel, &self.packed, 4, *c, &mut bufs[0])?;
             gates::lstm(xp, &mut bufs[0], c_prev, h_out, c_out, act, rec, *c)
         })?;
         out.assign(&h_new[0]);

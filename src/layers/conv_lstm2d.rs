@@ -3,7 +3,7 @@
 use crate::config::{ConvLSTM2DConfig, DataFormat};
 use crate::cpu::conv::ConvGeometry;
 use crate::cpu::gates::{self, Chunk};
-use crate::cpu::gemm::gemm;
+use crate::cpu::packed::PackedMatrix;
 use crate::cpu::sequence::{for_each_task, plan_chunks, split_rows, Scratch, Stepper};
 use crate::error::fmt_shape;
 use crate::layers::cells::{check_shape, lstm_bias};
@@ -28,6 +28,8 @@ pub struct ConvLSTM2D {
     kernel: Array4<f32>,
     recurrent_kernel: Array4<f32>,
     bias: Option<Array1<f32>>,
+    /// `recurrent_kernel` as `(kh * kw * filters, 4 * filters)`, packed for the per-step product.
+    packed: PackedMatrix,
     carry: Carry,
 }
 
@@ -93,7 +95,12 @@ impl ConvLSTM2D {
             }
             (false, None) => {}
         }
+        let flat = recurrent_kernel
+            .view()
+            .into_shape_with_order((kh * kw * f, 4 * f))
+            .map_err(|e| Error::invalid("recurrent_kernel", e.to_string()))?;
         Ok(ConvLSTM2D {
+            packed: PackedMatrix::pack(flat),
             config,
             kernel,
             recurrent_kernel,
@@ -460,12 +467,11 @@ impl Stepper for ConvStepper<'_> {
             let (cols, hu) = bufs.split_at_mut(1);
             self.recurrent
                 .im2col_rows(h_prev, c.u0, cols[0].view_mut())?;
-            gemm(
+            self.layer.packed.matmul_cols(
                 cols[0].view(),
-                self.recurrent_kernel,
+                0,
                 hu[0].view_mut(),
-                false,
-                1,
+                self.recurrent_kernel,
             )?;
             let rows = c.u0..c.u0 + c.len;
             let whole = Chunk {

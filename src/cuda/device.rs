@@ -1,0 +1,383 @@
+//! The device handle (context, one stream, the loaded kernels), device tensors, host <-> device
+//! copies and the launch helper.
+
+use crate::{Error, Result};
+use cudarc::driver::sys::CUresult;
+use cudarc::driver::{
+    CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, DriverError, LaunchArgs,
+    LaunchConfig, PushKernelArg,
+};
+use cudarc::nvrtc::Ptx;
+use ndarray::{ArrayD, ArrayViewD, IxDyn};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// PTX of `kernels/rnn.cu`, compiled by build.rs.
+const RNN_PTX: &str = include_str!(concat!(env!("OUT_DIR"), "/rnn.ptx"));
+/// PTX of `kernels/conv_lstm.cu`, compiled by build.rs.
+const CONV_PTX: &str = include_str!(concat!(env!("OUT_DIR"), "/conv_lstm.ptx"));
+
+/// Which PTX module a kernel lives in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Module {
+    /// `kernels/rnn.cu`: dense steps, the projection GEMM, helpers.
+    Rnn,
+    /// `kernels/conv_lstm.cu`: ConvLSTM2D.
+    Conv,
+}
+
+/// `what failed: driver error`.
+pub(crate) fn cuda_err(what: &str, e: DriverError) -> Error {
+    Error::Cuda(format!("{what}: {e}"))
+}
+
+struct Inner {
+    ctx: Arc<CudaContext>,
+    stream: Arc<CudaStream>,
+    rnn: Arc<CudaModule>,
+    conv: Arc<CudaModule>,
+    /// Fill every output buffer with NaN before the kernels write it (tests: unwritten elements
+    /// show up as NaN).
+    poison: AtomicBool,
+    /// Synchronize after every launch and name the kernel in any error (`RECURRENT_CUDA_SYNC=1`).
+    sync_each_launch: bool,
+}
+
+/// A CUDA device: its context, one stream that every copy and launch of this crate goes to (so
+/// stream order is the only ordering needed), and the kernels of `kernels/*.cu` loaded as PTX.
+///
+/// Cheap to clone (an `Arc`); layers built on it ([`crate::cuda::CudaLayer`]) keep a clone.
+///
+/// Environment: `RECURRENT_CUDA_SYNC=1` synchronizes after every kernel launch so that an
+/// asynchronous fault is reported with the kernel's name (slow; for debugging).
+#[derive(Clone)]
+pub struct CudaDevice {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for CudaDevice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CudaDevice")
+            .field("ordinal", &self.inner.ctx.ordinal())
+            .finish()
+    }
+}
+
+impl CudaDevice {
+    /// Opens device `ordinal` (0 for the first GPU) and loads the kernels.
+    ///
+    /// Errors (never panics): `Error::Cuda("no CUDA driver (libcuda) found")` when the driver
+    /// library cannot be loaded, `"no CUDA device"` when the driver sees none, and an error
+    /// naming the step that failed otherwise (context, stream, PTX load: a driver older than
+    /// CUDA 13.0 refuses this PTX).
+    pub fn new(ordinal: usize) -> Result<Self> {
+        // SAFETY: `is_culib_present` only tries to dlopen the driver library under its usual
+        // names and closes it again; it calls no CUDA function. It must come first: with
+        // dynamic loading, the first CUDA call panics when the library is missing.
+        if !unsafe { cudarc::driver::sys::is_culib_present() } {
+            return Err(Error::Cuda("no CUDA driver (libcuda) found".into()));
+        }
+        let count = match CudaContext::device_count() {
+            Ok(n) => n,
+            Err(e) if e.0 == CUresult::CUDA_ERROR_NO_DEVICE => {
+                return Err(Error::Cuda("no CUDA device".into()))
+            }
+            Err(e) => return Err(cuda_err("cuInit / cuDeviceGetCount", e)),
+        };
+        if count <= 0 {
+            return Err(Error::Cuda("no CUDA device".into()));
+        }
+        if ordinal >= count as usize {
+            return Err(Error::Cuda(format!(
+                "device {ordinal} requested, but the driver sees {count} device(s) (0 .. {})",
+                count - 1
+            )));
+        }
+        let ctx = CudaContext::new(ordinal)
+            .map_err(|e| cuda_err(&format!("creating a context on device {ordinal}"), e))?;
+        // SAFETY: every buffer of this crate is allocated, written, read and freed on the one
+        // stream created below, so stream order already serializes all uses; cudarc's per-buffer
+        // events (which would add an event record / wait to every launch) are not needed.
+        // Disabling them affects only buffers created after this call on this context object.
+        unsafe { ctx.disable_event_tracking() };
+        let stream = ctx
+            .new_stream()
+            .map_err(|e| cuda_err("creating a stream", e))?;
+        let rnn = ctx
+            .load_module(Ptx::from_src(RNN_PTX))
+            .map_err(|e| cuda_err("loading the PTX of kernels/rnn.cu", e))?;
+        let conv = ctx
+            .load_module(Ptx::from_src(CONV_PTX))
+            .map_err(|e| cuda_err("loading the PTX of kernels/conv_lstm.cu", e))?;
+        let sync_each_launch = std::env::var("RECURRENT_CUDA_SYNC").is_ok_and(|v| v == "1");
+        Ok(CudaDevice {
+            inner: Arc::new(Inner {
+                ctx,
+                stream,
+                rnn,
+                conv,
+                poison: AtomicBool::new(false),
+                sync_each_launch,
+            }),
+        })
+    }
+
+    /// The device's name, e.g. `NVIDIA H100 80GB HBM3`.
+    pub fn name(&self) -> Result<String> {
+        self.inner
+            .ctx
+            .name()
+            .map_err(|e| cuda_err("cuDeviceGetName", e))
+    }
+
+    /// The device's ordinal.
+    pub fn ordinal(&self) -> usize {
+        self.inner.ctx.ordinal()
+    }
+
+    /// Waits until every queued copy and kernel has finished; reports any asynchronous fault.
+    pub fn synchronize(&self) -> Result<()> {
+        self.inner
+            .stream
+            .synchronize()
+            .map_err(|e| cuda_err("synchronizing the stream", e))
+    }
+
+    /// With `true`, every output and scratch buffer that a forward pass allocates is filled with
+    /// NaN before its kernels run, so that an element no kernel writes shows up as NaN (tests).
+    pub fn set_poison(&self, on: bool) {
+        self.inner.poison.store(on, Ordering::Relaxed);
+    }
+
+    /// Copies a host array to the device.
+    pub fn upload(&self, a: ArrayViewD<f32>) -> Result<DeviceTensor> {
+        let shape = a.shape().to_vec();
+        let std = a.as_standard_layout();
+        let data = match std.as_slice() {
+            Some(s) => self.upload_slice(s)?,
+            None => {
+                return Err(Error::invalid(
+                    "upload",
+                    "internal: array not contiguous after as_standard_layout",
+                ))
+            }
+        };
+        Ok(DeviceTensor { data, shape })
+    }
+
+    /// Copies a device tensor to a new host array.
+    pub fn download(&self, t: &DeviceTensor) -> Result<ArrayD<f32>> {
+        let v = self.download_slice(&t.data, t.len())?;
+        ArrayD::from_shape_vec(IxDyn(&t.shape), v)
+            .map_err(|e| Error::invalid("download", e.to_string()))
+    }
+
+    /// A device tensor of zeros.
+    pub fn zeros(&self, shape: &[usize]) -> Result<DeviceTensor> {
+        let n = shape.iter().product();
+        Ok(DeviceTensor {
+            data: self.alloc_zeros(n)?,
+            shape: shape.to_vec(),
+        })
+    }
+
+    /// A copy of `t` on the device.
+    pub fn copy(&self, t: &DeviceTensor) -> Result<DeviceTensor> {
+        Ok(DeviceTensor {
+            data: self.copy_slice(&t.data)?,
+            shape: t.shape.clone(),
+        })
+    }
+
+    // ---- crate-internal helpers
+
+    pub(crate) fn stream(&self) -> &Arc<CudaStream> {
+        &self.inner.stream
+    }
+
+    pub(crate) fn upload_slice<T: cudarc::driver::DeviceRepr>(&self, s: &[T]) -> Result<CudaSlice<T>> {
+        if s.is_empty() {
+            // A zero-length allocation is legal but some drivers refuse a zero-byte copy.
+            return self
+                .inner
+                .stream
+                .null()
+                .map_err(|e| cuda_err("allocating an empty buffer", e));
+        }
+        self.inner
+            .stream
+            .clone_htod(s)
+            .map_err(|e| cuda_err(&format!("copying {} elements to the device", s.len()), e))
+    }
+
+    /// The first `n` elements of `s` (buffers may be longer than their tensor: empty tensors
+    /// keep a 1-element allocation).
+    pub(crate) fn download_slice(&self, s: &CudaSlice<f32>, n: usize) -> Result<Vec<f32>> {
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        if n > s.len() {
+            return Err(Error::invalid(
+                "download",
+                format!("internal: {n} elements asked of a buffer of {}", s.len()),
+            ));
+        }
+        let v = self
+            .inner
+            .stream
+            .clone_dtoh(&s.slice(0..n))
+            .map_err(|e| cuda_err(&format!("copying {n} elements to the host"), e))?;
+        // The copy is queued on the stream: wait for it (and report faults of earlier kernels).
+        self.synchronize()?;
+        Ok(v)
+    }
+
+    pub(crate) fn alloc_zeros<T: cudarc::driver::DeviceRepr + cudarc::driver::ValidAsZeroBits>(
+        &self,
+        n: usize,
+    ) -> Result<CudaSlice<T>> {
+        self.inner
+            .stream
+            .alloc_zeros(n.max(1))
+            .map_err(|e| cuda_err(&format!("allocating {n} elements"), e))
+    }
+
+    /// A buffer that kernels will overwrite completely: zeros, or NaN when poisoning.
+    pub(crate) fn alloc_out(&self, n: usize) -> Result<CudaSlice<f32>> {
+        let mut s = self.alloc_zeros::<f32>(n)?;
+        if self.inner.poison.load(Ordering::Relaxed) {
+            self.fill(&mut s, f32::NAN)?;
+        }
+        Ok(s)
+    }
+
+    pub(crate) fn copy_slice(&self, s: &CudaSlice<f32>) -> Result<CudaSlice<f32>> {
+        let mut d = self.alloc_zeros::<f32>(s.len())?;
+        if s.len() > 0 {
+            self.inner
+                .stream
+                .memcpy_dtod(s, &mut d)
+                .map_err(|e| cuda_err("copying a device buffer", e))?;
+        }
+        Ok(d)
+    }
+
+    /// `s[..] = v` with the `fill_f32` kernel.
+    pub(crate) fn fill(&self, s: &mut CudaSlice<f32>, v: f32) -> Result<()> {
+        let n = s.len() as i64;
+        let f = self.function(Module::Rnn, "fill_f32")?;
+        let blocks = (s.len().div_ceil(256)).clamp(1, 4096) as u32;
+        let mut l = self.launcher(&f);
+        l.arg(&n).arg(&v).arg(s);
+        self.launch(l, "fill_f32", grid1(blocks, 256))
+    }
+
+    /// A kernel of `module` by its `extern "C"` name.
+    pub(crate) fn function(&self, module: Module, name: &str) -> Result<CudaFunction> {
+        let m = match module {
+            Module::Rnn => &self.inner.rnn,
+            Module::Conv => &self.inner.conv,
+        };
+        m.load_function(name)
+            .map_err(|e| cuda_err(&format!("kernel `{name}` not found in the PTX"), e))
+    }
+
+    /// A launch builder for `f` on the device's stream.
+    pub(crate) fn launcher<'a>(&'a self, f: &'a CudaFunction) -> LaunchArgs<'a> {
+        self.inner.stream.launch_builder(f)
+    }
+
+    /// Launches a prepared kernel; skips launches with an empty grid (nothing to compute).
+    pub(crate) fn launch(&self, mut l: LaunchArgs<'_>, name: &str, cfg: LaunchConfig) -> Result<()> {
+        let (g, b) = (cfg.grid_dim, cfg.block_dim);
+        if g.0 == 0 || g.1 == 0 || g.2 == 0 || b.0 == 0 {
+            return Ok(());
+        }
+        // SAFETY: every call site pushes exactly the arguments of the kernel's `extern "C"`
+        // signature, in order and with the matching types (i32 = int, i64 = long long, f32 =
+        // float, &CudaSlice<T> = const T*, &mut CudaSlice<T> = T*), documented next to each
+        // launch; every buffer is at least as long as the index range the kernel touches for the
+        // sizes passed (checked by the callers), and all buffers are used on this one stream.
+        unsafe { l.launch(cfg) }
+            .map_err(|e| cuda_err(&format!("launching kernel `{name}`"), e))?;
+        if self.inner.sync_each_launch {
+            self.inner
+                .stream
+                .synchronize()
+                .map_err(|e| cuda_err(&format!("kernel `{name}` failed"), e))?;
+        }
+        Ok(())
+    }
+}
+
+/// A 1-D launch.
+pub(crate) fn grid1(blocks: u32, threads: u32) -> LaunchConfig {
+    LaunchConfig {
+        grid_dim: (blocks, 1, 1),
+        block_dim: (threads, 1, 1),
+        shared_mem_bytes: 0,
+    }
+}
+
+/// An f32 tensor in device memory, row-major, with its shape.
+///
+/// Layer outputs stay on the device as these, so that layers can be chained without host round
+/// trips ([`crate::cuda::CudaLayer::forward_device`]).
+pub struct DeviceTensor {
+    pub(crate) data: CudaSlice<f32>,
+    pub(crate) shape: Vec<usize>,
+}
+
+impl std::fmt::Debug for DeviceTensor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeviceTensor")
+            .field("shape", &self.shape)
+            .finish()
+    }
+}
+
+impl DeviceTensor {
+    /// The shape.
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    /// The number of elements.
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    /// Whether it has no elements.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The same data under another shape with the same number of elements.
+    pub fn reshape(self, shape: &[usize]) -> Result<DeviceTensor> {
+        let n: usize = shape.iter().product();
+        if n != self.len() {
+            return Err(Error::invalid(
+                "reshape",
+                format!(
+                    "cannot reshape {} elements {:?} to {:?}",
+                    self.len(),
+                    self.shape,
+                    shape
+                ),
+            ));
+        }
+        Ok(DeviceTensor {
+            data: self.data,
+            shape: shape.to_vec(),
+        })
+    }
+}
+
+/// Helpers for building launches: checked integer conversions.
+pub(crate) fn to_i32(v: usize, what: &str) -> Result<i32> {
+    i32::try_from(v).map_err(|_| Error::invalid(what, format!("{v} does not fit the kernels' 32-bit index")))
+}
+
+pub(crate) fn to_i64(v: usize, what: &str) -> Result<i64> {
+    i64::try_from(v).map_err(|_| Error::invalid(what, format!("{v} does not fit a 64-bit index")))
+}
