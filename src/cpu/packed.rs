@@ -60,7 +60,7 @@ impl PackedMatrix {
     ) -> Result<()> {
         let (m, k) = a.dim();
         let len = c.ncols();
-        if k != self.k || c.nrows() != m || n0 + len > self.n || n0 % LANES != 0 {
+        if k != self.k || c.nrows() != m || n0 + len > self.n || !n0.is_multiple_of(LANES) {
             return Err(Error::invalid(
                 "packed matmul",
                 format!(
@@ -186,6 +186,7 @@ mod avx512 {
     /// must hold `ceil(len / 16)` panels of `k * 16` floats; `c` must hold `m` rows of `len`
     /// writable floats at stride `ldc`.
     #[target_feature(enable = "avx512f")]
+    #[allow(clippy::too_many_arguments)]
     pub(super) unsafe fn matmul(
         a: *const f32,
         lda: usize,
