@@ -26,6 +26,8 @@ pub mod activation;
 pub mod cell;
 pub mod config;
 pub mod cpu;
+#[cfg(feature = "cuda")]
+pub mod cuda;
 pub mod error;
 pub mod initializers;
 pub mod keras;

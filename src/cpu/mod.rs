@@ -21,17 +21,45 @@ pub use threads::{num_threads, set_num_threads};
 use crate::Result;
 use ndarray::{Array1, Array2, ArrayView2, Axis};
 
-/// `a · b + bias` (bias broadcast over rows) as a new array, on `threads` threads.
+/// `a · b + bias` (bias broadcast over rows) as a new array, with `b` packed once per layer
+/// (`plain` is `b` unpacked, for CPUs without the packed kernel); rows split over `threads`.
 pub(crate) fn affine(
     a: ArrayView2<f32>,
-    b: ArrayView2<f32>,
+    b: &packed::PackedMatrix,
+    plain: ArrayView2<f32>,
     bias: Option<&Array1<f32>>,
     threads: usize,
 ) -> Result<Array2<f32>> {
-    let mut out = Array2::zeros((a.nrows(), b.ncols()));
-    if let Some(bias) = bias {
-        out.assign(&bias.view().insert_axis(Axis(0)));
-    }
-    gemm::gemm(a, b, out.view_mut(), bias.is_some(), threads)?;
+    let (m, n) = (a.nrows(), plain.ncols());
+    let mut out = Array2::zeros((m, n));
+    let flops = 2.0 * (m * a.ncols() * n) as f64;
+    // Row blocks of at least 64 rows, one per thread when the product is large enough.
+    let chunks = sequence::plan_chunks(m.div_ceil(64), threads, flops);
+    let rows: Vec<gates::Chunk> = chunks
+        .iter()
+        .map(|c| {
+            let r0 = (c.u0 * 64).min(m);
+            let r1 = ((c.u0 + c.len) * 64).min(m);
+            gates::Chunk {
+                u0: r0,
+                len: r1 - r0,
+                units: m,
+            }
+        })
+        .collect();
+    let parts = sequence::split_rows(out.view_mut(), &rows);
+    let tasks: Vec<_> = rows.iter().zip(parts).collect();
+    sequence::for_each_task(tasks, |(c, mut part)| {
+        b.matmul_cols(
+            a.slice(ndarray::s![c.u0..c.u0 + c.len, ..]),
+            0,
+            part.view_mut(),
+            plain,
+        )?;
+        if let Some(bias) = bias {
+            part += &bias.view().insert_axis(Axis(0));
+        }
+        Ok(())
+    })?;
     Ok(out)
 }

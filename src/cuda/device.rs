@@ -195,7 +195,10 @@ impl CudaDevice {
         &self.inner.stream
     }
 
-    pub(crate) fn upload_slice<T: cudarc::driver::DeviceRepr>(&self, s: &[T]) -> Result<CudaSlice<T>> {
+    pub(crate) fn upload_slice<T: cudarc::driver::DeviceRepr>(
+        &self,
+        s: &[T],
+    ) -> Result<CudaSlice<T>> {
         if s.is_empty() {
             // A zero-length allocation is legal but some drivers refuse a zero-byte copy.
             return self
@@ -288,7 +291,12 @@ impl CudaDevice {
     }
 
     /// Launches a prepared kernel; skips launches with an empty grid (nothing to compute).
-    pub(crate) fn launch(&self, mut l: LaunchArgs<'_>, name: &str, cfg: LaunchConfig) -> Result<()> {
+    pub(crate) fn launch(
+        &self,
+        mut l: LaunchArgs<'_>,
+        name: &str,
+        cfg: LaunchConfig,
+    ) -> Result<()> {
         let (g, b) = (cfg.grid_dim, cfg.block_dim);
         if g.0 == 0 || g.1 == 0 || g.2 == 0 || b.0 == 0 {
             return Ok(());
@@ -298,8 +306,7 @@ impl CudaDevice {
         // float, &CudaSlice<T> = const T*, &mut CudaSlice<T> = T*), documented next to each
         // launch; every buffer is at least as long as the index range the kernel touches for the
         // sizes passed (checked by the callers), and all buffers are used on this one stream.
-        unsafe { l.launch(cfg) }
-            .map_err(|e| cuda_err(&format!("launching kernel `{name}`"), e))?;
+        unsafe { l.launch(cfg) }.map_err(|e| cuda_err(&format!("launching kernel `{name}`"), e))?;
         if self.inner.sync_each_launch {
             self.inner
                 .stream
@@ -375,7 +382,8 @@ impl DeviceTensor {
 
 /// Helpers for building launches: checked integer conversions.
 pub(crate) fn to_i32(v: usize, what: &str) -> Result<i32> {
-    i32::try_from(v).map_err(|_| Error::invalid(what, format!("{v} does not fit the kernels' 32-bit index")))
+    i32::try_from(v)
+        .map_err(|_| Error::invalid(what, format!("{v} does not fit the kernels' 32-bit index")))
 }
 
 pub(crate) fn to_i64(v: usize, what: &str) -> Result<i64> {

@@ -152,6 +152,8 @@ pub struct SimpleRNNCell {
     pub(crate) recurrent_kernel: Array2<f32>,
     /// `recurrent_kernel`'s gate blocks packed for the per-step product.
     pub(crate) packed: Vec<PackedMatrix>,
+    /// `kernel` packed for the input projection of all steps.
+    pub(crate) packed_kernel: PackedMatrix,
     pub(crate) bias: Option<Array1<f32>>,
 }
 
@@ -169,6 +171,7 @@ impl SimpleRNNCell {
         check_bias(config.use_bias, bias.as_ref().map(|b| b.shape()), &[u])?;
         Ok(SimpleRNNCell {
             packed: pack_gates(&recurrent_kernel, 1),
+            packed_kernel: PackedMatrix::pack(kernel.view()),
             config,
             kernel,
             recurrent_kernel,
@@ -234,6 +237,8 @@ pub struct GRUCell {
     pub(crate) recurrent_kernel: Array2<f32>,
     /// `recurrent_kernel`'s gate blocks packed for the per-step product.
     pub(crate) packed: Vec<PackedMatrix>,
+    /// `kernel` packed for the input projection of all steps.
+    pub(crate) packed_kernel: PackedMatrix,
     pub(crate) input_bias: Option<Array1<f32>>,
     pub(crate) recurrent_bias: Option<Array1<f32>>,
 }
@@ -275,6 +280,7 @@ impl GRUCell {
         };
         Ok(GRUCell {
             packed: pack_gates(&recurrent_kernel, 3),
+            packed_kernel: PackedMatrix::pack(kernel.view()),
             config,
             kernel,
             recurrent_kernel,
@@ -347,6 +353,8 @@ pub struct LSTMCell {
     pub(crate) recurrent_kernel: Array2<f32>,
     /// `recurrent_kernel`'s gate blocks packed for the per-step product.
     pub(crate) packed: Vec<PackedMatrix>,
+    /// `kernel` packed for the input projection of all steps.
+    pub(crate) packed_kernel: PackedMatrix,
     pub(crate) bias: Option<Array1<f32>>,
 }
 
@@ -364,6 +372,7 @@ impl LSTMCell {
         check_bias(config.use_bias, bias.as_ref().map(|b| b.shape()), &[4 * u])?;
         Ok(LSTMCell {
             packed: pack_gates(&recurrent_kernel, 4),
+            packed_kernel: PackedMatrix::pack(kernel.view()),
             config,
             kernel,
             recurrent_kernel,
@@ -479,7 +488,13 @@ impl Stepper for SimpleRNNCell {
         self.config.units
     }
     fn project(&self, x: ArrayView2<f32>, threads: usize) -> Result<Array2<f32>> {
-        crate::cpu::affine(x, self.kernel.view(), self.bias.as_ref(), threads)
+        crate::cpu::affine(
+            x,
+            &self.packed_kernel,
+            self.kernel.view(),
+            self.bias.as_ref(),
+            threads,
+        )
     }
     fn scratch(&self, batch: usize, threads: usize) -> Scratch {
         gate_scratch(batch, self.config.units, 1, threads)
@@ -524,7 +539,13 @@ impl Stepper for GRUCell {
         3 * self.config.units
     }
     fn project(&self, x: ArrayView2<f32>, threads: usize) -> Result<Array2<f32>> {
-        crate::cpu::affine(x, self.kernel.view(), self.input_bias.as_ref(), threads)
+        crate::cpu::affine(
+            x,
+            &self.packed_kernel,
+            self.kernel.view(),
+            self.input_bias.as_ref(),
+            threads,
+        )
     }
     fn scratch(&self, batch: usize, threads: usize) -> Scratch {
         let u = self.config.units;
@@ -619,7 +640,13 @@ impl Stepper for LSTMCell {
         4 * self.config.units
     }
     fn project(&self, x: ArrayView2<f32>, threads: usize) -> Result<Array2<f32>> {
-        crate::cpu::affine(x, self.kernel.view(), self.bias.as_ref(), threads)
+        crate::cpu::affine(
+            x,
+            &self.packed_kernel,
+            self.kernel.view(),
+            self.bias.as_ref(),
+            threads,
+        )
     }
     fn scratch(&self, batch: usize, threads: usize) -> Scratch {
         gate_scratch(batch, self.config.units, 4, threads)

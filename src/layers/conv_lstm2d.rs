@@ -30,6 +30,8 @@ pub struct ConvLSTM2D {
     bias: Option<Array1<f32>>,
     /// `recurrent_kernel` as `(kh * kw * filters, 4 * filters)`, packed for the per-step product.
     packed: PackedMatrix,
+    /// `kernel` as `(kh * kw * channels, 4 * filters)`, packed for the input convolution.
+    packed_kernel: PackedMatrix,
     carry: Carry,
 }
 
@@ -99,7 +101,12 @@ impl ConvLSTM2D {
             .view()
             .into_shape_with_order((kh * kw * f, 4 * f))
             .map_err(|e| Error::invalid("recurrent_kernel", e.to_string()))?;
+        let kflat = kernel
+            .view()
+            .into_shape_with_order((kh * kw * cin, 4 * f))
+            .map_err(|e| Error::invalid("kernel", e.to_string()))?;
         Ok(ConvLSTM2D {
+            packed_kernel: PackedMatrix::pack(kflat),
             packed: PackedMatrix::pack(flat),
             config,
             kernel,
@@ -148,6 +155,12 @@ impl ConvLSTM2D {
             w.push(b.clone().into_dyn());
         }
         w
+    }
+
+    /// The weights by reference, `(kernel, recurrent_kernel, bias)`, for the CUDA path.
+    #[allow(dead_code)]
+    pub(crate) fn weights_ref(&self) -> (&Array4<f32>, &Array4<f32>, Option<&Array1<f32>>) {
+        (&self.kernel, &self.recurrent_kernel, self.bias.as_ref())
     }
 
     /// Input channels the kernel expects.
@@ -401,7 +414,13 @@ impl Stepper for ConvStepper<'_> {
         let parts = split_rows(cols.view_mut(), &chunks);
         let tasks: Vec<_> = chunks.iter().zip(parts).collect();
         for_each_task(tasks, |(c, part)| self.input.im2col_rows(x, c.u0, part))?;
-        let z = crate::cpu::affine(cols.view(), self.kernel, self.layer.bias.as_ref(), threads)?;
+        let z = crate::cpu::affine(
+            cols.view(),
+            &self.layer.packed_kernel,
+            self.kernel,
+            self.layer.bias.as_ref(),
+            threads,
+        )?;
         z.into_shape_with_order((n, self.projected_width()))
             .map_err(|e| Error::invalid("input", e.to_string()))
     }

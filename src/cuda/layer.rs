@@ -1,0 +1,786 @@
+//! [`CudaLayer`]: a built layer's weights on the device, run with the CPU path's exact call
+//! semantics (options, masks, initial and stateful states, errors).
+
+use crate::config::{DataFormat, SequenceOptions};
+use crate::cuda::conv::{self, ConvSpec, DeviceConv};
+use crate::cuda::dense::{self, upload_mask, DeviceCell, SeqSpec};
+use crate::cuda::device::{CudaDevice, DeviceTensor};
+use crate::error::fmt_shape;
+use crate::keras::KerasLayer;
+use crate::layers::cells::check_shape;
+use crate::layers::core::{flatten_state, Carry};
+use crate::layers::{CallArgs, ConvLSTM2D, CuDNNGRU, CuDNNLSTM, Output, SimpleRNN, GRU, LSTM, RNN};
+use crate::{Error, Result};
+use cudarc::driver::CudaSlice;
+use ndarray::{Array2, ArrayD, ArrayView2, ArrayViewD, Ix2};
+
+/// A layer's outputs left on the device.
+#[derive(Debug)]
+pub struct DeviceOutput {
+    /// As [`Output::output`].
+    pub output: DeviceTensor,
+    /// As [`Output::states`] (flattened in Keras's order, the user's layout).
+    pub states: Vec<DeviceTensor>,
+}
+
+impl DeviceOutput {
+    /// Copies everything to the host.
+    pub fn to_host(&self, dev: &CudaDevice) -> Result<Output> {
+        Ok(Output {
+            output: dev.download(&self.output)?,
+            states: self
+                .states
+                .iter()
+                .map(|s| dev.download(s))
+                .collect::<Result<Vec<_>>>()?,
+        })
+    }
+}
+
+enum Kind {
+    Dense {
+        cells: Vec<DeviceCell>,
+        names: Vec<String>,
+        widths: Vec<usize>,
+        /// CuDNN layers refuse masks, as in Keras; the class name for the message.
+        refuse_mask: Option<&'static str>,
+    },
+    Conv(DeviceConv),
+}
+
+/// The states a stateful layer carries between calls, on the device (internal layout:
+/// `(batch, width)` rows; ConvLSTM2D channels-last).
+#[derive(Default)]
+struct DeviceCarry {
+    batch: Option<usize>,
+    /// `(state, width)`; `None` means zeros.
+    states: Option<Vec<(CudaSlice<f32>, usize)>>,
+}
+
+/// The initial states of one call, before the stateful carry is consulted.
+enum Given {
+    None,
+    /// Validated, internal layout, owned by the call.
+    Device(Vec<CudaSlice<f32>>),
+}
+
+/// A recurrent layer on a CUDA device: the weights of a built [`SimpleRNN`], [`GRU`],
+/// [`LSTM`], [`CuDNNGRU`], [`CuDNNLSTM`], [`RNN`] over built-in cells or [`ConvLSTM2D`],
+/// uploaded once, run with the same [`SequenceOptions`], masks, `initial_state` and errors as
+/// the CPU layer's `forward`.
+///
+/// A stateful layer keeps its carried states on the device, in this object: they start as
+/// zeros (like a freshly built layer) whatever the CPU layer carried, and
+/// [`CudaLayer::reset_states`] / [`CudaLayer::reset_states_to`] work as on the CPU layer.
+/// User-defined cells are CPU-only: building from an `RNN` that holds one is an error.
+pub struct CudaLayer {
+    dev: CudaDevice,
+    class: &'static str,
+    options: SequenceOptions,
+    kind: Kind,
+    carry: DeviceCarry,
+}
+
+impl std::fmt::Debug for CudaLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CudaLayer")
+            .field("class", &self.class)
+            .field("options", &self.options)
+            .finish()
+    }
+}
+
+impl CudaLayer {
+    fn from_rnn_as(
+        dev: &CudaDevice,
+        rnn: &RNN,
+        class: &'static str,
+        refuse_mask: Option<&'static str>,
+    ) -> Result<Self> {
+        let cells = rnn
+            .cells()
+            .iter()
+            .enumerate()
+            .map(|(k, c)| DeviceCell::from_any(dev, c, k))
+            .collect::<Result<Vec<_>>>()?;
+        let widths = rnn.cells().iter().flat_map(|c| c.state_size()).collect();
+        Ok(CudaLayer {
+            dev: dev.clone(),
+            class,
+            options: *rnn.options(),
+            kind: Kind::Dense {
+                cells,
+                names: rnn.state_names(),
+                widths,
+                refuse_mask,
+            },
+            carry: DeviceCarry::default(),
+        })
+    }
+
+    /// An `RNN` over built-in cells (one or a stack).
+    pub fn from_rnn(dev: &CudaDevice, rnn: &RNN) -> Result<Self> {
+        Self::from_rnn_as(dev, rnn, "RNN", None)
+    }
+
+    /// A `SimpleRNN`.
+    pub fn simple_rnn(dev: &CudaDevice, layer: &SimpleRNN) -> Result<Self> {
+        Self::from_rnn_as(dev, layer.as_rnn(), "SimpleRNN", None)
+    }
+
+    /// A `GRU` (either `reset_after`).
+    pub fn gru(dev: &CudaDevice, layer: &GRU) -> Result<Self> {
+        Self::from_rnn_as(dev, layer.as_rnn(), "GRU", None)
+    }
+
+    /// An `LSTM`.
+    pub fn lstm(dev: &CudaDevice, layer: &LSTM) -> Result<Self> {
+        Self::from_rnn_as(dev, layer.as_rnn(), "LSTM", None)
+    }
+
+    /// A `CuDNNLSTM` (run through its equivalent plain LSTM cell; masks refused).
+    pub fn cudnn_lstm(dev: &CudaDevice, layer: &CuDNNLSTM) -> Result<Self> {
+        Self::from_rnn_as(dev, layer.as_rnn(), "CuDNNLSTM", Some("CuDNNLSTM"))
+    }
+
+    /// A `CuDNNGRU` (run through its equivalent plain GRU cell; masks refused).
+    pub fn cudnn_gru(dev: &CudaDevice, layer: &CuDNNGRU) -> Result<Self> {
+        Self::from_rnn_as(dev, layer.as_rnn(), "CuDNNGRU", Some("CuDNNGRU"))
+    }
+
+    /// A `ConvLSTM2D`.
+    pub fn conv_lstm2d(dev: &CudaDevice, layer: &ConvLSTM2D) -> Result<Self> {
+        Ok(CudaLayer {
+            dev: dev.clone(),
+            class: "ConvLSTM2D",
+            options: layer.config().sequence,
+            kind: Kind::Conv(DeviceConv::new(dev, layer)?),
+            carry: DeviceCarry::default(),
+        })
+    }
+
+    /// Any layer `recurrent run` loads.
+    pub fn from_keras(dev: &CudaDevice, layer: &KerasLayer) -> Result<Self> {
+        match layer {
+            KerasLayer::SimpleRNN(l) => Self::simple_rnn(dev, l),
+            KerasLayer::GRU(l) => Self::gru(dev, l),
+            KerasLayer::LSTM(l) => Self::lstm(dev, l),
+            KerasLayer::ConvLSTM2D(l) => Self::conv_lstm2d(dev, l),
+            KerasLayer::CuDNNGRU(l) => Self::cudnn_gru(dev, l),
+            KerasLayer::CuDNNLSTM(l) => Self::cudnn_lstm(dev, l),
+            KerasLayer::RNN(l) => Self::from_rnn(dev, l),
+        }
+    }
+
+    /// The Keras class name of the layer this was built from.
+    pub fn class_name(&self) -> &'static str {
+        self.class
+    }
+
+    /// The sequence options.
+    pub fn options(&self) -> &SequenceOptions {
+        &self.options
+    }
+
+    /// The device.
+    pub fn device(&self) -> &CudaDevice {
+        &self.dev
+    }
+
+    /// Names of the flattened states (`h`, `c`, `cells.0.h`, ...).
+    pub fn state_names(&self) -> Vec<String> {
+        match &self.kind {
+            Kind::Dense { names, .. } => names.clone(),
+            Kind::Conv(_) => vec!["h".into(), "c".into()],
+        }
+    }
+
+    /// Keras `reset_states()`: the next call of a stateful layer starts from zeros.
+    pub fn reset_states(&mut self) {
+        self.carry.states = None;
+    }
+
+    /// Keras `reset_states(states)`: the next call starts from `states`, shaped as the CPU
+    /// layer's `reset_states_to` takes them (`(batch, width)` each; ConvLSTM2D
+    /// `(batch, rows, cols, filters)` or channels-first).
+    pub fn reset_states_to(&mut self, states: Vec<ArrayD<f32>>) -> Result<()> {
+        let (flat, widths, names) = match &self.kind {
+            Kind::Dense { widths, names, .. } => {
+                let mut flat = Vec::new();
+                for (k, a) in states.into_iter().enumerate() {
+                    let shape = a.shape().to_vec();
+                    let name = names.get(k).cloned().unwrap_or_else(|| format!("s{k}"));
+                    let a = a.into_dimensionality::<Ix2>().map_err(|_| {
+                        Error::shape(format!("reset_states {name}"), "(batch, width)", &shape)
+                    })?;
+                    flat.push(a);
+                }
+                (flat, widths.clone(), names.clone())
+            }
+            Kind::Conv(c) => {
+                let cf = c.config.data_format == DataFormat::ChannelsFirst;
+                let f = c.config.filters;
+                let names = vec!["h".to_string(), "c".to_string()];
+                let mut flat = Vec::new();
+                for (a, n) in states.iter().zip(&names) {
+                    let ok = a.ndim() == 4 && a.shape()[if cf { 1 } else { 3 }] == f;
+                    if !ok {
+                        let expected = if cf {
+                            format!("(batch, {f}, rows, cols)")
+                        } else {
+                            format!("(batch, rows, cols, {f})")
+                        };
+                        return Err(Error::shape(
+                            format!("reset_states {n}"),
+                            expected,
+                            a.shape(),
+                        ));
+                    }
+                    let v = if cf {
+                        a.view().permuted_axes(vec![0, 2, 3, 1])
+                    } else {
+                        a.view()
+                    };
+                    let shape = v.shape().to_vec();
+                    flat.push(flatten_state(n, &v.to_owned(), &shape)?);
+                }
+                let w = flat.first().map(|a| a.ncols()).unwrap_or(0);
+                (flat, vec![w, w], names)
+            }
+        };
+        // The CPU layer's checks and messages, on a scratch host carry.
+        let mut check = Carry {
+            batch: self.carry.batch,
+            states: None,
+        };
+        check.reset(Some(flat), &widths, &names)?;
+        let flat = check.states.unwrap_or_default();
+        let mut dev_states = Vec::with_capacity(flat.len());
+        for (a, w) in flat.iter().zip(&widths) {
+            dev_states.push((upload2(&self.dev, a)?, *w));
+        }
+        self.carry.batch = check.batch;
+        self.carry.states = Some(dev_states);
+        Ok(())
+    }
+
+    /// Runs the layer on host arrays, as the CPU layer's `forward` does.
+    ///
+    /// * `x`: `(batch, time, features)` (`(time, batch, features)` with `time_major`);
+    ///   ConvLSTM2D: `(batch, time, rows, cols, channels)` or channels-first
+    /// * `args`: mask `(batch, time)`, initial states as the CPU layer takes them; `constants`
+    ///   are refused (no built-in cell takes them).
+    pub fn forward(&mut self, x: ArrayViewD<f32>, args: &CallArgs) -> Result<Output> {
+        let (x_dev, given) = match &self.kind {
+            Kind::Dense {
+                cells,
+                names,
+                widths,
+                refuse_mask,
+            } => {
+                if let Some(class) = refuse_mask {
+                    if args.mask.is_some() {
+                        return Err(cudnn_mask_error(class));
+                    }
+                }
+                let tm = self.options.time_major;
+                let (batch, _, _) = dense_dims(x.shape(), tm)?;
+                check_dense_input(x.shape(), tm, cells[0].input_dim)?;
+                if !args.constants.is_empty() {
+                    return Err(Error::invalid(
+                        "constants",
+                        "no cell of this RNN accepts constants",
+                    ));
+                }
+                let given = match args.initial_state {
+                    None => Given::None,
+                    Some(g) => {
+                        check_state_count(g.len(), widths, names)?;
+                        let mut v = Vec::with_capacity(g.len());
+                        for ((a, w), n) in g.iter().zip(widths).zip(names) {
+                            let flat = flatten_state(n, a, &[batch, *w])?;
+                            v.push(upload2(&self.dev, &flat)?);
+                        }
+                        Given::Device(v)
+                    }
+                };
+                (self.dev.upload(x)?, given)
+            }
+            Kind::Conv(c) => {
+                let d = conv_dims(c, x.shape())?;
+                let given = match args.initial_state {
+                    None => Given::None,
+                    Some(g) => {
+                        if g.len() != 2 {
+                            return Err(Error::invalid(
+                                "initial_state",
+                                format!("expected 2 arrays (h, c), found {}", g.len()),
+                            ));
+                        }
+                        let mut v = Vec::new();
+                        for (a, n) in g.iter().zip(["h", "c"]) {
+                            if a.shape() != d.state_shape.as_slice() {
+                                return Err(Error::shape(
+                                    format!("initial_state {n}"),
+                                    fmt_shape(&d.state_shape),
+                                    a.shape(),
+                                ));
+                            }
+                            let a = if d.cf {
+                                a.view().permuted_axes(vec![0, 2, 3, 1])
+                            } else {
+                                a.view()
+                            };
+                            let flat =
+                                flatten_state(n, &a.to_owned(), &[d.b, d.orow, d.ocol, d.f])?;
+                            v.push(upload2(&self.dev, &flat)?);
+                        }
+                        Given::Device(v)
+                    }
+                };
+                (self.dev.upload(x)?, given)
+            }
+        };
+        let out = self.run(&x_dev, args.mask, given)?;
+        out.to_host(&self.dev)
+    }
+
+    /// Runs the layer on a device tensor and leaves the results on the device (layers chain
+    /// without host round trips). Same shapes and checks as [`CudaLayer::forward`];
+    /// `initial_state` tensors are in the user's layout (not consumed).
+    pub fn forward_device(
+        &mut self,
+        x: &DeviceTensor,
+        mask: Option<ArrayView2<bool>>,
+        initial_state: Option<&[DeviceTensor]>,
+    ) -> Result<DeviceOutput> {
+        let given = match &self.kind {
+            Kind::Dense {
+                cells,
+                names,
+                widths,
+                refuse_mask,
+            } => {
+                if let Some(class) = refuse_mask {
+                    if mask.is_some() {
+                        return Err(cudnn_mask_error(class));
+                    }
+                }
+                let tm = self.options.time_major;
+                let (batch, _, _) = dense_dims(x.shape(), tm)?;
+                check_dense_input(x.shape(), tm, cells[0].input_dim)?;
+                match initial_state {
+                    None => Given::None,
+                    Some(g) => {
+                        check_state_count(g.len(), widths, names)?;
+                        let mut v = Vec::with_capacity(g.len());
+                        for ((a, w), n) in g.iter().zip(widths).zip(names) {
+                            if a.shape() != [batch, *w] {
+                                return Err(Error::Shape {
+                                    what: format!("initial_state {n}"),
+                                    expected: fmt_shape(&[batch, *w]),
+                                    found: fmt_shape(a.shape()),
+                                });
+                            }
+                            v.push(self.dev.copy_slice(&a.data)?);
+                        }
+                        Given::Device(v)
+                    }
+                }
+            }
+            Kind::Conv(c) => {
+                let d = conv_dims(c, x.shape())?;
+                match initial_state {
+                    None => Given::None,
+                    Some(g) => {
+                        if g.len() != 2 {
+                            return Err(Error::invalid(
+                                "initial_state",
+                                format!("expected 2 arrays (h, c), found {}", g.len()),
+                            ));
+                        }
+                        let mut v = Vec::new();
+                        for (a, n) in g.iter().zip(["h", "c"]) {
+                            if a.shape() != d.state_shape.as_slice() {
+                                return Err(Error::shape(
+                                    format!("initial_state {n}"),
+                                    fmt_shape(&d.state_shape),
+                                    a.shape(),
+                                ));
+                            }
+                            v.push(if d.cf {
+                                dense::permute_pf(
+                                    &self.dev,
+                                    d.b,
+                                    d.orow * d.ocol,
+                                    d.f,
+                                    &a.data,
+                                    false,
+                                )?
+                            } else {
+                                self.dev.copy_slice(&a.data)?
+                            });
+                        }
+                        Given::Device(v)
+                    }
+                }
+            }
+        };
+        self.run(x, mask, given)
+    }
+
+    /// The stateful carry, the remaining checks, the launches, the carry update.
+    fn run(
+        &mut self,
+        x: &DeviceTensor,
+        mask: Option<ArrayView2<bool>>,
+        given: Given,
+    ) -> Result<DeviceOutput> {
+        let dev = self.dev.clone();
+        match &self.kind {
+            Kind::Dense {
+                cells,
+                names,
+                widths,
+                ..
+            } => {
+                let tm = self.options.time_major;
+                let (batch, time, _) = dense_dims(x.shape(), tm)?;
+                let init = resolve_init(
+                    &dev,
+                    &mut self.carry,
+                    &self.options,
+                    given,
+                    widths,
+                    names,
+                    batch,
+                )?;
+                check_time_and_mask(time, batch, mask)?;
+                let mask_dev = match mask {
+                    Some(m) => Some(upload_mask(&dev, m)?),
+                    None => None,
+                };
+                let spec = SeqSpec {
+                    batch,
+                    time,
+                    time_major: tm,
+                    go_backwards: self.options.go_backwards,
+                    return_sequences: self.options.return_sequences,
+                };
+                let r = dense::run(&dev, cells, &x.data, spec, mask_dev.as_ref(), init)?;
+                let units = cells.last().map(|c| c.units).unwrap_or(0);
+                let out_shape = if spec.return_sequences {
+                    if tm {
+                        vec![time, batch, units]
+                    } else {
+                        vec![batch, time, units]
+                    }
+                } else {
+                    vec![batch, units]
+                };
+                if self.options.stateful {
+                    let mut keep = Vec::with_capacity(r.states.len());
+                    for (s, w) in r.states.iter().zip(widths) {
+                        keep.push((dev.copy_slice(s)?, *w));
+                    }
+                    self.carry.states = Some(keep);
+                }
+                let states = r
+                    .states
+                    .into_iter()
+                    .zip(widths)
+                    .map(|(s, w)| DeviceTensor {
+                        data: s,
+                        shape: vec![batch, *w],
+                    })
+                    .collect();
+                Ok(DeviceOutput {
+                    output: DeviceTensor {
+                        data: r.output,
+                        shape: out_shape,
+                    },
+                    states,
+                })
+            }
+            Kind::Conv(c) => {
+                let d = conv_dims(c, x.shape())?;
+                if self.options.time_major {
+                    return Err(Error::invalid(
+                        "time_major",
+                        "ConvLSTM2D takes (batch, time, ...) inputs; time_major is not supported on the CUDA path",
+                    ));
+                }
+                let width = d.orow * d.ocol * d.f;
+                let names = ["h".to_string(), "c".to_string()];
+                let mut init = resolve_init(
+                    &dev,
+                    &mut self.carry,
+                    &self.options,
+                    given,
+                    &[width, width],
+                    &names,
+                    d.b,
+                )?
+                .into_iter();
+                check_time_and_mask(d.t, d.b, mask)?;
+                let mask_dev = match mask {
+                    Some(m) => Some(upload_mask(&dev, m)?),
+                    None => None,
+                };
+                let (h0, c0) = match (init.next(), init.next()) {
+                    (Some(h), Some(c)) => (h, c),
+                    _ => {
+                        return Err(Error::invalid(
+                            "initial_state",
+                            "internal: two states expected",
+                        ))
+                    }
+                };
+                let spec = ConvSpec {
+                    batch: d.b,
+                    time: d.t,
+                    channels_first: d.cf,
+                    go_backwards: self.options.go_backwards,
+                    return_sequences: self.options.return_sequences,
+                };
+                let r = conv::run(
+                    &dev,
+                    c,
+                    &x.data,
+                    spec,
+                    &d.geo,
+                    &d.rgeo,
+                    mask_dev.as_ref(),
+                    h0,
+                    c0,
+                )?;
+                if self.options.stateful {
+                    self.carry.states = Some(vec![
+                        (dev.copy_slice(&r.h)?, width),
+                        (dev.copy_slice(&r.c)?, width),
+                    ]);
+                }
+                let p = d.orow * d.ocol;
+                let (h, cst) = if d.cf {
+                    (
+                        dense::permute_pf(&dev, d.b, p, d.f, &r.h, true)?,
+                        dense::permute_pf(&dev, d.b, p, d.f, &r.c, true)?,
+                    )
+                } else {
+                    (r.h, r.c)
+                };
+                let mut out_shape = vec![d.b];
+                if spec.return_sequences {
+                    out_shape.push(d.t);
+                }
+                out_shape.extend_from_slice(&d.state_shape[1..]);
+                Ok(DeviceOutput {
+                    output: DeviceTensor {
+                        data: r.output,
+                        shape: out_shape,
+                    },
+                    states: vec![
+                        DeviceTensor {
+                            data: h,
+                            shape: d.state_shape.clone(),
+                        },
+                        DeviceTensor {
+                            data: cst,
+                            shape: d.state_shape.clone(),
+                        },
+                    ],
+                })
+            }
+        }
+    }
+}
+
+/// Runs a layer loaded by `recurrent run` on the device: the CUDA twin of
+/// [`KerasLayer::forward`] (a fresh [`CudaLayer`] per call: a stateful layer starts from zeros).
+pub fn forward_keras(
+    dev: &CudaDevice,
+    layer: &KerasLayer,
+    x: ArrayViewD<f32>,
+    args: &CallArgs,
+) -> Result<Output> {
+    CudaLayer::from_keras(dev, layer)?.forward(x, args)
+}
+
+// ---- checks shared by the host and device entry points (the CPU path's messages)
+
+fn cudnn_mask_error(class: &str) -> Error {
+    Error::invalid(
+        "mask",
+        format!("{class} does not support masking (Keras raises \"Masking is not supported for CuDNN RNNs\"); use LSTM / GRU(reset_after=True) with the converted weights"),
+    )
+}
+
+/// `(batch, time, features)` of a dense input (3-D required).
+fn dense_dims(shape: &[usize], time_major: bool) -> Result<(usize, usize, usize)> {
+    if shape.len() != 3 {
+        return Err(Error::shape(
+            "input",
+            if time_major {
+                "(time, batch, features)"
+            } else {
+                "(batch, time, features)"
+            },
+            shape,
+        ));
+    }
+    Ok(if time_major {
+        (shape[1], shape[0], shape[2])
+    } else {
+        (shape[0], shape[1], shape[2])
+    })
+}
+
+fn check_dense_input(shape: &[usize], time_major: bool, input_dim: usize) -> Result<()> {
+    if shape[2] != input_dim {
+        let expected = if time_major {
+            format!("(time, batch, {input_dim})")
+        } else {
+            format!("(batch, time, {input_dim})")
+        };
+        return Err(Error::shape("input", expected, shape));
+    }
+    Ok(())
+}
+
+fn check_state_count(n: usize, widths: &[usize], names: &[String]) -> Result<()> {
+    if n != widths.len() {
+        return Err(Error::invalid(
+            "initial_state",
+            format!(
+                "expected {} arrays ({}), found {}",
+                widths.len(),
+                names.join(", "),
+                n
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn check_time_and_mask(time: usize, batch: usize, mask: Option<ArrayView2<bool>>) -> Result<()> {
+    if time == 0 {
+        return Err(Error::invalid(
+            "input",
+            "the time dimension is 0; expected at least one step",
+        ));
+    }
+    if let Some(m) = mask {
+        check_shape("mask", m.shape(), &[batch, time])?;
+    }
+    Ok(())
+}
+
+fn upload2(dev: &CudaDevice, a: &Array2<f32>) -> Result<CudaSlice<f32>> {
+    let s = a.as_standard_layout();
+    match s.as_slice() {
+        Some(v) => dev.upload_slice(v),
+        None => Err(Error::invalid("state", "internal: not contiguous")),
+    }
+}
+
+/// `core::initial_states` on the device: the stateful batch check, the given states, the
+/// carry (copied: the run updates its states in place), or zeros.
+fn resolve_init(
+    dev: &CudaDevice,
+    carry: &mut DeviceCarry,
+    options: &SequenceOptions,
+    given: Given,
+    widths: &[usize],
+    names: &[String],
+    batch: usize,
+) -> Result<Vec<CudaSlice<f32>>> {
+    if options.stateful {
+        if let Some(fixed) = carry.batch {
+            if fixed != batch {
+                return Err(Error::invalid(
+                    "input",
+                    format!("stateful layer was first called with batch size {fixed}, found batch size {batch}; call reset_states with states of the new batch size or build a new layer"),
+                ));
+            }
+        }
+        carry.batch = Some(batch);
+    }
+    if let Given::Device(g) = given {
+        return Ok(g);
+    }
+    if options.stateful {
+        if let Some(s) = &carry.states {
+            let mut v = Vec::with_capacity(s.len());
+            for ((state, have), (w, n)) in s.iter().zip(widths.iter().zip(names)) {
+                if have != w {
+                    return Err(Error::invalid(
+                        "input",
+                        format!("the stateful layer carries state {n} of width {have} from its last call, this input needs width {w}; call reset_states first"),
+                    ));
+                }
+                v.push(dev.copy_slice(state)?);
+            }
+            return Ok(v);
+        }
+    }
+    widths
+        .iter()
+        .map(|&w| dev.alloc_zeros::<f32>(batch * w))
+        .collect()
+}
+
+/// The sizes of a ConvLSTM2D call.
+struct ConvDims {
+    cf: bool,
+    b: usize,
+    t: usize,
+    f: usize,
+    orow: usize,
+    ocol: usize,
+    geo: crate::cpu::conv::ConvGeometry,
+    rgeo: crate::cpu::conv::ConvGeometry,
+    /// The user's state shape: `(b, orow, ocol, f)` or `(b, f, orow, ocol)`.
+    state_shape: Vec<usize>,
+}
+
+/// ConvLSTM2D's input checks (the CPU layer's messages) and geometry.
+fn conv_dims(c: &DeviceConv, shape: &[usize]) -> Result<ConvDims> {
+    let cf = c.config.data_format == DataFormat::ChannelsFirst;
+    let cin = c.cin;
+    let expected = if cf {
+        format!("(batch, time, {cin}, rows, cols)")
+    } else {
+        format!("(batch, time, rows, cols, {cin})")
+    };
+    if shape.len() != 5 {
+        return Err(Error::shape("input", expected, shape));
+    }
+    let (b, t) = (shape[0], shape[1]);
+    let (rows, cols, ch) = if cf {
+        (shape[3], shape[4], shape[2])
+    } else {
+        (shape[2], shape[3], shape[4])
+    };
+    if ch != cin {
+        return Err(Error::shape("input", expected, shape));
+    }
+    let (geo, rgeo) = c.geometry(rows, cols)?;
+    let f = c.config.filters;
+    let (orow, ocol) = (geo.out_rows, geo.out_cols);
+    let state_shape = if cf {
+        vec![b, f, orow, ocol]
+    } else {
+        vec![b, orow, ocol, f]
+    };
+    Ok(ConvDims {
+        cf,
+        b,
+        t,
+        f,
+        orow,
+        ocol,
+        geo,
+        rgeo,
+        state_shape,
+    })
+}

@@ -1,0 +1,49 @@
+//! The CUDA path (feature `cuda`): every built-in layer fused on an NVIDIA GPU, with the CPU
+//! path's exact semantics.
+//!
+//! ```no_run
+//! # fn main() -> recurrent::Result<()> {
+//! use ndarray::Array3;
+//! use recurrent::config::{LSTMCellConfig, SequenceOptions};
+//! use recurrent::cuda::{CudaDevice, CudaLayer};
+//! use recurrent::layers::{CallArgs, LSTM};
+//!
+//! let lstm = LSTM::build(LSTMCellConfig::tf_keras(64), SequenceOptions::default(), 16, 1)?;
+//! let dev = CudaDevice::new(0)?; // a typed error, never a panic, without a driver or GPU
+//! let mut gpu = CudaLayer::lstm(&dev, &lstm)?; // weights uploaded once
+//! let x = Array3::<f32>::zeros((8, 100, 16));
+//! let out = gpu.forward(x.view().into_dyn(), &CallArgs::default())?;
+//! assert_eq!(out.output.shape(), &[8, 64]);
+//! # Ok(()) }
+//! ```
+//!
+//! * [`CudaDevice`]: context, one stream, the kernels of `kernels/*.cu` (PTX compiled by
+//!   build.rs with nvcc, loaded through cudarc with dynamic loading: the crate builds without
+//!   any CUDA library, and a machine without a driver or device gets `Error::Cuda`).
+//! * [`DeviceTensor`]: f32 device memory with a shape; [`CudaDevice::upload`] /
+//!   [`CudaDevice::download`].
+//! * [`CudaLayer`]: a built layer's weights on the device; [`CudaLayer::forward`] (host arrays
+//!   in and out, the CPU `forward`'s arguments, checks and errors) and
+//!   [`CudaLayer::forward_device`] (device tensors in and out, for chaining layers).
+//!   [`forward_keras`] runs a [`crate::keras::KerasLayer`] (`recurrent run --device cuda`).
+//!
+//! Work per layer call: one GEMM projects the inputs of every step (`x W + b`; for
+//! ConvLSTM2D an implicit-GEMM convolution of every frame), then one fused kernel per time step
+//! (two for GRU with `reset_after = false`) computes the recurrent product, bias, activations,
+//! mask handling and state update, and writes the step's output. Activations are compile-time
+//! template parameters; see [`kernels`](self) naming in `src/cuda/kernels.rs`.
+//!
+//! Storage is f32. `recurrent run --dtype f16|bf16` rounds weights, inputs and outputs on the
+//! host as the CPU path does, so the f32 kernels give the CPU path's f16 / bf16 semantics; the
+//! kernels are templated on the storage type for a later f16 / bf16 device storage.
+//!
+//! User-defined [`crate::Cell`]s run on the CPU only.
+
+mod conv;
+mod dense;
+mod device;
+mod kernels;
+mod layer;
+
+pub use device::{CudaDevice, DeviceTensor};
+pub use layer::{forward_keras, CudaLayer, DeviceOutput};
