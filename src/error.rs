@@ -85,7 +85,7 @@ pub enum Error {
     Cuda(String),
 }
 
-/// `Result` with [`Error`].
+/// `Result` with [`enum@Error`].
 pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
