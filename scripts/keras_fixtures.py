@@ -677,6 +677,16 @@ def rnn_cells():
              "RNN over the one-element list [LSTMCell(4)]: Keras wraps it in StackedRNNCells, "
              "so weights and states are named cells.0.*.",
              lambda: L.RNN([L.LSTMCell(4)], return_state=True), (2, 5, 3))
+    run_case("rnn_zero_output_for_mask_seq_state",
+             "RNN(LSTMCell(4), zero_output_for_mask=True): masked steps output zeros (states "
+             "kept), with a mask with holes, return_sequences + return_state.",
+             lambda: L.RNN(L.LSTMCell(4), return_sequences=True, return_state=True,
+                           zero_output_for_mask=True), (3, 6, 3), mask=MASK_HOLES_6)
+    run_case("rnn_zero_output_for_mask_last_masked_state",
+             "RNN(GRUCell(3), zero_output_for_mask=True, go_backwards=True) without "
+             "return_sequences: the output is zeros when the last processed step is masked.",
+             lambda: L.RNN(L.GRUCell(3), go_backwards=True, return_state=True,
+                           zero_output_for_mask=True), (3, 6, 3), mask=MASK_HOLES_6)
 
 
 # --------------------------------------------------------------------------------------------

@@ -29,6 +29,10 @@ pub struct SequenceOptions {
     pub unroll: bool,
     /// Inputs and sequence outputs are `(time, batch, ...)` instead of `(batch, time, ...)`.
     pub time_major: bool,
+    /// Masked steps output zeros instead of repeating the previous output (the states are kept
+    /// either way). tf.keras's `RNN(..., zero_output_for_mask=True)`; its config carries the
+    /// key only when it is true.
+    pub zero_output_for_mask: bool,
 }
 
 /// Arguments that only matter for training. Parsed, kept, and ignored at inference.

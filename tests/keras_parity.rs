@@ -78,6 +78,7 @@ fn run_stateful(dir: &Path) -> Result<f32, String> {
                 recurrent::keras::KerasLayer::ConvLSTM2D(l) => l.reset_states(),
                 recurrent::keras::KerasLayer::CuDNNGRU(l) => l.reset_states(),
                 recurrent::keras::KerasLayer::CuDNNLSTM(l) => l.reset_states(),
+                recurrent::keras::KerasLayer::Bidirectional(l) => l.reset_states(),
             }
         }
         let xa = npz::read_f32(&dir.join(x)).map_err(|e| e.to_string())?;
@@ -95,7 +96,7 @@ fn run_stateful(dir: &Path) -> Result<f32, String> {
 fn every_keras_fixture_matches_keras_within_tolerance() {
     let cases = fixture_cases();
     assert!(
-        cases.len() >= 80,
+        cases.len() >= 87,
         "expected the full fixture set, found {} cases",
         cases.len()
     );

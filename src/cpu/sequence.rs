@@ -130,6 +130,15 @@ pub(crate) struct SeqResult {
     pub states: Vec<Array2<f32>>,
 }
 
+/// How masked steps fill the output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum MaskedOutput {
+    /// Repeat the previous step's output (zeros before the first real step): Keras's default.
+    RepeatPrevious,
+    /// Zeros (`RNN(..., zero_output_for_mask=True)`).
+    Zeros,
+}
+
 /// Runs one cell over `x` `(time, batch, features)` in processing order with `mask`
 /// `(time, batch)` (true = real step) from `init`.
 pub(crate) fn run(
@@ -138,6 +147,7 @@ pub(crate) fn run(
     mask: Option<ArrayView2<bool>>,
     init: Vec<Array2<f32>>,
     keep_outputs: bool,
+    masked: MaskedOutput,
     threads: usize,
 ) -> Result<SeqResult> {
     let (t_len, batch, feat) = x.dim();
@@ -168,7 +178,10 @@ pub(crate) fn run(
                     for (ns, s) in new_states.iter_mut().zip(states.iter()) {
                         ns.row_mut(b).assign(&s.row(b));
                     }
-                    out.row_mut(b).assign(&prev_out.row(b));
+                    match masked {
+                        MaskedOutput::RepeatPrevious => out.row_mut(b).assign(&prev_out.row(b)),
+                        MaskedOutput::Zeros => out.row_mut(b).fill(0.0),
+                    }
                 }
             }
         }
@@ -193,10 +206,11 @@ pub(crate) fn run_stack(
     mask: Option<ArrayView2<bool>>,
     init: Vec<Vec<Array2<f32>>>,
     keep_outputs: bool,
+    masked: MaskedOutput,
 ) -> Result<(SeqResult, Vec<Vec<Array2<f32>>>)> {
     let threads = crate::cpu::threads::num_threads();
     crate::cpu::threads::install(threads, || {
-        run_stack_in_pool(cells, x, mask, init, keep_outputs, threads)
+        run_stack_in_pool(cells, x, mask, init, keep_outputs, masked, threads)
     })
 }
 
@@ -206,6 +220,7 @@ fn run_stack_in_pool(
     mask: Option<ArrayView2<bool>>,
     init: Vec<Vec<Array2<f32>>>,
     keep_outputs: bool,
+    masked: MaskedOutput,
     threads: usize,
 ) -> Result<(SeqResult, Vec<Vec<Array2<f32>>>)> {
     let mut all_states = Vec::with_capacity(cells.len());
@@ -218,7 +233,7 @@ fn run_stack_in_pool(
             Some(c) => c.view(),
             None => x,
         };
-        let r = run(*cell, input, mask, init, keep, threads)?;
+        let r = run(*cell, input, mask, init, keep, masked, threads)?;
         all_states.push(r.states);
         current = r.outputs;
         last = Some(r.last);

@@ -227,6 +227,7 @@ pub(crate) fn sequence_options(c: &Cfg) -> Result<SequenceOptions> {
         stateful: c.bool_or("stateful", false)?,
         unroll: c.bool_or("unroll", false)?,
         time_major: c.bool_or("time_major", false)?,
+        zero_output_for_mask: c.bool_or("zero_output_for_mask", false)?,
     })
 }
 

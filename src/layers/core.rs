@@ -195,6 +195,11 @@ pub(crate) fn run(
         mask_tm.as_ref().map(|m| m.view()),
         per_cell,
         options.return_sequences,
+        if options.zero_output_for_mask {
+            sequence::MaskedOutput::Zeros
+        } else {
+            sequence::MaskedOutput::RepeatPrevious
+        },
     )?;
     let output = if options.return_sequences {
         let o = res
