@@ -30,14 +30,6 @@ impl CellKind {
             CellKind::Simple => 1,
         }
     }
-
-    /// States per cell (`[h, c]` for LSTM, `[h]` otherwise).
-    pub(crate) fn states(self) -> usize {
-        match self {
-            CellKind::Lstm => 2,
-            _ => 1,
-        }
-    }
 }
 
 /// One built-in cell with its weights on the device.

@@ -191,10 +191,6 @@ impl CudaDevice {
 
     // ---- crate-internal helpers
 
-    pub(crate) fn stream(&self) -> &Arc<CudaStream> {
-        &self.inner.stream
-    }
-
     pub(crate) fn upload_slice<T: cudarc::driver::DeviceRepr>(
         &self,
         s: &[T],
@@ -256,7 +252,7 @@ impl CudaDevice {
 
     pub(crate) fn copy_slice(&self, s: &CudaSlice<f32>) -> Result<CudaSlice<f32>> {
         let mut d = self.alloc_zeros::<f32>(s.len())?;
-        if s.len() > 0 {
+        if !s.is_empty() {
             self.inner
                 .stream
                 .memcpy_dtod(s, &mut d)

@@ -14,6 +14,10 @@ use crate::{Error, Result};
 use cudarc::driver::CudaSlice;
 use ndarray::{Array2, ArrayD, ArrayView2, ArrayViewD, Ix2};
 
+/// The words that mark a layer class the CUDA path does not run (tests and scripts look for
+/// them to report such cases as skipped, not failed).
+pub const NO_CUDA_PATH: &str = "has no CUDA path yet";
+
 /// A layer's outputs left on the device.
 #[derive(Debug)]
 pub struct DeviceOutput {
@@ -45,7 +49,7 @@ enum Kind {
         /// CuDNN layers refuse masks, as in Keras; the class name for the message.
         refuse_mask: Option<&'static str>,
     },
-    Conv(DeviceConv),
+    Conv(Box<DeviceConv>),
 }
 
 /// The states a stateful layer carries between calls, on the device (internal layout:
@@ -154,7 +158,7 @@ impl CudaLayer {
             dev: dev.clone(),
             class: "ConvLSTM2D",
             options: layer.config().sequence,
-            kind: Kind::Conv(DeviceConv::new(dev, layer)?),
+            kind: Kind::Conv(Box::new(DeviceConv::new(dev, layer)?)),
             carry: DeviceCarry::default(),
         })
     }
@@ -169,6 +173,10 @@ impl CudaLayer {
             KerasLayer::CuDNNGRU(l) => Self::cudnn_gru(dev, l),
             KerasLayer::CuDNNLSTM(l) => Self::cudnn_lstm(dev, l),
             KerasLayer::RNN(l) => Self::from_rnn(dev, l),
+            KerasLayer::Bidirectional(_) => Err(Error::invalid(
+                "layer",
+                format!("Bidirectional {NO_CUDA_PATH} (run it on the CPU)"),
+            )),
         }
     }
 
@@ -278,14 +286,14 @@ impl CudaLayer {
                 widths,
                 refuse_mask,
             } => {
+                let tm = self.options.time_major;
+                let (batch, _, _) = dense_dims(x.shape(), tm)?;
                 if let Some(class) = refuse_mask {
                     if args.mask.is_some() {
                         return Err(cudnn_mask_error(class));
                     }
                 }
-                let tm = self.options.time_major;
-                let (batch, _, _) = dense_dims(x.shape(), tm)?;
-                check_dense_input(x.shape(), tm, cells[0].input_dim)?;
+                check_dense_input(x.shape(), tm, first_input(cells)?)?;
                 if !args.constants.is_empty() {
                     return Err(Error::invalid(
                         "constants",
@@ -361,14 +369,14 @@ impl CudaLayer {
                 widths,
                 refuse_mask,
             } => {
+                let tm = self.options.time_major;
+                let (batch, _, _) = dense_dims(x.shape(), tm)?;
                 if let Some(class) = refuse_mask {
                     if mask.is_some() {
                         return Err(cudnn_mask_error(class));
                     }
                 }
-                let tm = self.options.time_major;
-                let (batch, _, _) = dense_dims(x.shape(), tm)?;
-                check_dense_input(x.shape(), tm, cells[0].input_dim)?;
+                check_dense_input(x.shape(), tm, first_input(cells)?)?;
                 match initial_state {
                     None => Given::None,
                     Some(g) => {
@@ -645,6 +653,14 @@ fn check_dense_input(shape: &[usize], time_major: bool, input_dim: usize) -> Res
         return Err(Error::shape("input", expected, shape));
     }
     Ok(())
+}
+
+/// The input width of the first cell (a layer always has one).
+fn first_input(cells: &[DeviceCell]) -> Result<usize> {
+    cells
+        .first()
+        .map(|c| c.input_dim)
+        .ok_or_else(|| Error::invalid("cells", "a layer needs at least one cell"))
 }
 
 fn check_state_count(n: usize, widths: &[usize], names: &[String]) -> Result<()> {

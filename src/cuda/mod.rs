@@ -46,4 +46,4 @@ mod kernels;
 mod layer;
 
 pub use device::{CudaDevice, DeviceTensor};
-pub use layer::{forward_keras, CudaLayer, DeviceOutput};
+pub use layer::{forward_keras, CudaLayer, DeviceOutput, NO_CUDA_PATH};

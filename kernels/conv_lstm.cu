@@ -1,0 +1,257 @@
+// conv_lstm.cu: ConvLSTM2D. One implicit-GEMM kernel for the input convolution of every frame
+// of the sequence, then ONE fused kernel per time step: the recurrent convolution (implicit
+// GEMM over h, never an im2col copy or a concatenated [x, h] in device memory) with bias,
+// gates, mask and state update in its epilogue. No host code.
+//
+// ---- equations (Keras 2 ConvLSTM2D, gates [i | f | c | o], * = 2-D convolution)
+//   xp = W * x + b        input conv: the layer's strides, padding, dilation (all frames at once)
+//   z  = xp + U * h       recurrent conv: ALWAYS stride 1, `same` padding, no dilation
+//   i = rec(z_i)  f = rec(z_f)  g = act(z_c)  o = rec(z_o);  c' = f c + i g;  h' = o act(c')
+//   masks as in rnn.cu: a masked (batch row, step) keeps h, c and repeats prev_out.
+//
+// ---- memory layout
+//   x       the user's input (B, T, rows, cols, C) or channels-first (B, T, C, rows, cols):
+//           element (frame n = b*T + t, iy, ix, ch) at n*frame_stride + iy*sy + ix*sx + ch*sc,
+//           so channels-first needs no transpose either.
+//   W       kernel (kh, kw, C, 4F) viewed as (kh*kw*C, 4F); row index (ky*kw + kx)*C + ch.
+//   xp      f32 (B*T*P, 4F), row (b*T + t)*P + p, P = out_rows*out_cols pixels, p = oy*cols+ox.
+//   RK      recurrent_kernel (kh, kw, F, 4F) viewed as (kh*kw*F, 4F).
+//   h, c, prev_out   (B, P, F) channels-last inside the time loop, whatever the data format;
+//           h ping-pongs between two buffers (every block reads the whole h), c and prev_out are
+//           updated in place (each element by its owner thread only).
+//   seq     the sequence output, element (b, step, p, f) at
+//           b*seq_b_stride + seq_off + p*seq_p_stride + f*seq_f_stride (either data format).
+//   mask    u8 (B, T), element mask[b*mask_b_stride + mask_off].
+//
+// ---- thread-to-data mapping of the step kernel (256 threads)
+//   A block owns a 64-row tile of the B*P (batch row, pixel) rows and 16 filters f0..f0+15 for
+//   ALL four gates (the tile's 64 GEMM columns are gate g, filter f0 + fl -> column g*F + f0+fl),
+//   so each thread ends with the four gate sums of its outputs. Thread t: tf = t % 16 is the
+//   filter, tm = t / 16 the rows tm + 16 i (i < 4): 16 accumulators. K = kh*kw*F runs in steps
+//   of 16 through shared memory: the A tile is gathered from h_prev on the fly (zero outside the
+//   image), the B tile from RK. Grid (min(row tiles, 65535), ceil(F / 16)), grid-stride on rows.
+//
+// ---- entry points: conv_lstm_step_f32_{tanh_sigmoid, tanh_hard_sigmoid, generic} (activation
+//   ids as trailing ints, used by _generic only), conv_input_f32; f16 / bf16 generic variants
+//   only with -DRECURRENT_HALF_KERNELS.
+
+#include "common.cuh"
+
+namespace cstep {
+constexpr int BM = 64;  // (batch row, pixel) rows per tile
+constexpr int BF = 16;  // filters per tile (x 4 gates = 64 GEMM columns)
+constexpr int BK = 16;
+constexpr int THREADS = 256;
+}  // namespace cstep
+
+template <typename T, int ACT, int REC>
+__device__ __forceinline__ void conv_lstm_step_impl(
+    int B, int P, int F, int rows, int cols, int kh, int kw, int pad_top, int pad_left,
+    const float* __restrict__ xp, long long xp_step_off, long long xp_b_stride,
+    const T* __restrict__ RK, const T* __restrict__ h_prev, T* __restrict__ h_next,
+    T* __restrict__ c, T* __restrict__ prev_out, const unsigned char* __restrict__ mask,
+    int has_mask, long long mask_off, long long mask_b_stride, T* __restrict__ seq, int has_seq,
+    long long seq_off, long long seq_b_stride, long long seq_p_stride, long long seq_f_stride,
+    int act, int rec) {
+    using namespace cstep;
+    __shared__ float As[BK][BM + 1];
+    __shared__ float Bs[BK][4][BF];
+    const int t = threadIdx.x;
+    const int tf = t % BF;
+    const int tm = t / BF;
+    const long long M = (long long)B * P;
+    const int K = kh * kw * F;
+    const int N4 = 4 * F;
+    const int f0 = blockIdx.y * BF;
+    const long long m_tiles = (M + BM - 1) / BM;
+    for (long long mt = blockIdx.x; mt < m_tiles; mt += gridDim.x) {
+        const long long m0 = mt * BM;
+        float acc[4][4];  // [row i][gate g]
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+#pragma unroll
+            for (int g = 0; g < 4; ++g) {
+                acc[i][g] = 0.0f;
+            }
+        }
+        for (int k0 = 0; k0 < K; k0 += BK) {
+#pragma unroll
+            for (int r = 0; r < 4; ++r) {
+                const int e = t + r * THREADS;
+                // A: the (row, k) element of the implicit im2col of h_prev, k fastest.
+                const int ak = e % BK;
+                const int am = e / BK;
+                const long long gm = m0 + am;
+                const int gk = k0 + ak;
+                float v = 0.0f;
+                if (gm < M && gk < K) {
+                    const long long b = gm / P;
+                    const int p = (int)(gm % P);
+                    const int oy = p / cols;
+                    const int ox = p % cols;
+                    const int cf = gk % F;
+                    const int kk = gk / F;
+                    const int iy = oy + kk / kw - pad_top;
+                    const int ix = ox + kk % kw - pad_left;
+                    if (iy >= 0 && iy < rows && ix >= 0 && ix < cols) {
+                        v = load_f32(h_prev + ((b * P + (long long)iy * cols + ix) * F + cf));
+                    }
+                }
+                As[ak][am] = v;
+                // B: RK row k0 + bk, gate g, filter f0 + fl.
+                const int bk = e / (4 * BF);
+                const int bc = e % (4 * BF);
+                const int g = bc / BF;
+                const int fl = bc % BF;
+                const int gk2 = k0 + bk;
+                const int f = f0 + fl;
+                Bs[bk][g][fl] =
+                    (gk2 < K && f < F) ? load_f32(RK + (long long)gk2 * N4 + g * F + f) : 0.0f;
+            }
+            __syncthreads();
+#pragma unroll
+            for (int kk = 0; kk < BK; ++kk) {
+                float av[4];
+                float bv[4];
+#pragma unroll
+                for (int i = 0; i < 4; ++i) {
+                    av[i] = As[kk][tm + 16 * i];
+                }
+#pragma unroll
+                for (int g = 0; g < 4; ++g) {
+                    bv[g] = Bs[kk][g][tf];
+                }
+#pragma unroll
+                for (int i = 0; i < 4; ++i) {
+#pragma unroll
+                    for (int g = 0; g < 4; ++g) {
+                        acc[i][g] = fmaf(av[i], bv[g], acc[i][g]);
+                    }
+                }
+            }
+            __syncthreads();
+        }
+        const int f = f0 + tf;
+        if (f < F) {
+#pragma unroll
+            for (int i = 0; i < 4; ++i) {
+                const long long gm = m0 + tm + 16 * i;
+                if (gm >= M) {
+                    continue;
+                }
+                const long long b = gm / P;
+                const long long p = gm % P;
+                const long long e = gm * F + f;
+                float out;
+                const bool real = !has_mask || mask[b * mask_b_stride + mask_off] != 0;
+                if (real) {
+                    const float* x = xp + b * xp_b_stride + xp_step_off + p * N4 + f;
+                    const float ig = activate<REC>(x[0] + acc[i][0], rec);
+                    const float fg = activate<REC>(x[F] + acc[i][1], rec);
+                    const float gg = activate<ACT>(x[2 * F] + acc[i][2], act);
+                    const float og = activate<REC>(x[3 * F] + acc[i][3], rec);
+                    const float cn = fg * load_rw(c + e) + ig * gg;
+                    out = og * activate<ACT>(cn, act);
+                    store_f32(c + e, cn);
+                    store_f32(h_next + e, out);
+                    store_f32(prev_out + e, out);
+                } else {
+                    store_f32(h_next + e, load_f32(h_prev + e));
+                    out = load_rw(prev_out + e);
+                }
+                if (has_seq) {
+                    store_f32(seq + b * seq_b_stride + seq_off + p * seq_p_stride +
+                                  (long long)f * seq_f_stride,
+                              out);
+                }
+            }
+        }
+    }
+}
+
+#define CONV_STEP_PARAMS(T)                                                                   \
+    int B, int P, int F, int rows, int cols, int kh, int kw, int pad_top, int pad_left,        \
+        const float *__restrict__ xp, long long xp_step_off, long long xp_b_stride,           \
+        const T *__restrict__ RK, const T *__restrict__ h_prev, T *__restrict__ h_next,       \
+        T *__restrict__ c, T *__restrict__ prev_out, const unsigned char *__restrict__ mask,  \
+        int has_mask, long long mask_off, long long mask_b_stride, T *__restrict__ seq,       \
+        int has_seq, long long seq_off, long long seq_b_stride, long long seq_p_stride,       \
+        long long seq_f_stride, int act, int rec
+#define CONV_STEP_ARGS                                                                         \
+    B, P, F, rows, cols, kh, kw, pad_top, pad_left, xp, xp_step_off, xp_b_stride, RK, h_prev, \
+        h_next, c, prev_out, mask, has_mask, mask_off, mask_b_stride, seq, has_seq, seq_off,   \
+        seq_b_stride, seq_p_stride, seq_f_stride, act, rec
+
+#define CONV_STEP_ENTRY(NAME, T, A, R)                                                      \
+    extern "C" __global__ void __launch_bounds__(cstep::THREADS) NAME(CONV_STEP_PARAMS(T)) { \
+        conv_lstm_step_impl<T, A, R>(CONV_STEP_ARGS);                                       \
+    }
+
+CONV_STEP_ENTRY(conv_lstm_step_f32_tanh_sigmoid, float, ACT_TANH, ACT_SIGMOID)
+CONV_STEP_ENTRY(conv_lstm_step_f32_tanh_hard_sigmoid, float, ACT_TANH, ACT_HARD_SIGMOID)
+CONV_STEP_ENTRY(conv_lstm_step_f32_generic, float, ACT_RUNTIME, ACT_RUNTIME)
+#ifdef RECURRENT_HALF_KERNELS
+CONV_STEP_ENTRY(conv_lstm_step_f16_generic, __half, ACT_RUNTIME, ACT_RUNTIME)
+CONV_STEP_ENTRY(conv_lstm_step_bf16_generic, __nv_bfloat16, ACT_RUNTIME, ACT_RUNTIME)
+#endif
+
+// ---- input convolution of every frame: implicit GEMM
+// xp[(n*P + p), :] = sum over (ky, kx, ch) of x[n, oy*sy_ + ky*dy - pad_top,
+//                    ox*sx_ + kx*dx - pad_left, ch] * W[(ky*kw + kx)*C + ch, :] + bias
+// Grid (ceil(4F / 64), min(ceil(M / 64), 65535)), block 256 (gemm_bias_tile in common.cuh).
+
+template <typename T>
+struct Im2colA {
+    const T* __restrict__ x;
+    long long frame_stride;
+    long long sy;  // element strides of the input's row, column and channel axes
+    long long sx;
+    long long sc;
+    int in_rows;
+    int in_cols;
+    int cin;
+    int out_cols;
+    int P;
+    int kw;
+    int stride_y;
+    int stride_x;
+    int dil_y;
+    int dil_x;
+    int pad_top;
+    int pad_left;
+    __device__ __forceinline__ float operator()(long long m, int k) const {
+        const long long n = m / P;
+        const int p = (int)(m % P);
+        const int oy = p / out_cols;
+        const int ox = p % out_cols;
+        const int ch = k % cin;
+        const int kk = k / cin;
+        const int iy = oy * stride_y + (kk / kw) * dil_y - pad_top;
+        const int ix = ox * stride_x + (kk % kw) * dil_x - pad_left;
+        if (iy < 0 || iy >= in_rows || ix < 0 || ix >= in_cols) {
+            return 0.0f;
+        }
+        return load_f32(x + n * frame_stride + iy * sy + ix * sx + ch * sc);
+    }
+};
+
+#define CONV_INPUT_PARAMS(T)                                                                 \
+    long long M, int N, int K, const T *__restrict__ x, long long frame_stride, long long sy, \
+        long long sx, long long sc, int in_rows, int in_cols, int cin, int out_cols, int P,  \
+        int kw, int stride_y, int stride_x, int dil_y, int dil_x, int pad_top, int pad_left, \
+        const T *__restrict__ W, const T *__restrict__ bias, int has_bias,                   \
+        float *__restrict__ xp
+
+#define CONV_INPUT_ENTRY(NAME, T)                                                            \
+    extern "C" __global__ void __launch_bounds__(gemm::THREADS) NAME(CONV_INPUT_PARAMS(T)) {  \
+        const Im2colA<T> a{x,       frame_stride, sy,       sx,       sc,    in_rows,         \
+                           in_cols, cin,          out_cols, P,        kw,    stride_y,        \
+                           stride_x, dil_y,       dil_x,    pad_top,  pad_left};              \
+        gemm_bias_tile(M, N, K, a, W, N, bias, has_bias, xp, (long long)N);                  \
+    }
+
+CONV_INPUT_ENTRY(conv_input_f32, float)
+#ifdef RECURRENT_HALF_KERNELS
+CONV_INPUT_ENTRY(conv_input_f16, __half)
+CONV_INPUT_ENTRY(conv_input_bf16, __nv_bfloat16)
+#endif

@@ -1,0 +1,201 @@
+#include "emu.h"
+#include "rnn.cu"
+#include "conv_lstm.cu"
+#include <cstdio>
+#include <cstdlib>
+#include <random>
+#include <string>
+
+static std::mt19937 rng(12345);
+static float U01() { return std::uniform_real_distribution<float>(-1, 1)(rng); }
+static std::vector<float> rnd(size_t n, float s) { std::vector<float> v(n); for (auto& x : v) x = U01() * s; return v; }
+
+static double act_ref(int id, double x) {
+    switch (id) {
+        case 0: return std::tanh(x);
+        case 1: return 1 / (1 + std::exp(-x));
+        case 2: return std::fmin(std::fmax(0.2 * x + 0.5, 0), 1);
+        case 3: return std::fmax(x, 0);
+        case 4: return x;
+        case 5: return x / (1 + std::fabs(x));
+        case 6: return std::log1p(std::exp(x));
+        case 7: return x > 0 ? x : std::expm1(x);
+        case 8: return x > 0 ? 1.050701 * x : 1.050701 * 1.6732632 * std::expm1(x);
+        case 9: return std::exp(x);
+        case 10: return x / (1 + std::exp(-x));
+        case 11: return 0.5 * x * (1 + std::erf(x / std::sqrt(2.0)));
+        case 12: return std::fmin(std::fmax(x, 0), 6);
+    }
+    return x;
+}
+
+static int failures = 0;
+static void check(const char* what, const std::vector<float>& got, const std::vector<double>& want) {
+    double worst = 0;
+    for (size_t i = 0; i < want.size(); ++i) {
+        double e = std::fabs(got[i] - want[i]);
+        if (!(e <= 1e-5 + 1e-4 * std::fabs(want[i]))) {
+            printf("FAIL %s [%zu]: got %g want %g\n", what, i, got[i], want[i]);
+            ++failures;
+            return;
+        }
+        worst = std::fmax(worst, e);
+    }
+    printf("ok   %s (max err %.2e, %zu values)\n", what, worst, want.size());
+}
+
+enum Kind { LSTM, GRUA, GRUB, SIMPLE };
+static int gates(Kind k) { return k == LSTM ? 4 : k == SIMPLE ? 1 : 3; }
+
+// One dense cell, batch-major input (b*T + t rows), batch-major output, as dense.rs launches it.
+static void dense_case(Kind kind, int B, int T, int I, int U, bool back, bool use_mask, bool use_init, int act, int rec, bool tm) {
+    int G = gates(kind), GU = G * U;
+    auto x = rnd((size_t)B * T * I, 1), W = rnd((size_t)I * GU, 0.5), Um = rnd((size_t)U * GU, 0.4), b = rnd(GU, 0.5), rb = rnd(kind == GRUA ? GU : 1, 0.5);
+    std::vector<unsigned char> mask((size_t)B * T, 1);
+    if (use_mask) for (auto& m : mask) m = (rng() % 10) >= 3;
+    auto h0 = use_init ? rnd((size_t)B * U, 1) : std::vector<float>((size_t)B * U, 0);
+    auto c0 = use_init ? rnd((size_t)B * U, 1) : std::vector<float>((size_t)B * U, 0);
+    // ---- reference (double), x row (b, t) at tm ? t*B+b : b*T+t
+    auto xrow = [&](int bb, int t) { return tm ? (size_t)t * B + bb : (size_t)bb * T + t; };
+    std::vector<double> h(h0.begin(), h0.end()), c(c0.begin(), c0.end()), prev((size_t)B * U, 0), seq((size_t)B * T * U);
+    for (int s = 0; s < T; ++s) {
+        int ts = back ? T - 1 - s : s;
+        std::vector<double> hn = h, cn = c;
+        for (int bb = 0; bb < B; ++bb) {
+            bool real = mask[(size_t)bb * T + ts];
+            std::vector<double> xp(GU), hu(GU, 0), rh(U);
+            for (int n = 0; n < GU; ++n) { double a = b[n]; for (int k = 0; k < I; ++k) a += (double)x[xrow(bb, ts) * I + k] * W[(size_t)k * GU + n]; xp[n] = a; }
+            for (int n = 0; n < GU; ++n) for (int k = 0; k < U; ++k) hu[n] += h[(size_t)bb * U + k] * Um[(size_t)k * GU + n];
+            if (kind == GRUB) {
+                for (int j = 0; j < U; ++j) rh[j] = act_ref(rec, xp[U + j] + hu[U + j]) * h[(size_t)bb * U + j];
+                for (int j = 0; j < U; ++j) { double a = 0; for (int k = 0; k < U; ++k) a += rh[k] * Um[(size_t)k * GU + 2 * U + j]; hu[2 * U + j] = a; }
+            }
+            for (int j = 0; j < U; ++j) {
+                size_t e = (size_t)bb * U + j;
+                double out;
+                if (real) {
+                    if (kind == LSTM) {
+                        double i = act_ref(rec, xp[j] + hu[j]), f = act_ref(rec, xp[U + j] + hu[U + j]), g = act_ref(act, xp[2 * U + j] + hu[2 * U + j]), o = act_ref(rec, xp[3 * U + j] + hu[3 * U + j]);
+                        cn[e] = f * c[e] + i * g; out = o * act_ref(act, cn[e]);
+                    } else if (kind == GRUA) {
+                        double z = act_ref(rec, xp[j] + hu[j] + rb[j]), r = act_ref(rec, xp[U + j] + hu[U + j] + rb[U + j]);
+                        double n = act_ref(act, xp[2 * U + j] + r * (hu[2 * U + j] + rb[2 * U + j]));
+                        out = z * h[e] + (1 - z) * n;
+                    } else if (kind == GRUB) {
+                        double z = act_ref(rec, xp[j] + hu[j]);
+                        double n = act_ref(act, xp[2 * U + j] + hu[2 * U + j]);
+                        out = z * h[e] + (1 - z) * n;
+                    } else {
+                        out = act_ref(act, xp[j] + hu[j]);
+                    }
+                    hn[e] = out; prev[e] = out;
+                } else { out = prev[e]; }
+                seq[tm ? ((size_t)s * B + bb) * U + j : ((size_t)bb * T + s) * U + j] = out;
+            }
+        }
+        h = hn; c = cn;
+    }
+    // ---- kernels, launched as dense.rs does
+    std::vector<float> xp((size_t)B * T * GU), hs[2] = {h0, std::vector<float>((size_t)B * U, NAN)}, cs = c0, po((size_t)B * U, 0), sq((size_t)B * T * U, NAN), zb((size_t)B * U, NAN), rhb((size_t)B * U, NAN);
+    long long M = (long long)B * T;
+    launch({(unsigned)((GU + 63) / 64), (unsigned)((M + 63) / 64), 1}, {256, 1, 1}, [&] { gemm_bias_f32(M, GU, I, x.data(), I, W.data(), GU, b.data(), 1, xp.data(), GU); });
+    dim3 grid{(unsigned)((U + 31) / 32), (unsigned)std::min((B + 3) / 4, 65535), 1}, block{32, 8, 1};
+    for (int s = 0; s < T; ++s) {
+        int ts = back ? T - 1 - s : s;
+        long long xo = tm ? (long long)ts * B * GU : (long long)ts * GU, xbs = tm ? GU : (long long)T * GU;
+        long long so = tm ? (long long)s * B * U : (long long)s * U, sbs = tm ? U : (long long)T * U;
+        float* hp = hs[s % 2].data(); float* hn = hs[(s + 1) % 2].data();
+        if (kind == LSTM) launch(grid, block, [&] { lstm_step_f32_generic(B, U, xp.data(), xo, xbs, Um.data(), hp, hn, cs.data(), po.data(), mask.data(), use_mask, ts, T, sq.data(), 1, so, sbs, act, rec); });
+        if (kind == GRUA) launch(grid, block, [&] { gru_after_step_f32_generic(B, U, xp.data(), xo, xbs, Um.data(), rb.data(), 1, hp, hn, po.data(), mask.data(), use_mask, ts, T, sq.data(), 1, so, sbs, act, rec); });
+        if (kind == GRUB) {
+            launch(grid, block, [&] { gru_before_gates_f32_generic(B, U, xp.data(), xo, xbs, Um.data(), hp, zb.data(), rhb.data(), rec); });
+            launch(grid, block, [&] { gru_before_update_f32_generic(B, U, xp.data(), xo, xbs, Um.data(), rhb.data(), zb.data(), hp, hn, po.data(), mask.data(), use_mask, ts, T, sq.data(), 1, so, sbs, act); });
+        }
+        if (kind == SIMPLE) launch(grid, block, [&] { simple_step_f32_generic(B, U, xp.data(), xo, xbs, Um.data(), hp, hn, po.data(), mask.data(), use_mask, ts, T, sq.data(), 1, so, sbs, act); });
+    }
+    char name[200];
+    snprintf(name, sizeof name, "kind%d B%d T%d I%d U%d back%d mask%d init%d act%d rec%d tm%d", kind, B, T, I, U, back, use_mask, use_init, act, rec, tm);
+    check((std::string(name) + " seq").c_str(), sq, seq);
+    check((std::string(name) + " h").c_str(), hs[T % 2], h);
+    if (kind == LSTM) check((std::string(name) + " c").c_str(), cs, c);
+    check((std::string(name) + " last").c_str(), po, prev);
+}
+
+// ConvLSTM2D, as conv.rs launches it: input conv (implicit GEMM) then the fused steps.
+static void conv_case(int B, int T, int R, int C, int Cin, int F, int kh, int kw, int sy, int sx, int dy, int dx, bool same, bool cf, bool back, bool use_mask) {
+    auto axis = [](int in, int k, int s, int d, bool same, int& out, int& pad) { int eff = (k - 1) * d + 1; if (same) { out = (in + s - 1) / s; int need = (out - 1) * s + eff; int tot = need > in ? need - in : 0; pad = tot / 2; } else { out = (in - eff) / s + 1; pad = 0; } };
+    int OR, OC, pt, pl, rpt, rpl, d1, d2;
+    axis(R, kh, sy, dy, same, OR, pt); axis(C, kw, sx, dx, same, OC, pl);
+    axis(OR, kh, 1, 1, true, d1, rpt); axis(OC, kw, 1, 1, true, d2, rpl);
+    int P = OR * OC, N4 = 4 * F;
+    auto x = rnd((size_t)B * T * R * C * Cin, 1), W = rnd((size_t)kh * kw * Cin * N4, 0.3), RK = rnd((size_t)kh * kw * F * N4, 0.3), bias = rnd(N4, 0.5);
+    std::vector<unsigned char> mask((size_t)B * T, 1);
+    if (use_mask) for (auto& m : mask) m = (rng() % 10) >= 3;
+    auto X = [&](int n, int iy, int ix, int ch) -> double { size_t fr = (size_t)n * R * C * Cin; return cf ? x[fr + ((size_t)ch * R + iy) * C + ix] : x[fr + ((size_t)iy * C + ix) * Cin + ch]; };
+    // reference
+    std::vector<double> h((size_t)B * P * F, 0), c = h, prev = h, seq((size_t)B * T * P * F);
+    for (int s = 0; s < T; ++s) {
+        int ts = back ? T - 1 - s : s;
+        std::vector<double> hn = h, cn = c;
+        for (int bb = 0; bb < B; ++bb) for (int oy = 0; oy < OR; ++oy) for (int ox = 0; ox < OC; ++ox) {
+            int p = oy * OC + ox;
+            std::vector<double> z(N4);
+            for (int n = 0; n < N4; ++n) {
+                double a = bias[n];
+                for (int ky = 0; ky < kh; ++ky) for (int kx = 0; kx < kw; ++kx) {
+                    int iy = oy * sy + ky * dy - pt, ix = ox * sx + kx * dx - pl;
+                    if (iy >= 0 && iy < R && ix >= 0 && ix < C) for (int ch = 0; ch < Cin; ++ch) a += X(bb * T + ts, iy, ix, ch) * W[(((size_t)ky * kw + kx) * Cin + ch) * N4 + n];
+                    int ry = oy + ky - rpt, rx = ox + kx - rpl;
+                    if (ry >= 0 && ry < OR && rx >= 0 && rx < OC) for (int cf2 = 0; cf2 < F; ++cf2) a += h[((size_t)bb * P + ry * OC + rx) * F + cf2] * RK[(((size_t)ky * kw + kx) * F + cf2) * N4 + n];
+                }
+                z[n] = a;
+            }
+            for (int f = 0; f < F; ++f) {
+                size_t e = ((size_t)bb * P + p) * F + f;
+                double out;
+                if (mask[(size_t)bb * T + ts]) {
+                    double i = act_ref(2, z[f]), fg = act_ref(2, z[F + f]), g = act_ref(0, z[2 * F + f]), o = act_ref(2, z[3 * F + f]);
+                    cn[e] = fg * c[e] + i * g; out = o * act_ref(0, cn[e]); hn[e] = out; prev[e] = out;
+                } else out = prev[e];
+                seq[cf ? (((size_t)bb * T + s) * F + f) * P + p : (((size_t)bb * T + s) * P + p) * F + f] = out;
+            }
+        }
+        h = hn; c = cn;
+    }
+    // kernels
+    long long M = (long long)B * T * P;
+    std::vector<float> xp((size_t)M * N4, NAN);
+    long long fs = (long long)R * C * Cin, ssy = cf ? C : (long long)C * Cin, ssx = cf ? 1 : Cin, ssc = cf ? (long long)R * C : 1;
+    launch({(unsigned)((N4 + 63) / 64), (unsigned)((M + 63) / 64), 1}, {256, 1, 1}, [&] { conv_input_f32(M, N4, kh * kw * Cin, x.data(), fs, ssy, ssx, ssc, R, C, Cin, OC, P, kw, sy, sx, dy, dx, pt, pl, W.data(), bias.data(), 1, xp.data()); });
+    std::vector<float> hs[2] = {std::vector<float>((size_t)B * P * F, 0), std::vector<float>((size_t)B * P * F, NAN)}, cs((size_t)B * P * F, 0), po((size_t)B * P * F, 0), sq((size_t)B * T * P * F, NAN);
+    long long sbs = cf ? (long long)T * F * P : (long long)T * P * F, sps = cf ? 1 : F, sfs = cf ? P : 1;
+    dim3 grid{(unsigned)std::min((B * P + 63) / 64, 65535), (unsigned)((F + 15) / 16), 1};
+    for (int s = 0; s < T; ++s) {
+        int ts = back ? T - 1 - s : s;
+        float* hp = hs[s % 2].data(); float* hn = hs[(s + 1) % 2].data();
+        launch(grid, {256, 1, 1}, [&] { conv_lstm_step_f32_tanh_hard_sigmoid(B, P, F, OR, OC, kh, kw, rpt, rpl, xp.data(), (long long)ts * P * N4, (long long)T * P * N4, RK.data(), hp, hn, cs.data(), po.data(), mask.data(), use_mask, ts, T, sq.data(), 1, (long long)s * P * F, sbs, sps, sfs, 0, 2); });
+    }
+    char name[200];
+    snprintf(name, sizeof name, "conv B%d T%d %dx%d cin%d F%d k%dx%d s%d%d d%d%d same%d cf%d back%d mask%d", B, T, R, C, Cin, F, kh, kw, sy, sx, dy, dx, same, cf, back, use_mask);
+    check((std::string(name) + " seq").c_str(), sq, seq);
+    check((std::string(name) + " h").c_str(), hs[T % 2], h);
+    check((std::string(name) + " c").c_str(), cs, c);
+    check((std::string(name) + " last").c_str(), po, prev);
+}
+
+int main() {
+    for (Kind k : {LSTM, GRUA, GRUB, SIMPLE}) {
+        dense_case(k, 3, 5, 4, 37, false, false, false, 0, 1, false);
+        dense_case(k, 5, 4, 7, 33, true, true, true, 0, 2, false);
+        dense_case(k, 6, 3, 3, 9, true, true, true, 3, 8, true);
+        dense_case(k, 1, 2, 2, 70, false, true, false, 11, 5, true);
+    }
+    dense_case(LSTM, 9, 2, 65, 5, false, true, true, 10, 6, false);  // K of the GEMM > 64
+    conv_case(2, 3, 7, 6, 3, 5, 3, 3, 1, 1, 1, 1, true, false, false, true);
+    conv_case(2, 3, 7, 6, 3, 17, 3, 2, 1, 2, 1, 1, false, true, true, true);
+    conv_case(1, 2, 6, 5, 2, 4, 2, 3, 2, 1, 1, 1, true, false, true, false);
+    conv_case(2, 2, 7, 7, 2, 3, 3, 3, 1, 1, 2, 2, true, true, false, true);
+    conv_case(3, 2, 9, 4, 1, 33, 4, 4, 1, 1, 1, 1, true, false, false, true);
+    printf("%s: %d failures\n", failures ? "FAILED" : "PASSED", failures);
+    return failures != 0;
+}

@@ -1,0 +1,446 @@
+// rnn.cu: the dense recurrent layers (LSTM, GRU with reset_after true and false, SimpleRNN),
+// one fused kernel per time step and layer (two for GRU reset_after=false), plus the input
+// projection GEMM and small helpers. No host code: launched from src/cuda through cudarc.
+//
+// ---- equations (Keras 2; x W + b of every step is precomputed, see "projection" below)
+//   xp = x W + b                          (all steps at once, f32, gate blocks in Keras order)
+//   LSTM, gates [i | f | c | o]:  z = xp + h U;  i = rec(z_i)  f = rec(z_f)  g = act(z_c)
+//                                 o = rec(z_o);  c' = f c + i g;  h' = o act(c')
+//   GRU reset_after=true,  gates [z | r | h], rb = recurrent bias (or 0):
+//                                 hu = h U + rb;  z = rec(xp_z + hu_z)  r = rec(xp_r + hu_r)
+//                                 n = act(xp_h + r hu_h);  h' = z h + (1 - z) n
+//   GRU reset_after=false: kernel A  z = rec(xp_z + h U_z), r = rec(xp_r + h U_r), rh = r h
+//                          kernel B  n = act(xp_h + rh U_h);  h' = z h + (1 - z) n
+//   SimpleRNN:                    h' = act(xp + h U)
+//   Masks (Keras): where mask[b, t] is false the row keeps its states (h' = h, c' = c) and its
+//   output repeats the previous step's output (`prev_out`, zeros before the first real step);
+//   where true, out = prev_out = h'.
+//
+// ---- memory layout (row-major everywhere, Keras's own weight layouts, nothing transposed)
+//   xp        f32 (rows, G*U): row of (batch b, step) at b * xp_b_stride + xp_step_off. The
+//             host picks the strides: batch-major input rows b*T+t, time-major t*B+b, and the
+//             step's source time t (reversed for go_backwards), so no input is ever transposed.
+//   Um        (U, ldu) recurrent_kernel; gate g of unit j is column col0 + g*U + j.
+//   h_prev    (B, U), read by every block; h_next (B, U) written: ping-pong buffers.
+//   c, prev_out (B, U): read and written in place, each element only by its owner thread.
+//   mask      u8 (B, T) as the user gave it, element mask[b * mask_b_stride + mask_off].
+//   seq       the sequence output, element (b, step, j) at b * seq_b_stride + seq_off + j
+//             (batch-major or time-major, in processing order as Keras returns it).
+//
+// ---- thread-to-data mapping of a step kernel (block 32 x 8 = 256 threads)
+//   blockIdx.x owns the 32 units j0 .. j0+31 (lane = threadIdx.x -> unit j0 + lane) for ALL
+//   gates, so the whole gate update of a unit happens in one block. blockIdx.y loops over groups
+//   of BR = 4 batch rows. Warp w = threadIdx.y sums k = w, w+8, w+16, ... of h[b, k] * U[k, col]
+//   for its 4 rows and G gates (G*4 register accumulators; a warp's U loads are 32 consecutive
+//   floats); the 8 warps' partials meet in shared memory and warps 0..3 (one batch row each)
+//   add them in fixed order (deterministic), apply bias, activations, mask and state update, and
+//   write h_next, c, prev_out and the step's output.
+//
+// ---- entry points (extern "C", dtype in the name)
+//   Activations are template parameters. Instantiated by name (see src/cuda/kernels.rs):
+//     pairs (act, rec):  _tanh_sigmoid, _tanh_hard_sigmoid, and _generic (ids as run-time ints)
+//     single:            _tanh, _sigmoid, _hard_sigmoid, _relu, and _generic
+//   Every entry point takes the activation ids as trailing ints; the compile-time variants
+//   ignore them. f16 / bf16 variants of the generic kernels are compiled only with
+//   -DRECURRENT_HALF_KERNELS (scripts/kernel_report.sh checks them; the crate does not ship
+//   them yet).
+
+#include "common.cuh"
+
+namespace step {
+constexpr int LANES = 32;  // units per block
+constexpr int KW = 8;      // warps per block, splitting the k dimension of h U
+constexpr int BR = 4;      // batch rows per pass (<= KW: warp r finishes row r)
+constexpr int THREADS = LANES * KW;
+static_assert(BR <= KW, "each of the first BR warps finishes one batch row");
+}  // namespace step
+
+// Runs the recurrent product of G gate blocks for every group of BR batch rows and calls
+// `epi(b, j, z)` once per owned (row, unit) with z[g] = sum_k h[b, k] * Um[k, col0 + g*U + j].
+// Every thread of the block must call this (it holds barriers).
+template <typename T, int G, typename Epilogue>
+__device__ __forceinline__ void dense_step(int B, int U, const T* __restrict__ h,
+                                           const T* __restrict__ Um, int ldu, int col0,
+                                           Epilogue epi) {
+    using namespace step;
+    __shared__ float red[KW][G][BR][LANES];
+    const int lane = threadIdx.x;
+    const int w = threadIdx.y;
+    const int j = blockIdx.x * LANES + lane;
+    const bool jok = j < U;
+    const int groups = (B + BR - 1) / BR;
+    for (int grp = blockIdx.y; grp < groups; grp += gridDim.y) {
+        const int b0 = grp * BR;
+        float acc[G][BR];
+#pragma unroll
+        for (int g = 0; g < G; ++g) {
+#pragma unroll
+            for (int r = 0; r < BR; ++r) {
+                acc[g][r] = 0.0f;
+            }
+        }
+#pragma unroll 2
+        for (int k = w; k < U; k += KW) {
+            float hv[BR];
+#pragma unroll
+            for (int r = 0; r < BR; ++r) {
+                hv[r] = (b0 + r < B) ? load_f32(h + (long long)(b0 + r) * U + k) : 0.0f;
+            }
+            const T* urow = Um + (long long)k * ldu + col0 + j;
+#pragma unroll
+            for (int g = 0; g < G; ++g) {
+                const float u = jok ? load_f32(urow + (long long)g * U) : 0.0f;
+#pragma unroll
+                for (int r = 0; r < BR; ++r) {
+                    acc[g][r] = fmaf(hv[r], u, acc[g][r]);
+                }
+            }
+        }
+#pragma unroll
+        for (int g = 0; g < G; ++g) {
+#pragma unroll
+            for (int r = 0; r < BR; ++r) {
+                red[w][g][r][lane] = acc[g][r];
+            }
+        }
+        __syncthreads();
+        if (w < BR) {
+            const int b = b0 + w;
+            if (b < B && jok) {
+                float z[G];
+#pragma unroll
+                for (int g = 0; g < G; ++g) {
+                    float s = 0.0f;
+#pragma unroll
+                    for (int ww = 0; ww < KW; ++ww) {
+                        s += red[ww][g][w][lane];
+                    }
+                    z[g] = s;
+                }
+                epi(b, j, z);
+            }
+        }
+        __syncthreads();
+    }
+}
+
+// Whether row b is a real step (no mask, or mask true).
+__device__ __forceinline__ bool is_real(const unsigned char* __restrict__ mask, int has_mask,
+                                        long long mask_off, long long mask_b_stride, int b) {
+    return !has_mask || mask[(long long)b * mask_b_stride + mask_off] != 0;
+}
+
+// ---- LSTM
+
+template <typename T, int ACT, int REC>
+__device__ __forceinline__ void lstm_step_impl(
+    int B, int U, const float* __restrict__ xp, long long xp_step_off, long long xp_b_stride,
+    const T* __restrict__ Um, const T* __restrict__ h_prev, T* __restrict__ h_next,
+    T* __restrict__ c, T* __restrict__ prev_out, const unsigned char* __restrict__ mask,
+    int has_mask, long long mask_off, long long mask_b_stride, T* __restrict__ seq, int has_seq,
+    long long seq_off, long long seq_b_stride, int act, int rec) {
+    dense_step<T, 4>(B, U, h_prev, Um, 4 * U, 0, [&](int b, int j, const float (&z)[4]) {
+        const long long e = (long long)b * U + j;
+        float out;
+        if (is_real(mask, has_mask, mask_off, mask_b_stride, b)) {
+            const float* x = xp + (long long)b * xp_b_stride + xp_step_off + j;
+            const float i = activate<REC>(x[0] + z[0], rec);
+            const float f = activate<REC>(x[U] + z[1], rec);
+            const float g = activate<ACT>(x[2 * U] + z[2], act);
+            const float o = activate<REC>(x[3 * U] + z[3], rec);
+            const float cn = f * load_rw(c + e) + i * g;
+            out = o * activate<ACT>(cn, act);
+            store_f32(c + e, cn);
+            store_f32(h_next + e, out);
+            store_f32(prev_out + e, out);
+        } else {
+            store_f32(h_next + e, load_f32(h_prev + e));
+            out = load_rw(prev_out + e);
+        }
+        if (has_seq) {
+            store_f32(seq + (long long)b * seq_b_stride + seq_off + j, out);
+        }
+    });
+}
+
+#define LSTM_PARAMS(T)                                                                        \
+    int B, int U, const float *__restrict__ xp, long long xp_step_off, long long xp_b_stride, \
+        const T *__restrict__ Um, const T *__restrict__ h_prev, T *__restrict__ h_next,       \
+        T *__restrict__ c, T *__restrict__ prev_out, const unsigned char *__restrict__ mask,  \
+        int has_mask, long long mask_off, long long mask_b_stride, T *__restrict__ seq,       \
+        int has_seq, long long seq_off, long long seq_b_stride, int act, int rec
+#define LSTM_ARGS                                                                             \
+    B, U, xp, xp_step_off, xp_b_stride, Um, h_prev, h_next, c, prev_out, mask, has_mask,     \
+        mask_off, mask_b_stride, seq, has_seq, seq_off, seq_b_stride, act, rec
+
+#define LSTM_ENTRY(NAME, T, A, R)                                                  \
+    extern "C" __global__ void __launch_bounds__(step::THREADS) NAME(LSTM_PARAMS(T)) { \
+        lstm_step_impl<T, A, R>(LSTM_ARGS);                                        \
+    }
+
+LSTM_ENTRY(lstm_step_f32_tanh_sigmoid, float, ACT_TANH, ACT_SIGMOID)
+LSTM_ENTRY(lstm_step_f32_tanh_hard_sigmoid, float, ACT_TANH, ACT_HARD_SIGMOID)
+LSTM_ENTRY(lstm_step_f32_generic, float, ACT_RUNTIME, ACT_RUNTIME)
+#ifdef RECURRENT_HALF_KERNELS
+LSTM_ENTRY(lstm_step_f16_generic, __half, ACT_RUNTIME, ACT_RUNTIME)
+LSTM_ENTRY(lstm_step_bf16_generic, __nv_bfloat16, ACT_RUNTIME, ACT_RUNTIME)
+#endif
+
+// ---- GRU, reset_after = true
+
+template <typename T, int ACT, int REC>
+__device__ __forceinline__ void gru_after_step_impl(
+    int B, int U, const float* __restrict__ xp, long long xp_step_off, long long xp_b_stride,
+    const T* __restrict__ Um, const T* __restrict__ rb, int has_rb, const T* __restrict__ h_prev,
+    T* __restrict__ h_next, T* __restrict__ prev_out, const unsigned char* __restrict__ mask,
+    int has_mask, long long mask_off, long long mask_b_stride, T* __restrict__ seq, int has_seq,
+    long long seq_off, long long seq_b_stride, int act, int rec) {
+    dense_step<T, 3>(B, U, h_prev, Um, 3 * U, 0, [&](int b, int j, const float (&z)[3]) {
+        const long long e = (long long)b * U + j;
+        float out;
+        if (is_real(mask, has_mask, mask_off, mask_b_stride, b)) {
+            const float* x = xp + (long long)b * xp_b_stride + xp_step_off + j;
+            const float hz = z[0] + (has_rb ? load_f32(rb + j) : 0.0f);
+            const float hr = z[1] + (has_rb ? load_f32(rb + U + j) : 0.0f);
+            const float hh = z[2] + (has_rb ? load_f32(rb + 2 * U + j) : 0.0f);
+            const float zg = activate<REC>(x[0] + hz, rec);
+            const float r = activate<REC>(x[U] + hr, rec);
+            const float n = activate<ACT>(x[2 * U] + r * hh, act);
+            out = zg * load_f32(h_prev + e) + (1.0f - zg) * n;
+            store_f32(h_next + e, out);
+            store_f32(prev_out + e, out);
+        } else {
+            store_f32(h_next + e, load_f32(h_prev + e));
+            out = load_rw(prev_out + e);
+        }
+        if (has_seq) {
+            store_f32(seq + (long long)b * seq_b_stride + seq_off + j, out);
+        }
+    });
+}
+
+#define GRU_AFTER_PARAMS(T)                                                                   \
+    int B, int U, const float *__restrict__ xp, long long xp_step_off, long long xp_b_stride, \
+        const T *__restrict__ Um, const T *__restrict__ rb, int has_rb,                       \
+        const T *__restrict__ h_prev, T *__restrict__ h_next, T *__restrict__ prev_out,       \
+        const unsigned char *__restrict__ mask, int has_mask, long long mask_off,             \
+        long long mask_b_stride, T *__restrict__ seq, int has_seq, long long seq_off,         \
+        long long seq_b_stride, int act, int rec
+#define GRU_AFTER_ARGS                                                                      \
+    B, U, xp, xp_step_off, xp_b_stride, Um, rb, has_rb, h_prev, h_next, prev_out, mask,    \
+        has_mask, mask_off, mask_b_stride, seq, has_seq, seq_off, seq_b_stride, act, rec
+
+#define GRU_AFTER_ENTRY(NAME, T, A, R)                                                  \
+    extern "C" __global__ void __launch_bounds__(step::THREADS) NAME(GRU_AFTER_PARAMS(T)) { \
+        gru_after_step_impl<T, A, R>(GRU_AFTER_ARGS);                                   \
+    }
+
+GRU_AFTER_ENTRY(gru_after_step_f32_tanh_sigmoid, float, ACT_TANH, ACT_SIGMOID)
+GRU_AFTER_ENTRY(gru_after_step_f32_tanh_hard_sigmoid, float, ACT_TANH, ACT_HARD_SIGMOID)
+GRU_AFTER_ENTRY(gru_after_step_f32_generic, float, ACT_RUNTIME, ACT_RUNTIME)
+#ifdef RECURRENT_HALF_KERNELS
+GRU_AFTER_ENTRY(gru_after_step_f16_generic, __half, ACT_RUNTIME, ACT_RUNTIME)
+GRU_AFTER_ENTRY(gru_after_step_bf16_generic, __nv_bfloat16, ACT_RUNTIME, ACT_RUNTIME)
+#endif
+
+// ---- GRU, reset_after = false: kernel A (gates z, r and r * h), kernel B (candidate, update)
+
+// Kernel A: columns [0, 2U) of Um. Writes z (f32) and rh = r * h (storage type) for every row,
+// masked or not (kernel B applies the mask).
+template <typename T, int REC>
+__device__ __forceinline__ void gru_before_gates_impl(
+    int B, int U, const float* __restrict__ xp, long long xp_step_off, long long xp_b_stride,
+    const T* __restrict__ Um, const T* __restrict__ h_prev, float* __restrict__ zbuf,
+    T* __restrict__ rh, int rec) {
+    dense_step<T, 2>(B, U, h_prev, Um, 3 * U, 0, [&](int b, int j, const float (&z)[2]) {
+        const long long e = (long long)b * U + j;
+        const float* x = xp + (long long)b * xp_b_stride + xp_step_off + j;
+        const float zg = activate<REC>(x[0] + z[0], rec);
+        const float r = activate<REC>(x[U] + z[1], rec);
+        zbuf[e] = zg;
+        store_f32(rh + e, r * load_f32(h_prev + e));
+    });
+}
+
+#define GRU_GATES_PARAMS(T)                                                                   \
+    int B, int U, const float *__restrict__ xp, long long xp_step_off, long long xp_b_stride, \
+        const T *__restrict__ Um, const T *__restrict__ h_prev, float *__restrict__ zbuf,     \
+        T *__restrict__ rh, int rec
+#define GRU_GATES_ARGS B, U, xp, xp_step_off, xp_b_stride, Um, h_prev, zbuf, rh, rec
+
+#define GRU_GATES_ENTRY(NAME, T, R)                                                     \
+    extern "C" __global__ void __launch_bounds__(step::THREADS) NAME(GRU_GATES_PARAMS(T)) { \
+        gru_before_gates_impl<T, R>(GRU_GATES_ARGS);                                    \
+    }
+
+GRU_GATES_ENTRY(gru_before_gates_f32_sigmoid, float, ACT_SIGMOID)
+GRU_GATES_ENTRY(gru_before_gates_f32_hard_sigmoid, float, ACT_HARD_SIGMOID)
+GRU_GATES_ENTRY(gru_before_gates_f32_generic, float, ACT_RUNTIME)
+#ifdef RECURRENT_HALF_KERNELS
+GRU_GATES_ENTRY(gru_before_gates_f16_generic, __half, ACT_RUNTIME)
+GRU_GATES_ENTRY(gru_before_gates_bf16_generic, __nv_bfloat16, ACT_RUNTIME)
+#endif
+
+// Kernel B: columns [2U, 3U) of Um applied to rh; the state update and the mask.
+template <typename T, int ACT>
+__device__ __forceinline__ void gru_before_update_impl(
+    int B, int U, const float* __restrict__ xp, long long xp_step_off, long long xp_b_stride,
+    const T* __restrict__ Um, const T* __restrict__ rh, const float* __restrict__ zbuf,
+    const T* __restrict__ h_prev, T* __restrict__ h_next, T* __restrict__ prev_out,
+    const unsigned char* __restrict__ mask, int has_mask, long long mask_off,
+    long long mask_b_stride, T* __restrict__ seq, int has_seq, long long seq_off,
+    long long seq_b_stride, int act) {
+    dense_step<T, 1>(B, U, rh, Um, 3 * U, 2 * U, [&](int b, int j, const float (&z)[1]) {
+        const long long e = (long long)b * U + j;
+        float out;
+        if (is_real(mask, has_mask, mask_off, mask_b_stride, b)) {
+            const float* x = xp + (long long)b * xp_b_stride + xp_step_off + j;
+            const float n = activate<ACT>(x[2 * U] + z[0], act);
+            const float zg = __ldg(zbuf + e);
+            out = zg * load_f32(h_prev + e) + (1.0f - zg) * n;
+            store_f32(h_next + e, out);
+            store_f32(prev_out + e, out);
+        } else {
+            store_f32(h_next + e, load_f32(h_prev + e));
+            out = load_rw(prev_out + e);
+        }
+        if (has_seq) {
+            store_f32(seq + (long long)b * seq_b_stride + seq_off + j, out);
+        }
+    });
+}
+
+#define GRU_UPDATE_PARAMS(T)                                                                  \
+    int B, int U, const float *__restrict__ xp, long long xp_step_off, long long xp_b_stride, \
+        const T *__restrict__ Um, const T *__restrict__ rh, const float *__restrict__ zbuf,   \
+        const T *__restrict__ h_prev, T *__restrict__ h_next, T *__restrict__ prev_out,       \
+        const unsigned char *__restrict__ mask, int has_mask, long long mask_off,             \
+        long long mask_b_stride, T *__restrict__ seq, int has_seq, long long seq_off,         \
+        long long seq_b_stride, int act
+#define GRU_UPDATE_ARGS                                                                      \
+    B, U, xp, xp_step_off, xp_b_stride, Um, rh, zbuf, h_prev, h_next, prev_out, mask,       \
+        has_mask, mask_off, mask_b_stride, seq, has_seq, seq_off, seq_b_stride, act
+
+#define GRU_UPDATE_ENTRY(NAME, T, A)                                                     \
+    extern "C" __global__ void __launch_bounds__(step::THREADS) NAME(GRU_UPDATE_PARAMS(T)) { \
+        gru_before_update_impl<T, A>(GRU_UPDATE_ARGS);                                   \
+    }
+
+GRU_UPDATE_ENTRY(gru_before_update_f32_tanh, float, ACT_TANH)
+GRU_UPDATE_ENTRY(gru_before_update_f32_relu, float, ACT_RELU)
+GRU_UPDATE_ENTRY(gru_before_update_f32_generic, float, ACT_RUNTIME)
+#ifdef RECURRENT_HALF_KERNELS
+GRU_UPDATE_ENTRY(gru_before_update_f16_generic, __half, ACT_RUNTIME)
+GRU_UPDATE_ENTRY(gru_before_update_bf16_generic, __nv_bfloat16, ACT_RUNTIME)
+#endif
+
+// ---- SimpleRNN
+
+template <typename T, int ACT>
+__device__ __forceinline__ void simple_step_impl(
+    int B, int U, const float* __restrict__ xp, long long xp_step_off, long long xp_b_stride,
+    const T* __restrict__ Um, const T* __restrict__ h_prev, T* __restrict__ h_next,
+    T* __restrict__ prev_out, const unsigned char* __restrict__ mask, int has_mask,
+    long long mask_off, long long mask_b_stride, T* __restrict__ seq, int has_seq,
+    long long seq_off, long long seq_b_stride, int act) {
+    dense_step<T, 1>(B, U, h_prev, Um, U, 0, [&](int b, int j, const float (&z)[1]) {
+        const long long e = (long long)b * U + j;
+        float out;
+        if (is_real(mask, has_mask, mask_off, mask_b_stride, b)) {
+            const float* x = xp + (long long)b * xp_b_stride + xp_step_off + j;
+            out = activate<ACT>(x[0] + z[0], act);
+            store_f32(h_next + e, out);
+            store_f32(prev_out + e, out);
+        } else {
+            store_f32(h_next + e, load_f32(h_prev + e));
+            out = load_rw(prev_out + e);
+        }
+        if (has_seq) {
+            store_f32(seq + (long long)b * seq_b_stride + seq_off + j, out);
+        }
+    });
+}
+
+#define SIMPLE_PARAMS(T)                                                                      \
+    int B, int U, const float *__restrict__ xp, long long xp_step_off, long long xp_b_stride, \
+        const T *__restrict__ Um, const T *__restrict__ h_prev, T *__restrict__ h_next,       \
+        T *__restrict__ prev_out, const unsigned char *__restrict__ mask, int has_mask,       \
+        long long mask_off, long long mask_b_stride, T *__restrict__ seq, int has_seq,        \
+        long long seq_off, long long seq_b_stride, int act
+#define SIMPLE_ARGS                                                                          \
+    B, U, xp, xp_step_off, xp_b_stride, Um, h_prev, h_next, prev_out, mask, has_mask,       \
+        mask_off, mask_b_stride, seq, has_seq, seq_off, seq_b_stride, act
+
+#define SIMPLE_ENTRY(NAME, T, A)                                                     \
+    extern "C" __global__ void __launch_bounds__(step::THREADS) NAME(SIMPLE_PARAMS(T)) { \
+        simple_step_impl<T, A>(SIMPLE_ARGS);                                         \
+    }
+
+SIMPLE_ENTRY(simple_step_f32_tanh, float, ACT_TANH)
+SIMPLE_ENTRY(simple_step_f32_relu, float, ACT_RELU)
+SIMPLE_ENTRY(simple_step_f32_generic, float, ACT_RUNTIME)
+#ifdef RECURRENT_HALF_KERNELS
+SIMPLE_ENTRY(simple_step_f16_generic, __half, ACT_RUNTIME)
+SIMPLE_ENTRY(simple_step_bf16_generic, __nv_bfloat16, ACT_RUNTIME)
+#endif
+
+// ---- projection: xp = x W + b for every step at once (one launch per layer call)
+// Grid (ceil(N / 64), min(ceil(M / 64), 65535)), block 256; see gemm_bias_tile in common.cuh.
+
+extern "C" __global__ void __launch_bounds__(gemm::THREADS)
+    gemm_bias_f32(long long M, int N, int K, const float* __restrict__ A, long long lda,
+                  const float* __restrict__ Bm, int ldb, const float* __restrict__ bias,
+                  int has_bias, float* __restrict__ C, long long ldc) {
+    const DenseA<float> a{A, lda};
+    gemm_bias_tile(M, N, K, a, Bm, ldb, bias, has_bias, C, ldc);
+}
+
+#ifdef RECURRENT_HALF_KERNELS
+extern "C" __global__ void __launch_bounds__(gemm::THREADS)
+    gemm_bias_f16(long long M, int N, int K, const __half* __restrict__ A, long long lda,
+                  const __half* __restrict__ Bm, int ldb, const __half* __restrict__ bias,
+                  int has_bias, float* __restrict__ C, long long ldc) {
+    const DenseA<__half> a{A, lda};
+    gemm_bias_tile(M, N, K, a, Bm, ldb, bias, has_bias, C, ldc);
+}
+extern "C" __global__ void __launch_bounds__(gemm::THREADS)
+    gemm_bias_bf16(long long M, int N, int K, const __nv_bfloat16* __restrict__ A, long long lda,
+                   const __nv_bfloat16* __restrict__ Bm, int ldb,
+                   const __nv_bfloat16* __restrict__ bias, int has_bias, float* __restrict__ C,
+                   long long ldc) {
+    const DenseA<__nv_bfloat16> a{A, lda};
+    gemm_bias_tile(M, N, K, a, Bm, ldb, bias, has_bias, C, ldc);
+}
+#endif
+
+// ---- helpers
+
+// p[0 .. n) = v (poisoning outputs with NaN in tests; zeroing is a memset on the host side).
+// Grid-stride; any grid.
+extern "C" __global__ void fill_f32(long long n, float v, float* __restrict__ p) {
+    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n;
+         i += (long long)gridDim.x * blockDim.x) {
+        p[i] = v;
+    }
+}
+
+// (B, P, F) <-> (B, F, P): to_cf = 1 turns channels-last pixels (B, P, F) into channels-first
+// (B, F, P); to_cf = 0 the reverse. One thread per element, indexed by the destination.
+extern "C" __global__ void permute_pf_f32(int B, int P, int F, const float* __restrict__ src,
+                                          float* __restrict__ dst, int to_cf) {
+    const long long n = (long long)B * P * F;
+    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n;
+         i += (long long)gridDim.x * blockDim.x) {
+        const long long b = i / ((long long)P * F);
+        const long long r = i % ((long long)P * F);
+        if (to_cf) {
+            const long long f = r / P;
+            const long long p = r % P;
+            dst[i] = src[(b * P + p) * F + f];
+        } else {
+            const long long p = r / F;
+            const long long f = r % F;
+            dst[i] = src[(b * F + f) * P + p];
+        }
+    }
+}

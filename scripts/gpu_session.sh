@@ -1,0 +1,264 @@
+#!/usr/bin/env bash
+# The one script a GPU session runs ON THE GPU MACHINE (no Rust toolchain, no network there).
+#
+# Before: build the bundle here with `bash scripts/build_gpu_bundle.sh` and carry it, e.g. with
+# the device tool:   run(command="bash scripts/gpu_session.sh", carry=["target/gpu-bundle"])
+#
+# Usage: bash scripts/gpu_session.sh [PHASE ...]
+#   info       nvidia-smi, driver, tools, the bundle's manifest and checksums
+#   tests      every target/gpu-bundle/tests/gpu_* executable (GPU against CPU, Keras fixtures)
+#   fixtures   every Keras fixture through `recurrent run --device cuda`, compared with its
+#              out.npz by numpy (1e-5 + 1e-4 * |want|)
+#   bench      `recurrent bench --device cuda`
+#   memcheck   compute-sanitizer --tool memcheck over the GPU tests (RECURRENT_GPU_QUICK=1)
+#   racecheck  compute-sanitizer --tool racecheck over the GPU tests (RECURRENT_GPU_QUICK=1)
+# Default: all of them, in this order. Each phase has a time cap, and the whole run stops
+# starting phases when RECURRENT_SESSION_BUDGET_S (default 570 s; the device tool allows 600 s
+# per command) is spent: skipped phases say so. If the full run does not fit, call it twice:
+#   bash scripts/gpu_session.sh info tests fixtures bench
+#   bash scripts/gpu_session.sh memcheck racecheck
+#
+# Output: every log under $OUT (default target/gpu-session/), SUMMARY.txt there, and the
+# summary printed last. Exit status: 0 when every phase that ran passed, 1 otherwise.
+# Environment: RECURRENT_BUNDLE (default target/gpu-bundle), RECURRENT_SESSION_BUDGET_S.
+set -uo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root" || exit 1
+bundle="${RECURRENT_BUNDLE:-$root/target/gpu-bundle}"
+out="${OUT:-$root/target/gpu-session}"
+mkdir -p "$out"
+summary="$out/SUMMARY.txt"
+: >"$summary"
+budget="${RECURRENT_SESSION_BUDGET_S:-570}"
+start="$(date +%s)"
+failed=0
+
+phases=("$@")
+if [ "${#phases[@]}" -eq 0 ]; then
+    phases=(info tests fixtures bench memcheck racecheck)
+fi
+
+note() { echo "$*" | tee -a "$summary"; }
+elapsed() { echo $(($(date +%s) - start)); }
+remaining() { echo $((budget - $(elapsed))); }
+
+# Runs "$@" under a timeout of min(cap, remaining budget); returns 124 on timeout.
+capped() {
+    local cap="$1"
+    shift
+    local left
+    left="$(remaining)"
+    local t=$((cap < left ? cap : left))
+    if [ "$t" -lt 15 ]; then
+        return 125
+    fi
+    timeout --kill-after=10 "$t" "$@"
+}
+
+if [ ! -d "$bundle" ] || [ ! -x "$bundle/recurrent" ]; then
+    note "error: no bundle at $bundle: run 'bash scripts/build_gpu_bundle.sh' on the build machine and carry target/gpu-bundle"
+    exit 1
+fi
+chmod +x "$bundle/recurrent" "$bundle"/tests/* 2>/dev/null || true
+shopt -s nullglob
+test_exes=("$bundle"/tests/gpu_*)
+shopt -u nullglob
+
+export RECURRENT_REQUIRE_GPU=1
+export RECURRENT_FIXTURES="$bundle/fixtures"
+export RUST_BACKTRACE=1
+
+sanitizer=""
+for c in compute-sanitizer /usr/local/cuda/bin/compute-sanitizer /usr/local/cuda*/bin/compute-sanitizer \
+    /opt/nvidia/*/compute-sanitizer/compute-sanitizer; do
+    if command -v "$c" >/dev/null 2>&1; then
+        sanitizer="$(command -v "$c")"
+        break
+    fi
+done
+
+phase_info() {
+    local log="$out/info.log"
+    {
+        echo "== date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+        echo "== nvidia-smi"
+        nvidia-smi || echo "nvidia-smi failed"
+        nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm,temperature.gpu,power.draw,power.limit \
+            --format=csv || true
+        echo "== nvcc: $(command -v nvcc || echo none) $(nvcc --version 2>/dev/null | grep -o 'release [0-9.]*' || true)"
+        echo "== compute-sanitizer: ${sanitizer:-none} $("${sanitizer:-true}" --version 2>/dev/null | tail -n 1)"
+        echo "== python3: $(python3 -c 'import numpy, sys; print(sys.version.split()[0], "numpy", numpy.__version__)' 2>&1)"
+        echo "== glibc: $(ldd --version 2>/dev/null | head -n 1)"
+        echo "== bundle manifest"
+        cat "$bundle/MANIFEST.txt" 2>/dev/null || echo "no MANIFEST.txt"
+        echo "== checksums"
+        (cd "$bundle" && grep -E '^[0-9a-f]{64}  ' MANIFEST.txt | sha256sum -c -) || echo "CHECKSUM MISMATCH"
+    } >"$log" 2>&1
+    cat "$log"
+    if grep -q "CHECKSUM MISMATCH\|FAILED" "$log"; then
+        return 1
+    fi
+    nvidia-smi -L >/dev/null 2>&1
+}
+
+phase_tests() {
+    local rc=0 exe name log
+    if [ "${#test_exes[@]}" -eq 0 ]; then
+        echo "no gpu_* test executables in $bundle/tests"
+        return 1
+    fi
+    for exe in "${test_exes[@]}"; do
+        name="$(basename "$exe")"
+        log="$out/tests_$name.log"
+        capped 240 "$exe" --test-threads=4 --nocapture >"$log" 2>&1
+        local r=$?
+        grep -E "cases, .* failed|SKIPPED|panicked|^test result|RECURRENT_TEST_SEED" "$log" | sort | uniq | head -n 60
+        [ "$r" -eq 0 ] || { echo "$name: exit $r (124: timeout)"; rc=1; }
+    done
+    return "$rc"
+}
+
+compare_py() {
+    cat <<'PY'
+import os, sys
+import numpy as np
+
+fixtures, outputs = sys.argv[1], sys.argv[2]
+ok = bad = skipped = 0
+worst = (0.0, "")
+for name in sorted(os.listdir(fixtures)):
+    d = os.path.join(fixtures, name)
+    if not os.path.isfile(os.path.join(d, "layer.json")):
+        continue
+    got_p = os.path.join(outputs, name + ".npz")
+    err_p = os.path.join(outputs, name + ".err")
+    if not os.path.isfile(got_p):
+        lines = open(err_p).read().strip().splitlines() if os.path.isfile(err_p) else []
+        last = lines[-1] if lines else "no error message"
+        if "has no CUDA path yet" in last:  # recurrent::cuda::NO_CUDA_PATH
+            print(f"SKIP {name}: {last}")
+            skipped += 1
+        else:
+            print(f"FAIL {name}: no output; {last}")
+            bad += 1
+        continue
+    want = np.load(os.path.join(d, "out.npz"))
+    got = np.load(got_p)
+    problem = None
+    case_worst = 0.0
+    if sorted(want.files) != sorted(got.files):
+        problem = f"arrays {sorted(got.files)}, want {sorted(want.files)}"
+    else:
+        for k in want.files:
+            w = want[k].astype(np.float64)
+            g = got[k].astype(np.float64)
+            if w.shape != g.shape:
+                problem = f"{k}: shape {g.shape}, want {w.shape}"
+                break
+            if np.isnan(g).any():
+                problem = f"{k}: NaN in output"
+                break
+            err = np.abs(g - w)
+            tol = 1e-5 + 1e-4 * np.abs(w)
+            if (err > tol).any():
+                i = int(np.argmax(err - tol))
+                problem = f"{k}[flat {i}]: got {g.flat[i]}, want {w.flat[i]}"
+                break
+            case_worst = max(case_worst, float(err.max()) if err.size else 0.0)
+    if problem:
+        print(f"FAIL {name}: {problem}")
+        bad += 1
+    else:
+        ok += 1
+        if case_worst > worst[0]:
+            worst = (case_worst, name)
+print(f"fixtures via recurrent run --device cuda: largest error {worst[0]:.3e} ({worst[1]})")
+print(f"{ok} passed, {bad} failed, {skipped} skipped")
+sys.exit(1 if bad else 0)
+PY
+}
+
+phase_fixtures() {
+    local dir="$out/fixtures" d name
+    mkdir -p "$dir"
+    local fixtures="$bundle/fixtures"
+    for d in "$fixtures"/*/; do
+        d="${d%/}"
+        [ -f "$d/layer.json" ] || continue
+        name="$(basename "$d")"
+        local args=(run --layer "$d/layer.json" --weights "$d/weights.npz" --input "$d/x.npy"
+            --device cuda --output "$dir/$name.npz")
+        [ -f "$d/mask.npy" ] && args+=(--mask "$d/mask.npy")
+        [ -f "$d/initial_state.npz" ] && args+=(--initial-state "$d/initial_state.npz")
+        if ! capped 60 "$bundle/recurrent" "${args[@]}" >"$dir/$name.err" 2>&1; then
+            [ "$(remaining)" -lt 15 ] && { echo "budget spent during fixtures"; break; }
+        fi
+    done
+    compare_py >"$out/compare_fixtures.py"
+    python3 "$out/compare_fixtures.py" "$fixtures" "$dir" | tee "$out/fixtures.log" | tail -n 40
+    return "${PIPESTATUS[0]}"
+}
+
+phase_bench() {
+    capped 200 "$bundle/recurrent" bench --device cuda >"$out/bench.log" 2>&1
+    local r=$?
+    tail -n 40 "$out/bench.log"
+    return "$r"
+}
+
+phase_sanitizer() {
+    local tool="$1" cap="$2" rc=0 exe name log
+    if [ -z "$sanitizer" ]; then
+        echo "compute-sanitizer not found"
+        return 1
+    fi
+    for exe in "${test_exes[@]}"; do
+        name="$(basename "$exe")"
+        log="$out/${tool}_$name.log"
+        local extra=()
+        [ "$tool" = racecheck ] && extra=(--racecheck-report hazard)
+        RECURRENT_GPU_QUICK=1 capped "$cap" "$sanitizer" --tool "$tool" "${extra[@]}" --error-exitcode 99 \
+            --print-limit 50 "$exe" --test-threads=1 >"$log" 2>&1
+        local r=$?
+        grep -E "ERROR SUMMARY|RACECHECK SUMMARY|^test result|Invalid|Race|hazard|panicked" "$log" | sort | uniq -c | head -n 30
+        [ "$r" -eq 0 ] || { echo "$name under $tool: exit $r (99: sanitizer errors, 124: timeout)"; rc=1; }
+    done
+    return "$rc"
+}
+
+for p in "${phases[@]}"; do
+    if [ "$(remaining)" -lt 15 ]; then
+        note "$(printf '%-10s SKIPPED (session budget of %ss spent)' "$p" "$budget")"
+        continue
+    fi
+    t0="$(date +%s)"
+    echo
+    echo "==== $p ($(remaining)s of the budget left)"
+    case "$p" in
+        info) phase_info ;;
+        tests) phase_tests ;;
+        fixtures) phase_fixtures ;;
+        bench) phase_bench ;;
+        memcheck) phase_sanitizer memcheck 280 ;;
+        racecheck) phase_sanitizer racecheck 280 ;;
+        *) echo "unknown phase '$p' (info tests fixtures bench memcheck racecheck)"; false ;;
+    esac
+    r=$?
+    if [ "$r" -eq 0 ]; then
+        status=PASS
+    else
+        status="FAIL (exit $r)"
+        failed=1
+    fi
+    echo "$(printf '%-10s %-16s %4ss' "$p" "$status" $(($(date +%s) - t0)))" >>"$summary"
+done
+
+echo
+echo "==== summary (logs in $out)"
+cat "$summary"
+for f in "$out"/tests_*.log; do
+    [ -f "$f" ] && grep -hE "cases, .* failed" "$f" | sort
+done
+[ -f "$out/fixtures.log" ] && tail -n 2 "$out/fixtures.log"
+exit "$failed"

@@ -1,0 +1,1251 @@
+//! The CUDA path against the CPU path (and the Keras fixtures), within the contract's f32
+//! tolerance `1e-5 + 1e-4 * |ref|`.
+//!
+//! Every check draws fresh random inputs and weights (the seed is printed; set
+//! `RECURRENT_TEST_SEED` to replay one) and runs with poisoned outputs: the device fills every
+//! buffer a forward pass allocates with NaN before its kernels run, so an element no kernel
+//! writes fails the comparison.
+//!
+//! Without a GPU these tests print `SKIPPED: <reason>` to stderr and pass: without the `cuda`
+//! feature the one test `gpu_tests_need_the_cuda_feature` says so; with it, each `gpu_*` test
+//! says why it could not open a device. `RECURRENT_REQUIRE_GPU=1` (set by
+//! `scripts/gpu_session.sh`) turns a missing device into a failure.
+//!
+//! `RECURRENT_GPU_QUICK=1` runs a subset of every case list (for the slow compute-sanitizer
+//! runs of `scripts/gpu_session.sh`).
+//!
+//! The Keras fixtures are found at `$RECURRENT_FIXTURES`, else `tests/fixtures` of the source
+//! tree this was built from, else `tests/fixtures` or `target/gpu-bundle/fixtures` under the
+//! working directory (the GPU machine runs prebuilt executables from another path).
+
+/// Prints `SKIPPED: <why>` straight to the process's stderr: the test harness captures
+/// `eprintln!` of passing tests, and a skip must stay visible in a plain `cargo test` run.
+fn skipped(why: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "SKIPPED: {why}");
+}
+
+#[cfg(not(feature = "cuda"))]
+#[test]
+fn gpu_tests_need_the_cuda_feature() {
+    skipped("the GPU parity tests need `--features cuda` (and a GPU to run on)");
+}
+
+#[cfg(feature = "cuda")]
+mod gpu {
+    use ndarray::{Array1, Array2, Array4, ArrayD, ArrayViewD, IxDyn};
+    use recurrent::activation::Activation;
+    use recurrent::config::{
+        ConvLSTM2DConfig, CuDNNConfig, DataFormat, GRUCellConfig, LSTMCellConfig, Padding,
+        SequenceOptions, SimpleRNNCellConfig,
+    };
+    use recurrent::cuda::{CudaDevice, CudaLayer, NO_CUDA_PATH};
+    use recurrent::keras::{load_layer, npz, output_state_name, KerasLayer, StorageType};
+    use recurrent::layers::{
+        AnyCell, CallArgs, ConvLSTM2D, CuDNNGRU, CuDNNLSTM, GRUCell, LSTMCell, Output,
+        SimpleRNNCell, GRU, LSTM, RNN,
+    };
+    use recurrent::Cell;
+    use std::collections::BTreeMap;
+    use std::path::{Path, PathBuf};
+    use std::sync::OnceLock;
+
+    const ALL_ACTIVATIONS: [Activation; 13] = [
+        Activation::Tanh,
+        Activation::Sigmoid,
+        Activation::HardSigmoid,
+        Activation::Relu,
+        Activation::Linear,
+        Activation::Softsign,
+        Activation::Softplus,
+        Activation::Elu,
+        Activation::Selu,
+        Activation::Exponential,
+        Activation::Swish,
+        Activation::Gelu,
+        Activation::Relu6,
+    ];
+
+    // ---- device, seed, random numbers
+
+    /// `RECURRENT_GPU_QUICK=1`: fewer cases per test (sanitizer runs).
+    fn quick() -> bool {
+        std::env::var("RECURRENT_GPU_QUICK").is_ok_and(|v| v == "1")
+    }
+
+    /// The shared device (opened once: the PTX is JIT-compiled at load), or `None` after
+    /// printing `SKIPPED: <test>: <reason>`.
+    fn device(test: &str) -> Option<CudaDevice> {
+        static DEVICE: OnceLock<Result<CudaDevice, String>> = OnceLock::new();
+        let d = DEVICE.get_or_init(|| {
+            let d = CudaDevice::new(0).map_err(|e| e.to_string());
+            if let Ok(d) = &d {
+                d.set_poison(true);
+                eprintln!("gpu_parity: device {}", d.name().unwrap_or_default());
+            }
+            d
+        });
+        match d {
+            Ok(d) => Some(d.clone()),
+            Err(e) => {
+                if std::env::var("RECURRENT_REQUIRE_GPU").is_ok_and(|v| v == "1") {
+                    panic!("{test}: RECURRENT_REQUIRE_GPU=1 but no device: {e}");
+                }
+                super::skipped(&format!("{test}: {e}"));
+                None
+            }
+        }
+    }
+
+    /// xorshift64*: small, fast, and enough for test data.
+    struct Rng(u64);
+
+    impl Rng {
+        fn new(test: &str) -> Self {
+            let seed = std::env::var("RECURRENT_TEST_SEED")
+                .ok()
+                .and_then(|s| s.parse::<u64>().ok())
+                .unwrap_or_else(|| {
+                    std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map(|d| d.as_nanos() as u64)
+                        .unwrap_or(0x9E37_79B9_7F4A_7C15)
+                });
+            eprintln!("{test}: RECURRENT_TEST_SEED={seed}");
+            Rng(seed | 1)
+        }
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        }
+        /// Uniform in `[-s, s)`.
+        fn sym(&mut self, s: f32) -> f32 {
+            let u = (self.next() >> 40) as f32 / (1u64 << 24) as f32;
+            (2.0 * u - 1.0) * s
+        }
+        fn arr(&mut self, shape: &[usize], s: f32) -> ArrayD<f32> {
+            let n = shape.iter().product();
+            let v = (0..n).map(|_| self.sym(s)).collect();
+            ArrayD::from_shape_vec(IxDyn(shape), v).expect("shape")
+        }
+        fn a2(&mut self, r: usize, c: usize, s: f32) -> Array2<f32> {
+            Array2::from_shape_fn((r, c), |_| self.sym(s))
+        }
+        fn a1(&mut self, n: usize, s: f32) -> Array1<f32> {
+            Array1::from_shape_fn(n, |_| self.sym(s))
+        }
+        /// A mask with holes anywhere: row 0 random, row 1 (when there is one) masked
+        /// everywhere, row 2 masked for its first steps, the rest random.
+        fn mask(&mut self, b: usize, t: usize) -> Array2<bool> {
+            let mut m = Array2::from_shape_fn((b, t), |_| self.next() % 10 >= 3);
+            if b > 1 {
+                m.row_mut(1).fill(false);
+            }
+            if b > 2 {
+                for s in 0..t.min(2) {
+                    m[[2, s]] = false;
+                }
+            }
+            m
+        }
+    }
+
+    // ---- comparison
+
+    /// Beyond this magnitude values compare by sign only: near f32's overflow the CPU's
+    /// clamped `exp` and CUDA's `expf` part ways (1e38 against inf), as they may in the
+    /// exploding activation pairs (exponential, linear, relu gates).
+    const HUGE: f32 = 1e30;
+
+    /// The contract's tolerance. NaN matches only NaN where the CPU reference itself is NaN
+    /// (inf - inf in exploding activation pairs); a NaN where the reference is a number (a
+    /// poisoned element no kernel wrote) fails.
+    fn close(got: f32, want: f32) -> bool {
+        if want.is_nan() {
+            return got.is_nan();
+        }
+        if got.is_nan() {
+            return false;
+        }
+        if want.abs() > HUGE || got.abs() > HUGE {
+            return want.abs() > HUGE && got.abs() > HUGE && want.signum() == got.signum();
+        }
+        (got - want).abs() <= 1e-5 + 1e-4 * want.abs()
+    }
+
+    /// The largest error, or the first mismatch.
+    fn compare_arrays(what: &str, got: &ArrayD<f32>, want: &ArrayD<f32>) -> Result<f32, String> {
+        if got.shape() != want.shape() {
+            return Err(format!(
+                "{what}: shape {:?}, want {:?}",
+                got.shape(),
+                want.shape()
+            ));
+        }
+        let mut worst = 0.0f32;
+        for (i, (a, b)) in got.iter().zip(want.iter()).enumerate() {
+            if !close(*a, *b) {
+                return Err(format!("{what}[flat {i}]: got {a}, want {b}"));
+            }
+            if a.is_finite() && b.is_finite() && b.abs() <= HUGE {
+                worst = worst.max((a - b).abs());
+            }
+        }
+        Ok(worst)
+    }
+
+    fn compare_outputs(got: &Output, want: &Output) -> Result<f32, String> {
+        let mut worst = compare_arrays("output", &got.output, &want.output)?;
+        if got.states.len() != want.states.len() {
+            return Err(format!(
+                "{} states, want {}",
+                got.states.len(),
+                want.states.len()
+            ));
+        }
+        for (k, (g, w)) in got.states.iter().zip(&want.states).enumerate() {
+            worst = worst.max(compare_arrays(&format!("states[{k}]"), g, w)?);
+        }
+        Ok(worst)
+    }
+
+    /// Collects failures and reports them all at the end.
+    struct Report {
+        test: &'static str,
+        cases: usize,
+        failures: Vec<String>,
+        worst: f32,
+    }
+
+    impl Report {
+        fn new(test: &'static str) -> Self {
+            Report {
+                test,
+                cases: 0,
+                failures: Vec::new(),
+                worst: 0.0,
+            }
+        }
+        fn add(&mut self, case: &str, r: Result<f32, String>) {
+            self.cases += 1;
+            match r {
+                Ok(w) => self.worst = self.worst.max(w),
+                Err(e) => self.failures.push(format!("{case}: {e}")),
+            }
+        }
+        fn finish(self) {
+            eprintln!(
+                "{}: {} cases, {} failed, largest error {:e}",
+                self.test,
+                self.cases,
+                self.failures.len(),
+                self.worst
+            );
+            if !self.failures.is_empty() {
+                let shown: Vec<_> = self.failures.iter().take(20).collect();
+                panic!(
+                    "{}: {} of {} cases failed:\n{}",
+                    self.test,
+                    self.failures.len(),
+                    self.cases,
+                    shown
+                        .iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                );
+            }
+        }
+    }
+
+    // ---- layers with random weights
+
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    enum Dense {
+        Lstm,
+        GruAfter,
+        GruBefore,
+        Simple,
+    }
+
+    fn dense_cell(
+        rng: &mut Rng,
+        kind: Dense,
+        input: usize,
+        units: usize,
+        act: Activation,
+        rec: Activation,
+        scale: f32,
+    ) -> AnyCell {
+        let ks = scale / (input.max(1) as f32).sqrt();
+        let rs = scale / (units.max(1) as f32).sqrt();
+        match kind {
+            Dense::Lstm => {
+                let cfg = LSTMCellConfig {
+                    activation: act,
+                    recurrent_activation: rec,
+                    ..LSTMCellConfig::new(units)
+                };
+                let c = LSTMCell::new(
+                    cfg,
+                    rng.a2(input, 4 * units, ks),
+                    rng.a2(units, 4 * units, rs),
+                    Some(rng.a1(4 * units, 0.5)),
+                )
+                .expect("lstm cell");
+                AnyCell::LSTM(c)
+            }
+            Dense::GruAfter | Dense::GruBefore => {
+                let after = kind == Dense::GruAfter;
+                let cfg = GRUCellConfig {
+                    activation: act,
+                    recurrent_activation: rec,
+                    reset_after: after,
+                    ..GRUCellConfig::new(units)
+                };
+                let bias = if after {
+                    rng.arr(&[2, 3 * units], 0.5)
+                } else {
+                    rng.arr(&[3 * units], 0.5)
+                };
+                let c = GRUCell::new(
+                    cfg,
+                    rng.a2(input, 3 * units, ks),
+                    rng.a2(units, 3 * units, rs),
+                    Some(bias),
+                )
+                .expect("gru cell");
+                AnyCell::GRU(c)
+            }
+            Dense::Simple => {
+                let cfg = SimpleRNNCellConfig {
+                    activation: act,
+                    ..SimpleRNNCellConfig::new(units)
+                };
+                let c = SimpleRNNCell::new(
+                    cfg,
+                    rng.a2(input, units, ks),
+                    rng.a2(units, units, rs),
+                    Some(rng.a1(units, 0.5)),
+                )
+                .expect("simple cell");
+                AnyCell::SimpleRNN(c)
+            }
+        }
+    }
+
+    /// The public layer class for one cell (so that the layer constructors are exercised).
+    fn dense_layer(cell: AnyCell, opts: SequenceOptions) -> KerasLayer {
+        match cell {
+            AnyCell::LSTM(c) => KerasLayer::LSTM(LSTM::from_cell(c, opts)),
+            AnyCell::GRU(c) => KerasLayer::GRU(GRU::from_cell(c, opts)),
+            AnyCell::SimpleRNN(c) => {
+                KerasLayer::SimpleRNN(recurrent::layers::SimpleRNN::from_cell(c, opts))
+            }
+            AnyCell::User(_) => unreachable!("no user cells here"),
+        }
+    }
+
+    /// The sequence input of a layer for `batch`, `time`, `feat`, in its layout.
+    fn seq_input(
+        rng: &mut Rng,
+        opts: &SequenceOptions,
+        b: usize,
+        t: usize,
+        f: usize,
+    ) -> ArrayD<f32> {
+        if opts.time_major {
+            rng.arr(&[t, b, f], 1.0)
+        } else {
+            rng.arr(&[b, t, f], 1.0)
+        }
+    }
+
+    /// Runs `x` with optional mask / initial state on the CPU layer and a fresh GPU twin.
+    fn cpu_vs_gpu(
+        dev: &CudaDevice,
+        layer: &mut KerasLayer,
+        x: ArrayViewD<f32>,
+        mask: Option<&Array2<bool>>,
+        init: Option<&[ArrayD<f32>]>,
+    ) -> Result<f32, String> {
+        let mut gpu = CudaLayer::from_keras(dev, layer).map_err(|e| format!("upload: {e}"))?;
+        let args = CallArgs {
+            mask: mask.map(|m| m.view()),
+            initial_state: init,
+            constants: &[],
+        };
+        let want = layer
+            .forward(x.clone(), &args)
+            .map_err(|e| format!("cpu: {e}"))?;
+        let got = gpu.forward(x, &args).map_err(|e| format!("gpu: {e}"))?;
+        compare_outputs(&got, &want)
+    }
+
+    fn state_arrays(rng: &mut Rng, b: usize, widths: &[usize]) -> Vec<ArrayD<f32>> {
+        widths.iter().map(|&w| rng.arr(&[b, w], 1.0)).collect()
+    }
+
+    /// Every combination of return_sequences, go_backwards, time_major, mask and
+    /// initial_state (a spread of six when quick), with return_state.
+    fn options_matrix() -> Vec<(SequenceOptions, bool, bool)> {
+        let mut v = Vec::new();
+        let all: Vec<u32> = if quick() {
+            vec![0, 7, 11, 13, 22, 31]
+        } else {
+            (0..32).collect()
+        };
+        for bits in all {
+            let o = SequenceOptions {
+                return_sequences: bits & 1 != 0,
+                go_backwards: bits & 2 != 0,
+                time_major: bits & 4 != 0,
+                return_state: true,
+                ..Default::default()
+            };
+            v.push((o, bits & 8 != 0, bits & 16 != 0));
+        }
+        v
+    }
+
+    fn dense_options_test(test: &'static str, kind: Dense, act: Activation, rec: Activation) {
+        let Some(dev) = device(test) else { return };
+        let mut rng = Rng::new(test);
+        let mut report = Report::new(test);
+        let sizes: &[(usize, usize, usize, usize)] = if quick() {
+            &[(3, 6, 5, 37)]
+        } else {
+            &[(3, 6, 5, 37), (5, 4, 8, 64)]
+        };
+        for &(b, t, i, u) in sizes {
+            for (opts, with_mask, with_init) in options_matrix() {
+                let cell = dense_cell(&mut rng, kind, i, u, act, rec, 1.0);
+                let widths = cell.state_size();
+                let mut layer = dense_layer(cell, opts);
+                let x = seq_input(&mut rng, &opts, b, t, i);
+                let mask = with_mask.then(|| rng.mask(b, t));
+                let init = with_init.then(|| state_arrays(&mut rng, b, &widths));
+                let case =
+                    format!("b{b} t{t} i{i} u{u} {opts:?} mask={with_mask} init={with_init}");
+                report.add(
+                    &case,
+                    cpu_vs_gpu(&dev, &mut layer, x.view(), mask.as_ref(), init.as_deref()),
+                );
+            }
+        }
+        report.finish();
+    }
+
+    // ---- the tests
+
+    #[test]
+    fn gpu_lstm_every_option() {
+        dense_options_test(
+            "gpu_lstm_every_option",
+            Dense::Lstm,
+            Activation::Tanh,
+            Activation::Sigmoid,
+        );
+    }
+
+    #[test]
+    fn gpu_gru_reset_after_every_option() {
+        dense_options_test(
+            "gpu_gru_reset_after_every_option",
+            Dense::GruAfter,
+            Activation::Tanh,
+            Activation::Sigmoid,
+        );
+    }
+
+    #[test]
+    fn gpu_gru_reset_before_every_option() {
+        dense_options_test(
+            "gpu_gru_reset_before_every_option",
+            Dense::GruBefore,
+            Activation::Tanh,
+            Activation::HardSigmoid,
+        );
+    }
+
+    #[test]
+    fn gpu_simple_rnn_every_option() {
+        dense_options_test(
+            "gpu_simple_rnn_every_option",
+            Dense::Simple,
+            Activation::Tanh,
+            Activation::Tanh,
+        );
+    }
+
+    /// Every (activation, recurrent_activation) pair of Keras 2, hard_sigmoid included, through
+    /// the specialised and the generic kernels.
+    #[test]
+    fn gpu_every_activation_pair() {
+        let test = "gpu_every_activation_pair";
+        let Some(dev) = device(test) else { return };
+        let mut rng = Rng::new(test);
+        let mut report = Report::new(test);
+        let opts = SequenceOptions {
+            return_sequences: true,
+            ..Default::default()
+        };
+        let acts: &[Activation] = if quick() {
+            &[
+                Activation::Tanh,
+                Activation::Sigmoid,
+                Activation::HardSigmoid,
+                Activation::Selu,
+            ]
+        } else {
+            &ALL_ACTIVATIONS
+        };
+        for kind in [
+            Dense::Lstm,
+            Dense::GruAfter,
+            Dense::GruBefore,
+            Dense::Simple,
+        ] {
+            for &act in acts {
+                for &rec in acts {
+                    if kind == Dense::Simple && rec != act {
+                        continue;
+                    }
+                    let (b, t, i, u) = (3, 3, 4, 9);
+                    let cell = dense_cell(&mut rng, kind, i, u, act, rec, 0.5);
+                    let mut layer = dense_layer(cell, opts);
+                    let x = rng.arr(&[b, t, i], 0.5);
+                    let mask = rng.mask(b, t);
+                    let case = format!("{kind:?} {} / {}", act.name(), rec.name());
+                    report.add(
+                        &case,
+                        cpu_vs_gpu(&dev, &mut layer, x.view(), Some(&mask), None),
+                    );
+                }
+            }
+        }
+        report.finish();
+    }
+
+    /// Units not a multiple of 32, batch 1, time 1, a large batch, wide layers.
+    #[test]
+    fn gpu_odd_sizes() {
+        let test = "gpu_odd_sizes";
+        let Some(dev) = device(test) else { return };
+        let mut rng = Rng::new(test);
+        let mut report = Report::new(test);
+        let sizes = [
+            (1, 5, 3, 1),
+            (1, 1, 1, 31),
+            (2, 1, 7, 33),
+            (1, 9, 4, 65),
+            (7, 3, 2, 100),
+            (300, 4, 6, 64),
+            (33, 3, 17, 96),
+            (5, 3, 40, 300),
+        ];
+        let sizes = if quick() { &sizes[..5] } else { &sizes[..] };
+        for &(b, t, i, u) in sizes {
+            for kind in [
+                Dense::Lstm,
+                Dense::GruAfter,
+                Dense::GruBefore,
+                Dense::Simple,
+            ] {
+                for seq in [false, true] {
+                    let opts = SequenceOptions {
+                        return_sequences: seq,
+                        ..Default::default()
+                    };
+                    let cell = dense_cell(
+                        &mut rng,
+                        kind,
+                        i,
+                        u,
+                        Activation::Tanh,
+                        Activation::Sigmoid,
+                        1.0,
+                    );
+                    let mut layer = dense_layer(cell, opts);
+                    let x = rng.arr(&[b, t, i], 1.0);
+                    let mask = (b > 2).then(|| rng.mask(b, t));
+                    let case = format!("{kind:?} b{b} t{t} i{i} u{u} seq={seq}");
+                    report.add(
+                        &case,
+                        cpu_vs_gpu(&dev, &mut layer, x.view(), mask.as_ref(), None),
+                    );
+                }
+            }
+        }
+        report.finish();
+    }
+
+    /// `RNN` over a stack of every built-in cell kind, with masks, initial states, reversal.
+    #[test]
+    fn gpu_stacked_cells() {
+        let test = "gpu_stacked_cells";
+        let Some(dev) = device(test) else { return };
+        let mut rng = Rng::new(test);
+        let mut report = Report::new(test);
+        for (opts, with_mask, with_init) in options_matrix() {
+            let (b, t, i) = (4, 5, 6);
+            let cells = vec![
+                dense_cell(
+                    &mut rng,
+                    Dense::Lstm,
+                    i,
+                    20,
+                    Activation::Tanh,
+                    Activation::Sigmoid,
+                    1.0,
+                ),
+                dense_cell(
+                    &mut rng,
+                    Dense::GruBefore,
+                    20,
+                    33,
+                    Activation::Tanh,
+                    Activation::HardSigmoid,
+                    1.0,
+                ),
+                dense_cell(
+                    &mut rng,
+                    Dense::Simple,
+                    33,
+                    7,
+                    Activation::Relu,
+                    Activation::Relu,
+                    1.0,
+                ),
+                dense_cell(
+                    &mut rng,
+                    Dense::GruAfter,
+                    7,
+                    16,
+                    Activation::Elu,
+                    Activation::Sigmoid,
+                    1.0,
+                ),
+            ];
+            let widths: Vec<usize> = cells.iter().flat_map(|c| c.state_size()).collect();
+            let mut layer = KerasLayer::RNN(RNN::stacked(cells, opts).expect("stack"));
+            let x = seq_input(&mut rng, &opts, b, t, i);
+            let mask = with_mask.then(|| rng.mask(b, t));
+            let init = with_init.then(|| state_arrays(&mut rng, b, &widths));
+            let case = format!("{opts:?} mask={with_mask} init={with_init}");
+            report.add(
+                &case,
+                cpu_vs_gpu(&dev, &mut layer, x.view(), mask.as_ref(), init.as_deref()),
+            );
+        }
+        report.finish();
+    }
+
+    /// Stateful layers: states carried across calls, reset_states, reset_states_to, and the
+    /// batch-size error, against the CPU layer doing the same calls.
+    #[test]
+    fn gpu_stateful() {
+        let test = "gpu_stateful";
+        let Some(dev) = device(test) else { return };
+        let mut rng = Rng::new(test);
+        let mut report = Report::new(test);
+        let opts = SequenceOptions {
+            stateful: true,
+            return_sequences: true,
+            ..Default::default()
+        };
+        for kind in [
+            Dense::Lstm,
+            Dense::GruAfter,
+            Dense::GruBefore,
+            Dense::Simple,
+        ] {
+            let (b, t, i, u) = (4, 3, 5, 12);
+            let cell = dense_cell(
+                &mut rng,
+                kind,
+                i,
+                u,
+                Activation::Tanh,
+                Activation::Sigmoid,
+                1.0,
+            );
+            let widths = cell.state_size();
+            let mut cpu = dense_layer(cell, opts);
+            let mut gpu = CudaLayer::from_keras(&dev, &cpu).expect("upload");
+            let mut step =
+                |cpu: &mut KerasLayer, gpu: &mut CudaLayer, rng: &mut Rng, what: &str| {
+                    let x = rng.arr(&[b, t, i], 1.0);
+                    let mask = rng.mask(b, t);
+                    let args = CallArgs {
+                        mask: Some(mask.view()),
+                        ..Default::default()
+                    };
+                    let r = match (cpu.forward(x.view(), &args), gpu.forward(x.view(), &args)) {
+                        (Ok(w), Ok(g)) => compare_outputs(&g, &w),
+                        (w, g) => Err(format!("cpu {:?} / gpu {:?}", w.err(), g.err())),
+                    };
+                    report.add(&format!("{kind:?} {what}"), r);
+                };
+            step(&mut cpu, &mut gpu, &mut rng, "call 1");
+            step(&mut cpu, &mut gpu, &mut rng, "call 2 (carried)");
+            reset(&mut cpu);
+            gpu.reset_states();
+            step(&mut cpu, &mut gpu, &mut rng, "after reset_states");
+            let given = state_arrays(&mut rng, b, &widths);
+            let given2: Vec<Array2<f32>> = given
+                .iter()
+                .map(|a| a.clone().into_dimensionality().expect("2-D"))
+                .collect();
+            reset_to(&mut cpu, given2);
+            gpu.reset_states_to(given).expect("reset_states_to");
+            step(&mut cpu, &mut gpu, &mut rng, "after reset_states_to");
+            // A different batch size is refused with the CPU's message.
+            let x = rng.arr(&[b + 1, t, i], 1.0);
+            let e_cpu = cpu
+                .forward(x.view(), &CallArgs::default())
+                .err()
+                .map(|e| e.to_string());
+            let e_gpu = gpu
+                .forward(x.view(), &CallArgs::default())
+                .err()
+                .map(|e| e.to_string());
+            report.add(
+                &format!("{kind:?} batch change"),
+                if e_cpu.is_some() && e_cpu == e_gpu {
+                    Ok(0.0)
+                } else {
+                    Err(format!("cpu {e_cpu:?} / gpu {e_gpu:?}"))
+                },
+            );
+        }
+        report.finish();
+    }
+
+    fn reset(l: &mut KerasLayer) {
+        match l {
+            KerasLayer::SimpleRNN(l) => l.reset_states(),
+            KerasLayer::GRU(l) => l.reset_states(),
+            KerasLayer::LSTM(l) => l.reset_states(),
+            KerasLayer::RNN(l) => l.reset_states(),
+            KerasLayer::ConvLSTM2D(l) => l.reset_states(),
+            KerasLayer::CuDNNGRU(l) => l.reset_states(),
+            KerasLayer::CuDNNLSTM(l) => l.reset_states(),
+            KerasLayer::Bidirectional(l) => l.reset_states(),
+        }
+    }
+
+    fn reset_to(l: &mut KerasLayer, s: Vec<Array2<f32>>) {
+        let r = match l {
+            KerasLayer::SimpleRNN(l) => l.reset_states_to(s),
+            KerasLayer::GRU(l) => l.reset_states_to(s),
+            KerasLayer::LSTM(l) => l.reset_states_to(s),
+            KerasLayer::RNN(l) => l.reset_states_to(s),
+            KerasLayer::CuDNNGRU(l) => l.reset_states_to(s),
+            KerasLayer::CuDNNLSTM(l) => l.reset_states_to(s),
+            KerasLayer::ConvLSTM2D(_) | KerasLayer::Bidirectional(_) => {
+                panic!("not a single dense layer")
+            }
+        };
+        r.expect("reset_states_to");
+    }
+
+    /// CuDNNLSTM / CuDNNGRU with random weights in their own layout; masks refused alike.
+    #[test]
+    fn gpu_cudnn_layers() {
+        let test = "gpu_cudnn_layers";
+        let Some(dev) = device(test) else { return };
+        let mut rng = Rng::new(test);
+        let mut report = Report::new(test);
+        for (opts, _, with_init) in options_matrix() {
+            if opts.time_major {
+                continue;
+            }
+            let (b, t, i, u) = (3, 5, 7, 6);
+            let cfg = CuDNNConfig {
+                sequence: opts,
+                ..CuDNNConfig::new(u)
+            };
+            for lstm in [true, false] {
+                let g = if lstm { 4 } else { 3 };
+                let k = rng.a2(i, g * u, 0.4);
+                let r = rng.a2(u, g * u, 0.4);
+                let bias = rng.a1(2 * g * u, 0.5);
+                let mut layer = if lstm {
+                    KerasLayer::CuDNNLSTM(
+                        CuDNNLSTM::new(cfg.clone(), k, r, bias).expect("cudnn lstm"),
+                    )
+                } else {
+                    KerasLayer::CuDNNGRU(CuDNNGRU::new(cfg.clone(), k, r, bias).expect("cudnn gru"))
+                };
+                let x = rng.arr(&[b, t, i], 1.0);
+                let widths = if lstm { vec![u, u] } else { vec![u] };
+                let init = with_init.then(|| state_arrays(&mut rng, b, &widths));
+                let case = format!("lstm={lstm} {opts:?} init={with_init}");
+                report.add(
+                    &case,
+                    cpu_vs_gpu(&dev, &mut layer, x.view(), None, init.as_deref()),
+                );
+                // Masks are refused with the same message.
+                let mask = rng.mask(b, t);
+                let args = CallArgs {
+                    mask: Some(mask.view()),
+                    ..Default::default()
+                };
+                let mut gpu = CudaLayer::from_keras(&dev, &layer).expect("upload");
+                let e_cpu = layer.forward(x.view(), &args).err().map(|e| e.to_string());
+                let e_gpu = gpu.forward(x.view(), &args).err().map(|e| e.to_string());
+                report.add(
+                    &format!("{case} mask refused"),
+                    if e_cpu.is_some() && e_cpu == e_gpu {
+                        Ok(0.0)
+                    } else {
+                        Err(format!("cpu {e_cpu:?} / gpu {e_gpu:?}"))
+                    },
+                );
+            }
+        }
+        report.finish();
+    }
+
+    fn conv_layer(rng: &mut Rng, cfg: ConvLSTM2DConfig, cin: usize, with_bias: bool) -> KerasLayer {
+        let (kh, kw) = cfg.kernel_size;
+        let f = cfg.filters;
+        let ks = 1.0 / ((kh * kw * cin) as f32).sqrt();
+        let rs = 1.0 / ((kh * kw * f) as f32).sqrt();
+        let k: Array4<f32> = rng
+            .arr(&[kh, kw, cin, 4 * f], ks)
+            .into_dimensionality()
+            .expect("4-D");
+        let r: Array4<f32> = rng
+            .arr(&[kh, kw, f, 4 * f], rs)
+            .into_dimensionality()
+            .expect("4-D");
+        let cfg = ConvLSTM2DConfig {
+            use_bias: with_bias,
+            ..cfg
+        };
+        let b = with_bias.then(|| rng.a1(4 * f, 0.5));
+        KerasLayer::ConvLSTM2D(ConvLSTM2D::new(cfg, k, r, b).expect("conv lstm"))
+    }
+
+    /// ConvLSTM2D over padding, strides, dilation, both data formats, non-square kernels,
+    /// filter counts around the 16-filter tile, with sequence options, masks, initial states.
+    #[test]
+    fn gpu_conv_lstm2d() {
+        let test = "gpu_conv_lstm2d";
+        let Some(dev) = device(test) else { return };
+        let mut rng = Rng::new(test);
+        let mut report = Report::new(test);
+        // (kernel, strides, dilation, padding, filters)
+        let geometries = [
+            ((3, 3), (1, 1), (1, 1), Padding::Same, 5),
+            ((3, 3), (1, 1), (1, 1), Padding::Valid, 17),
+            ((2, 3), (2, 1), (1, 1), Padding::Same, 4),
+            ((3, 2), (1, 2), (1, 1), Padding::Valid, 16),
+            ((3, 3), (1, 1), (2, 2), Padding::Same, 3),
+            ((2, 2), (1, 1), (2, 1), Padding::Valid, 6),
+            ((1, 1), (2, 2), (1, 1), Padding::Valid, 2),
+            ((4, 4), (1, 1), (1, 1), Padding::Same, 33),
+        ];
+        let mut n = 0u32;
+        let geometries = if quick() {
+            &geometries[..3]
+        } else {
+            &geometries[..]
+        };
+        let presets: &[u32] = if quick() { &[0, 3] } else { &[0, 1, 2, 3] };
+        for &(kernel, strides, dilation, padding, filters) in geometries {
+            for cf in [false, true] {
+                for &preset in presets {
+                    n += 1;
+                    let opts = SequenceOptions {
+                        return_sequences: preset % 2 == 0,
+                        go_backwards: preset >= 2,
+                        return_state: true,
+                        ..Default::default()
+                    };
+                    let (act, rec) = match n % 3 {
+                        0 => (Activation::Tanh, Activation::HardSigmoid),
+                        1 => (Activation::Tanh, Activation::Sigmoid),
+                        _ => (Activation::Relu, Activation::HardSigmoid),
+                    };
+                    let cfg = ConvLSTM2DConfig {
+                        strides,
+                        dilation_rate: dilation,
+                        padding,
+                        activation: act,
+                        recurrent_activation: rec,
+                        data_format: if cf {
+                            DataFormat::ChannelsFirst
+                        } else {
+                            DataFormat::ChannelsLast
+                        },
+                        sequence: opts,
+                        ..ConvLSTM2DConfig::new(filters, kernel)
+                    };
+                    let (b, t, rows, cols, cin) = (2, 4, 7, 6, 3);
+                    let mut layer = conv_layer(&mut rng, cfg, cin, preset != 3);
+                    let x = if cf {
+                        rng.arr(&[b, t, cin, rows, cols], 1.0)
+                    } else {
+                        rng.arr(&[b, t, rows, cols, cin], 1.0)
+                    };
+                    let mask = (preset >= 1).then(|| rng.mask(b, t));
+                    let init = (preset == 1 || preset == 3).then(|| {
+                        let KerasLayer::ConvLSTM2D(l) = &layer else {
+                            unreachable!()
+                        };
+                        let (or, oc) = l.output_size(rows, cols).expect("geometry");
+                        let shape = if cf {
+                            [b, filters, or, oc]
+                        } else {
+                            [b, or, oc, filters]
+                        };
+                        vec![rng.arr(&shape, 1.0), rng.arr(&shape, 1.0)]
+                    });
+                    let case = format!(
+                        "k{kernel:?} s{strides:?} d{dilation:?} {padding:?} f{filters} cf={cf} preset {preset}"
+                    );
+                    report.add(
+                        &case,
+                        cpu_vs_gpu(&dev, &mut layer, x.view(), mask.as_ref(), init.as_deref()),
+                    );
+                }
+            }
+        }
+        // Stateful ConvLSTM2D: two calls, then reset.
+        let cfg = ConvLSTM2DConfig {
+            padding: Padding::Same,
+            sequence: SequenceOptions {
+                stateful: true,
+                ..Default::default()
+            },
+            ..ConvLSTM2DConfig::new(5, (3, 3))
+        };
+        let mut cpu = conv_layer(&mut rng, cfg, 2, true);
+        let mut gpu = CudaLayer::from_keras(&dev, &cpu).expect("upload");
+        for call in 0..3 {
+            if call == 2 {
+                reset(&mut cpu);
+                gpu.reset_states();
+            }
+            let x = rng.arr(&[3, 2, 5, 4, 2], 1.0);
+            let r = match (
+                cpu.forward(x.view(), &CallArgs::default()),
+                gpu.forward(x.view(), &CallArgs::default()),
+            ) {
+                (Ok(w), Ok(g)) => compare_outputs(&g, &w),
+                (w, g) => Err(format!("cpu {:?} / gpu {:?}", w.err(), g.err())),
+            };
+            report.add(&format!("stateful call {call}"), r);
+        }
+        report.finish();
+    }
+
+    /// Layers chained on the device (no host round trip) against the CPU chain.
+    #[test]
+    fn gpu_device_chaining() {
+        let test = "gpu_device_chaining";
+        let Some(dev) = device(test) else { return };
+        let mut rng = Rng::new(test);
+        let mut report = Report::new(test);
+        let seq = SequenceOptions {
+            return_sequences: true,
+            ..Default::default()
+        };
+        let (b, t, i) = (3, 6, 5);
+        let c1 = dense_cell(
+            &mut rng,
+            Dense::Lstm,
+            i,
+            24,
+            Activation::Tanh,
+            Activation::Sigmoid,
+            1.0,
+        );
+        let c2 = dense_cell(
+            &mut rng,
+            Dense::GruAfter,
+            24,
+            10,
+            Activation::Tanh,
+            Activation::Sigmoid,
+            1.0,
+        );
+        let mut l1 = dense_layer(c1, seq);
+        let mut l2 = dense_layer(c2, SequenceOptions::default());
+        let x = rng.arr(&[b, t, i], 1.0);
+        let mask = rng.mask(b, t);
+        let args = CallArgs {
+            mask: Some(mask.view()),
+            ..Default::default()
+        };
+        let r = (|| -> Result<f32, String> {
+            let y1 = l1.forward(x.view(), &args).map_err(|e| e.to_string())?;
+            let want = l2
+                .forward(y1.output.view(), &args)
+                .map_err(|e| e.to_string())?;
+            let mut g1 = CudaLayer::from_keras(&dev, &l1).map_err(|e| e.to_string())?;
+            let mut g2 = CudaLayer::from_keras(&dev, &l2).map_err(|e| e.to_string())?;
+            let xd = dev.upload(x.view()).map_err(|e| e.to_string())?;
+            let d1 = g1
+                .forward_device(&xd, Some(mask.view()), None)
+                .map_err(|e| e.to_string())?;
+            let d2 = g2
+                .forward_device(&d1.output, Some(mask.view()), None)
+                .map_err(|e| e.to_string())?;
+            let got = d2.to_host(&dev).map_err(|e| e.to_string())?;
+            compare_outputs(&got, &want)
+        })();
+        report.add("lstm -> gru on the device", r);
+        report.finish();
+    }
+
+    /// Calls the CPU refuses are refused on the GPU with the same message; user cells are
+    /// refused at upload.
+    #[test]
+    fn gpu_errors_match_the_cpu() {
+        let test = "gpu_errors_match_the_cpu";
+        let Some(dev) = device(test) else { return };
+        let mut rng = Rng::new(test);
+        let mut report = Report::new(test);
+        let cell = dense_cell(
+            &mut rng,
+            Dense::Lstm,
+            4,
+            8,
+            Activation::Tanh,
+            Activation::Sigmoid,
+            1.0,
+        );
+        let mut layer = dense_layer(cell, SequenceOptions::default());
+        let bad_x = [
+            ("time 0", rng.arr(&[2, 0, 4], 1.0)),
+            ("wrong features", rng.arr(&[2, 3, 5], 1.0)),
+            ("2-D input", rng.arr(&[2, 3], 1.0)),
+        ];
+        for (what, x) in bad_x {
+            let mut gpu = CudaLayer::from_keras(&dev, &layer).expect("upload");
+            let e_cpu = layer
+                .forward(x.view(), &CallArgs::default())
+                .err()
+                .map(|e| e.to_string());
+            let e_gpu = gpu
+                .forward(x.view(), &CallArgs::default())
+                .err()
+                .map(|e| e.to_string());
+            report.add(
+                what,
+                if e_cpu.is_some() && e_cpu == e_gpu {
+                    Ok(0.0)
+                } else {
+                    Err(format!("cpu {e_cpu:?} / gpu {e_gpu:?}"))
+                },
+            );
+        }
+        let x = rng.arr(&[2, 3, 4], 1.0);
+        let wrong_mask = Array2::from_elem((2, 4), true);
+        let wrong_init = vec![rng.arr(&[2, 8], 1.0)];
+        let cases: Vec<(&str, CallArgs)> = vec![
+            (
+                "mask shape",
+                CallArgs {
+                    mask: Some(wrong_mask.view()),
+                    ..Default::default()
+                },
+            ),
+            (
+                "initial_state count",
+                CallArgs {
+                    initial_state: Some(&wrong_init),
+                    ..Default::default()
+                },
+            ),
+        ];
+        for (what, args) in cases {
+            let mut gpu = CudaLayer::from_keras(&dev, &layer).expect("upload");
+            let e_cpu = layer.forward(x.view(), &args).err().map(|e| e.to_string());
+            let e_gpu = gpu.forward(x.view(), &args).err().map(|e| e.to_string());
+            report.add(
+                what,
+                if e_cpu.is_some() && e_cpu == e_gpu {
+                    Ok(0.0)
+                } else {
+                    Err(format!("cpu {e_cpu:?} / gpu {e_gpu:?}"))
+                },
+            );
+        }
+        // A user-defined cell stays on the CPU.
+        struct Identity;
+        impl Cell for Identity {
+            fn state_size(&self) -> Vec<usize> {
+                vec![2]
+            }
+            fn output_size(&self) -> usize {
+                2
+            }
+            fn call(
+                &self,
+                inputs: ndarray::ArrayView2<f32>,
+                states: &[ndarray::ArrayView2<f32>],
+                _constants: &[ndarray::ArrayView2<f32>],
+            ) -> recurrent::Result<(Array2<f32>, Vec<Array2<f32>>)> {
+                Ok((inputs.to_owned(), vec![states[0].to_owned()]))
+            }
+        }
+        let rnn = RNN::new(AnyCell::user(Identity), SequenceOptions::default());
+        report.add(
+            "user cell refused",
+            match CudaLayer::from_rnn(&dev, &rnn) {
+                Err(e) if e.to_string().contains("CPU only") => Ok(0.0),
+                other => Err(format!("expected a CPU-only error, got {other:?}")),
+            },
+        );
+        report.finish();
+    }
+
+    // ---- the Keras fixtures through the GPU path
+
+    fn fixtures_dir() -> Option<PathBuf> {
+        if let Ok(d) = std::env::var("RECURRENT_FIXTURES") {
+            return Some(PathBuf::from(d));
+        }
+        let candidates = [
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures"),
+            PathBuf::from("tests/fixtures"),
+            PathBuf::from("target/gpu-bundle/fixtures"),
+        ];
+        candidates.into_iter().find(|p| p.is_dir())
+    }
+
+    fn opt(p: PathBuf) -> Option<PathBuf> {
+        p.is_file().then_some(p)
+    }
+
+    fn named(out: Output, names: &[String], return_state: bool) -> BTreeMap<String, ArrayD<f32>> {
+        let mut m = BTreeMap::new();
+        if return_state {
+            for (n, s) in names.iter().zip(out.states) {
+                m.insert(output_state_name(n), s);
+            }
+        }
+        m.insert("output".to_string(), out.output);
+        m
+    }
+
+    fn compare_named(
+        got: &BTreeMap<String, ArrayD<f32>>,
+        want: &BTreeMap<String, ArrayD<f32>>,
+    ) -> Result<f32, String> {
+        let gk: Vec<_> = got.keys().collect();
+        let wk: Vec<_> = want.keys().collect();
+        if gk != wk {
+            return Err(format!("array names differ: got {gk:?}, want {wk:?}"));
+        }
+        let mut worst = 0.0f32;
+        for (k, w) in want {
+            worst = worst.max(compare_arrays(k, &got[k], w)?);
+        }
+        Ok(worst)
+    }
+
+    /// `Ok(None)`: a layer class the CUDA path does not run yet (reported as skipped).
+    fn run_fixture(dev: &CudaDevice, dir: &Path) -> Result<Option<f32>, String> {
+        let layer = load_layer(
+            &dir.join("layer.json"),
+            &dir.join("weights.npz"),
+            StorageType::F32,
+        )
+        .map_err(|e| format!("load: {e}"))?;
+        let names = layer.state_names();
+        let rs = layer.options().return_state;
+        let mut gpu = match CudaLayer::from_keras(dev, &layer) {
+            Ok(g) => g,
+            Err(e) if e.to_string().contains(NO_CUDA_PATH) => return Ok(None),
+            Err(e) => return Err(format!("upload: {e}")),
+        };
+        let x = npz::read_f32(&dir.join("x.npy")).map_err(|e| e.to_string())?;
+        let mask = match opt(dir.join("mask.npy")) {
+            Some(p) => Some(npz::read_mask(&p).map_err(|e| e.to_string())?),
+            None => None,
+        };
+        let init = match opt(dir.join("initial_state.npz")) {
+            Some(p) => {
+                let mut m = npz::read_npz(&p).map_err(|e| e.to_string())?;
+                let mut v = Vec::new();
+                for n in &names {
+                    v.push(
+                        m.remove(n)
+                            .ok_or_else(|| format!("initial_state.npz lacks {n}"))?,
+                    );
+                }
+                Some(v)
+            }
+            None => None,
+        };
+        let args = CallArgs {
+            mask: mask.as_ref().map(|m| m.view()),
+            initial_state: init.as_deref(),
+            constants: &[],
+        };
+        let out = gpu
+            .forward(x.view(), &args)
+            .map_err(|e| format!("gpu: {e}"))?;
+        let want = npz::read_npz(&dir.join("out.npz")).map_err(|e| e.to_string())?;
+        let mut worst = compare_named(&named(out, &names, rs), &want)?;
+        if dir.join("x2.npy").is_file() {
+            for (xf, wf, reset) in [("x2.npy", "out2.npz", false), ("x3.npy", "out3.npz", true)] {
+                if reset {
+                    gpu.reset_states();
+                }
+                let x = npz::read_f32(&dir.join(xf)).map_err(|e| e.to_string())?;
+                let out = gpu
+                    .forward(x.view(), &CallArgs::default())
+                    .map_err(|e| format!("{xf}: gpu: {e}"))?;
+                let want = npz::read_npz(&dir.join(wf)).map_err(|e| e.to_string())?;
+                worst = worst.max(
+                    compare_named(&named(out, &names, rs), &want)
+                        .map_err(|e| format!("{xf}: {e}"))?,
+                );
+            }
+        }
+        Ok(Some(worst))
+    }
+
+    #[test]
+    fn gpu_keras_fixtures() {
+        let test = "gpu_keras_fixtures";
+        let Some(dev) = device(test) else { return };
+        let Some(root) = fixtures_dir() else {
+            panic!("{test}: no fixtures directory (set RECURRENT_FIXTURES)");
+        };
+        let mut cases: Vec<PathBuf> = std::fs::read_dir(&root)
+            .expect("fixtures dir")
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.join("layer.json").is_file())
+            .collect();
+        cases.sort();
+        assert!(
+            cases.len() >= 80,
+            "{test}: expected the full fixture set under {}, found {}",
+            root.display(),
+            cases.len()
+        );
+        let mut report = Report::new(test);
+        for dir in &cases {
+            let name = dir
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default();
+            match run_fixture(&dev, dir) {
+                Ok(None) => super::skipped(&format!("{test}: {name}: {NO_CUDA_PATH}")),
+                Ok(Some(w)) => report.add(&name, Ok(w)),
+                Err(e) => report.add(&name, Err(e)),
+            }
+        }
+        report.finish();
+    }
+}
