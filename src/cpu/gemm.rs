@@ -6,14 +6,12 @@
 use crate::{Error, Result};
 use ndarray::{ArrayView2, ArrayViewMut2};
 
-/// `c = a · b` (or `c += a · b` when `accumulate`), any strides, on `threads` threads (rayon,
-/// inside the caller's pool).
+/// `c = a · b` (or `c += a · b` when `accumulate`), any strides, on the calling thread.
 pub(crate) fn gemm(
     a: ArrayView2<f32>,
     b: ArrayView2<f32>,
     mut c: ArrayViewMut2<f32>,
     accumulate: bool,
-    threads: usize,
 ) -> Result<()> {
     let (m, k) = a.dim();
     let (k2, n) = b.dim();
@@ -37,11 +35,6 @@ pub(crate) fn gemm(
         }
         return Ok(());
     }
-    let par = if threads > 1 {
-        gemm::Parallelism::Rayon(threads)
-    } else {
-        gemm::Parallelism::None
-    };
     let (a_rs, a_cs) = (a.strides()[0], a.strides()[1]);
     let (b_rs, b_cs) = (b.strides()[0], b.strides()[1]);
     let (c_rs, c_cs) = (c.strides()[0], c.strides()[1]);
@@ -70,7 +63,7 @@ pub(crate) fn gemm(
             false,
             false,
             false,
-            par,
+            gemm::Parallelism::None,
         );
     }
     Ok(())

@@ -95,7 +95,7 @@ impl PackedMatrix {
             }
             return Ok(());
         }
-        gemm(a, plain.slice(ndarray::s![.., n0..n0 + len]), c, false, 1)
+        gemm(a, plain.slice(ndarray::s![.., n0..n0 + len]), c, false)
     }
 }
 
@@ -304,7 +304,7 @@ mod timing {
             let tp = t.elapsed().as_secs_f64() / reps as f64;
             let t = std::time::Instant::now();
             for _ in 0..reps {
-                gemm(a.view(), b.view(), c.view_mut(), false, 1).unwrap();
+                gemm(a.view(), b.view(), c.view_mut(), false).unwrap();
             }
             let tg = t.elapsed().as_secs_f64() / reps as f64;
             let f = 2.0 * (m * k * n) as f64;

@@ -43,24 +43,7 @@ pub(crate) fn plan_chunks(units: usize, threads: usize, step_flops: f64) -> Vec<
     v
 }
 
-/// Runs `f` on every task, in parallel (in the current rayon pool) when there are several.
-pub(crate) fn for_each_task<T: Send>(
-    tasks: Vec<T>,
-    f: impl Fn(T) -> Result<()> + Sync + Send,
-) -> Result<()> {
-    if tasks.len() <= 1 {
-        for t in tasks {
-            f(t)?;
-        }
-        return Ok(());
-    }
-    use rayon::prelude::*;
-    tasks
-        .into_par_iter()
-        .map(f)
-        .collect::<Result<Vec<()>>>()
-        .map(|_| ())
-}
+pub(crate) use crate::cpu::threads::for_each_task;
 
 /// Splits the columns of `v` by `chunks` (consecutive, from column 0) into disjoint views.
 pub(crate) fn split_cols<'a>(
@@ -209,7 +192,7 @@ pub(crate) fn run_stack(
     masked: MaskedOutput,
 ) -> Result<(SeqResult, Vec<Vec<Array2<f32>>>)> {
     let threads = crate::cpu::threads::num_threads();
-    crate::cpu::threads::install(threads, || {
+    crate::cpu::threads::with_team(threads, || {
         run_stack_in_pool(cells, x, mask, init, keep_outputs, masked, threads)
     })
 }

@@ -328,7 +328,9 @@ pub(crate) fn conv_lstm2d(c: &Cfg) -> Result<ConvLSTM2DConfig> {
             ))
         }
     };
-    let sequence = sequence_options(c)?;
+    let mut sequence = sequence_options(c)?;
+    // Keras's ConvRNN2D ignores zero_output_for_mask: masked steps repeat the previous output.
+    sequence.zero_output_for_mask = false;
     if sequence.time_major {
         return Err(Error::config(
             c.key("time_major"),

@@ -2,15 +2,20 @@
 //! the `recurrent run` contract says (see `docs/keras-interchange.md`).
 
 pub(crate) mod config;
+pub(crate) mod h5;
+pub mod model;
 pub mod npz;
 mod run;
 
-pub use run::{load_layer, run_files, Device, RunFiles, StorageType};
+pub use model::{output_arrays, FileFormat, KerasChain, KerasFile, LayerInfo, WeightInfo};
+pub use run::{
+    load_layer, run_files, run_model_files, Device, ModelRunFiles, RunFiles, StorageType,
+};
 
 use crate::error::fmt_shape;
 use crate::layers::{
-    AnyCell, CallArgs, ConvLSTM2D, CuDNNGRU, CuDNNLSTM, GRUCell, LSTMCell, Output, SimpleRNNCell,
-    GRU, LSTM, RNN,
+    AnyCell, Bidirectional, CallArgs, ConvLSTM2D, CuDNNGRU, CuDNNLSTM, GRUCell, LSTMCell, Output,
+    SimpleRNNCell, GRU, LSTM, RNN,
 };
 use crate::{Error, Result};
 use config::Cfg;
@@ -27,6 +32,7 @@ pub const LAYER_CLASSES: &[&str] = &[
     "CuDNNGRU",
     "CuDNNLSTM",
     "RNN",
+    "Bidirectional",
 ];
 
 /// The cell classes an `RNN` config may hold.
@@ -131,6 +137,10 @@ pub enum KerasLayer {
     CuDNNLSTM(CuDNNLSTM),
     /// `RNN` over a cell or a stack of cells.
     RNN(RNN),
+    /// `Bidirectional` around one of the others (weights and states `forward.*`,
+    /// `backward.*`). With `merge_mode` None, [`KerasLayer::forward`]'s output stacks the two
+    /// outputs on a new first axis (see [`Bidirectional::forward_stacked`]).
+    Bidirectional(Box<Bidirectional>),
 }
 
 /// The class name and config object of a `{"class_name": ..., "config": ...}` value.
@@ -329,6 +339,10 @@ impl KerasLayer {
                     KerasLayer::RNN(RNN::new(c, seq))
                 }
             }
+            "Bidirectional" => {
+                names = vec!["forward.*".into(), "backward.*".into()];
+                KerasLayer::Bidirectional(Box::new(bidirectional_from_keras(cfg, &mut w)?))
+            }
             other => {
                 return Err(Error::UnknownClass {
                     expected: LAYER_CLASSES.join(", "),
@@ -350,6 +364,7 @@ impl KerasLayer {
             KerasLayer::CuDNNGRU(_) => "CuDNNGRU",
             KerasLayer::CuDNNLSTM(_) => "CuDNNLSTM",
             KerasLayer::RNN(_) => "RNN",
+            KerasLayer::Bidirectional(_) => "Bidirectional",
         }
     }
 
@@ -363,6 +378,7 @@ impl KerasLayer {
             KerasLayer::CuDNNGRU(l) => *l.options(),
             KerasLayer::CuDNNLSTM(l) => *l.options(),
             KerasLayer::RNN(l) => *l.options(),
+            KerasLayer::Bidirectional(l) => l.options(),
         }
     }
 
@@ -378,6 +394,7 @@ impl KerasLayer {
                 vec!["h".into(), "c".into()]
             }
             KerasLayer::RNN(r) => r.state_names(),
+            KerasLayer::Bidirectional(l) => l.state_names(),
         }
     }
 
@@ -386,6 +403,9 @@ impl KerasLayer {
     pub fn forward(&mut self, x: ArrayViewD<f32>, args: &CallArgs) -> Result<Output> {
         if let KerasLayer::ConvLSTM2D(l) = self {
             return l.forward(x, args);
+        }
+        if let KerasLayer::Bidirectional(l) = self {
+            return l.forward_stacked(x, args);
         }
         let tm = self.options().time_major;
         let shape = x.shape().to_vec();
@@ -407,7 +427,9 @@ impl KerasLayer {
             KerasLayer::CuDNNGRU(l) => l.forward(x3, args),
             KerasLayer::CuDNNLSTM(l) => l.forward(x3, args),
             KerasLayer::RNN(l) => l.forward(x3, args),
-            KerasLayer::ConvLSTM2D(_) => Err(Error::invalid("layer", "internal: unreachable")),
+            KerasLayer::ConvLSTM2D(_) | KerasLayer::Bidirectional(_) => {
+                Err(Error::invalid("layer", "internal: unreachable"))
+            }
         }
     }
 }
@@ -417,5 +439,143 @@ pub fn output_state_name(name: &str) -> String {
     match name.rsplit_once('.') {
         Some((prefix, last)) => format!("{prefix}.state_{last}"),
         None => format!("state_{name}"),
+    }
+}
+
+/// Builds a `Bidirectional` from its config (`layer`, `merge_mode`, optional `backward_layer`)
+/// and the weights `forward.*`, `backward.*` (taken out of `w`).
+fn bidirectional_from_keras(cfg: &Value, w: &mut WeightMap) -> Result<Bidirectional> {
+    let inner = cfg
+        .get("layer")
+        .ok_or_else(|| Error::config("config.layer", "missing (expected the wrapped layer)"))?;
+    let merge = match cfg.get("merge_mode") {
+        None => Some("concat"),
+        Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.as_str()),
+        Some(other) => {
+            return Err(Error::config(
+                "config.merge_mode",
+                format!("expected a string or null, found {other}"),
+            ))
+        }
+    };
+    let merge = crate::layers::MergeMode::from_keras(merge)?;
+    let backward_cfg = match cfg.get("backward_layer").filter(|v| !v.is_null()) {
+        Some(b) => (b.clone(), "config.backward_layer."),
+        None => {
+            let mut b = inner.clone();
+            let c = b
+                .get_mut("config")
+                .and_then(|c| c.as_object_mut())
+                .ok_or_else(|| {
+                    Error::config("config.layer.config", "missing (expected an object)")
+                })?;
+            let gb = c
+                .get("go_backwards")
+                .and_then(|v| v.as_bool())
+                .unwrap_or(false);
+            c.insert("go_backwards".into(), Value::Bool(!gb));
+            (b, "config.layer.")
+        }
+    };
+    let take = |w: &mut WeightMap, prefix: &str| -> BTreeMap<String, ArrayD<f32>> {
+        let keys: Vec<String> = w
+            .map
+            .keys()
+            .filter(|k| k.starts_with(prefix))
+            .cloned()
+            .collect();
+        keys.into_iter()
+            .filter_map(|k| w.map.remove(&k).map(|a| (k[prefix.len()..].to_string(), a)))
+            .collect()
+    };
+    let fw = take(w, "forward.");
+    let bw = take(w, "backward.");
+    if let Some(inner_class) = inner.get("class_name").and_then(|c| c.as_str()) {
+        if inner_class == "Bidirectional" {
+            return Err(Error::config(
+                "config.layer.class_name",
+                "a Bidirectional cannot wrap another Bidirectional",
+            ));
+        }
+    }
+    // Keras forces zero_output_for_mask = return_sequences on both directions (ConvLSTM2D's
+    // ConvRNN ignores the flag, so it keeps repeating the previous output there).
+    let force_zero = |v: &Value| -> Value {
+        let mut v = v.clone();
+        let conv = v.get("class_name").and_then(|c| c.as_str()) == Some("ConvLSTM2D");
+        if let Some(c) = v.get_mut("config").and_then(|c| c.as_object_mut()) {
+            let rs = c
+                .get("return_sequences")
+                .and_then(|r| r.as_bool())
+                .unwrap_or(false);
+            c.insert("zero_output_for_mask".into(), Value::Bool(rs && !conv));
+        }
+        v
+    };
+    let forward = KerasLayer::from_keras(&force_zero(inner), fw)
+        .map_err(|e| prefix_error(e, "forward.", "config.layer."))?;
+    let backward = KerasLayer::from_keras(&force_zero(&backward_cfg.0), bw)
+        .map_err(|e| prefix_error(e, "backward.", backward_cfg.1))?;
+    Bidirectional::new(forward, backward, merge)
+}
+
+/// Renames the weight in `e` with `weight_prefix` and the config field with `config_prefix`:
+/// errors of a wrapped layer as the wrapper's.
+pub(crate) fn prefix_error(e: Error, weight_prefix: &str, config_prefix: &str) -> Error {
+    let rename = |what: String| -> String {
+        // `weight `kernel`` -> `weight `forward.kernel``; `cells.1.kernel` -> `forward.cells.1.kernel`
+        if let Some(rest) = what.strip_prefix("weight `") {
+            format!("weight `{weight_prefix}{rest}")
+        } else if what.starts_with("cells.")
+            || what == "kernel"
+            || what == "recurrent_kernel"
+            || what == "bias"
+        {
+            format!("{weight_prefix}{what}")
+        } else {
+            what
+        }
+    };
+    match e {
+        Error::MissingWeight { name, expected } => Error::MissingWeight {
+            name: format!("{weight_prefix}{name}"),
+            expected,
+        },
+        Error::UnexpectedWeight { name, why } => Error::UnexpectedWeight {
+            name: format!("{weight_prefix}{name}"),
+            why,
+        },
+        Error::Shape {
+            what,
+            expected,
+            found,
+        } => Error::Shape {
+            what: rename(what),
+            expected,
+            found,
+        },
+        Error::Invalid { what, message } => Error::Invalid {
+            what: rename(what),
+            message,
+        },
+        Error::Config { field, message } => Error::Config {
+            field: format!("{config_prefix}{field}"),
+            message,
+        },
+        Error::UnknownActivation {
+            field,
+            found,
+            expected,
+        } => Error::UnknownActivation {
+            field: format!("{config_prefix}{field}"),
+            found,
+            expected,
+        },
+        Error::UnknownClass { expected, found } => Error::UnknownClass {
+            expected: format!("{expected} (at `{config_prefix}class_name`)"),
+            found,
+        },
+        other => other,
     }
 }

@@ -1,6 +1,6 @@
 //! The `recurrent run` contract, end to end: files in, `out.npz` out, atomically.
 
-use super::{npz, output_state_name, KerasLayer};
+use super::{model, npz, KerasLayer};
 use crate::layers::CallArgs;
 use crate::{Error, Result};
 use half::{bf16, f16};
@@ -71,19 +71,10 @@ fn in_file(path: &Path, e: Error) -> Error {
     }
 }
 
-/// Runs the contract: reads the files, runs the layer, writes `out.npz` atomically. On any
-/// error nothing is left at `files.output` (a stale file from an earlier run is removed).
-pub fn run_files(files: &RunFiles) -> Result<()> {
-    // A failed run removes what is at --output: never let that be one of the inputs.
-    let out = std::fs::canonicalize(&files.output).ok();
-    let inputs = [
-        Some(&files.layer),
-        Some(&files.weights),
-        Some(&files.input),
-        files.mask.as_ref(),
-        files.initial_state.as_ref(),
-    ];
-    for p in inputs.into_iter().flatten() {
+/// Refuses an `--output` that names one of the inputs (a failed run removes what is there).
+fn check_output_is_not_an_input(output: &Path, inputs: &[Option<&PathBuf>]) -> Result<()> {
+    let out = std::fs::canonicalize(output).ok();
+    for p in inputs.iter().flatten() {
         let same = match (&out, std::fs::canonicalize(p).ok()) {
             (Some(o), Some(i)) => *o == i,
             _ => false,
@@ -93,19 +84,43 @@ pub fn run_files(files: &RunFiles) -> Result<()> {
                 "--output",
                 format!(
                     "{} is also an input file; choose another output path",
-                    files.output.display()
+                    output.display()
                 ),
             ));
         }
     }
-    let r = run_inner(files);
-    if r.is_err() && files.output.is_file() {
-        let _ = std::fs::remove_file(&files.output);
+    Ok(())
+}
+
+/// Runs `f`; on failure removes what is at `output` (a stale result of an earlier run).
+fn or_remove_output(output: &Path, f: impl FnOnce() -> Result<()>) -> Result<()> {
+    let r = f();
+    if r.is_err() && output.is_file() {
+        let _ = std::fs::remove_file(output);
     }
     r
 }
 
-/// Loads a layer from `layer.json` and `weights.npz` paths.
+/// Runs the contract: reads the files, runs the layer, writes `out.npz` atomically. On any
+/// error nothing is left at `files.output` (a stale file from an earlier run is removed).
+pub fn run_files(files: &RunFiles) -> Result<()> {
+    // A failed run removes what is at --output: never let that be one of the inputs.
+    check_output_is_not_an_input(
+        &files.output,
+        &[
+            Some(&files.layer),
+            Some(&files.weights),
+            Some(&files.input),
+            files.mask.as_ref(),
+            files.initial_state.as_ref(),
+        ],
+    )?;
+    or_remove_output(&files.output, || run_inner(files))
+}
+
+/// Loads a layer from `layer.json` and `weights.npz` paths. The weights may also be a Keras 2
+/// HDF5 file (`save_weights` or `model.save`): the layer's weights are found by its
+/// `config.name` (see [`model::load_layer_h5`]).
 pub fn load_layer(layer: &Path, weights: &Path, dtype: StorageType) -> Result<KerasLayer> {
     let text = std::fs::read_to_string(layer).map_err(|e| Error::File {
         path: layer.display().to_string(),
@@ -115,6 +130,9 @@ pub fn load_layer(layer: &Path, weights: &Path, dtype: StorageType) -> Result<Ke
         path: layer.display().to_string(),
         message: format!("not valid JSON: {e}"),
     })?;
+    if is_hdf5_file(weights) {
+        return model::load_layer_h5(&json, &layer.display().to_string(), weights, dtype);
+    }
     // Config errors belong to layer.json, weight errors to weights.npz.
     let mut w = npz::read_npz(weights)?;
     for a in w.values_mut() {
@@ -126,6 +144,62 @@ pub fn load_layer(layer: &Path, weights: &Path, dtype: StorageType) -> Result<Ke
         }
         other => in_file(weights, other),
     })
+}
+
+fn is_hdf5_file(path: &Path) -> bool {
+    use std::io::Read;
+    let mut head = [0u8; 8];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .map(|_| super::h5::is_hdf5(&head))
+        .unwrap_or(false)
+}
+
+/// Reads `initial_state.npz`: exactly the arrays `names`, in that order.
+fn read_initial_state(p: &Path, names: &[String], dtype: StorageType) -> Result<Vec<ArrayD<f32>>> {
+    let mut m = npz::read_npz(p)?;
+    let mut v = Vec::new();
+    for n in names {
+        let mut a = m.remove(n).ok_or_else(|| Error::File {
+            path: p.display().to_string(),
+            message: format!("missing array `{n}` (expected {})", names.join(", ")),
+        })?;
+        dtype.round(&mut a);
+        v.push(a);
+    }
+    if let Some(extra) = m.keys().next() {
+        return Err(Error::File {
+            path: p.display().to_string(),
+            message: format!("unexpected array `{extra}` (expected {})", names.join(", ")),
+        });
+    }
+    Ok(v)
+}
+
+/// Names the input file at fault in a call error (`input`, `mask`, `initial_state`).
+fn locate_call_error(
+    e: Error,
+    input: &Path,
+    mask: Option<&Path>,
+    initial_state: Option<&Path>,
+) -> Error {
+    let what = match &e {
+        Error::Shape { what, .. } | Error::Invalid { what, .. } => what.clone(),
+        _ => String::new(),
+    };
+    let path = if what.starts_with("mask") {
+        mask
+    } else if what.starts_with("initial_state") {
+        initial_state
+    } else if what.starts_with("input") {
+        Some(input)
+    } else {
+        None
+    };
+    match path {
+        Some(p) => in_file(p, e),
+        None => e,
+    }
 }
 
 fn run_inner(files: &RunFiles) -> Result<()> {
@@ -142,25 +216,7 @@ fn run_inner(files: &RunFiles) -> Result<()> {
     let names = layer.state_names();
     let initial = match &files.initial_state {
         None => None,
-        Some(p) => {
-            let mut m = npz::read_npz(p)?;
-            let mut v = Vec::new();
-            for n in &names {
-                let mut a = m.remove(n).ok_or_else(|| Error::File {
-                    path: p.display().to_string(),
-                    message: format!("missing array `{n}` (expected {})", names.join(", ")),
-                })?;
-                files.dtype.round(&mut a);
-                v.push(a);
-            }
-            if let Some(extra) = m.keys().next() {
-                return Err(Error::File {
-                    path: p.display().to_string(),
-                    message: format!("unexpected array `{extra}` (expected {})", names.join(", ")),
-                });
-            }
-            Some(v)
-        }
+        Some(p) => Some(read_initial_state(p, &names, files.dtype)?),
     };
     let args = CallArgs {
         mask: mask.as_ref().map(|m| m.view()),
@@ -168,30 +224,102 @@ fn run_inner(files: &RunFiles) -> Result<()> {
         constants: &[],
     };
     let out = layer.forward(x.view(), &args).map_err(|e| {
-        let what = match &e {
-            Error::Shape { what, .. } | Error::Invalid { what, .. } => what.clone(),
-            _ => String::new(),
-        };
-        let path = if what.starts_with("mask") {
-            files.mask.as_deref()
-        } else if what.starts_with("initial_state") {
-            files.initial_state.as_deref()
-        } else if what.starts_with("input") {
-            Some(files.input.as_path())
-        } else {
-            None
-        };
-        match path {
-            Some(p) => in_file(p, e),
-            None => e,
-        }
+        locate_call_error(
+            e,
+            &files.input,
+            files.mask.as_deref(),
+            files.initial_state.as_deref(),
+        )
     })?;
-    let mut arrays = vec![("output".to_string(), out.output)];
-    if layer.options().return_state {
-        for (n, s) in names.iter().zip(out.states) {
-            arrays.push((output_state_name(n), s));
-        }
+    let mut arrays = model::output_arrays(&layer, out)?;
+    for (_, a) in arrays.iter_mut() {
+        files.dtype.round(a);
     }
+    npz::write_npz_atomic(&files.output, &arrays)
+}
+
+/// The files of `recurrent run --model`: a Keras model file and the layers to run.
+#[derive(Debug, Clone, Default)]
+pub struct ModelRunFiles {
+    /// The model: `.h5` (`model.save`), `.keras`, or a model config JSON (`model.to_json()`,
+    /// then `weights` is needed).
+    pub model: PathBuf,
+    /// A Keras 2 HDF5 weights file (`save_weights`) for the model, matched by layer name.
+    pub weights: Option<PathBuf>,
+    /// The layers to run as a chain; `None`: the file's one recurrent layer or one chain.
+    pub layers: Option<Vec<String>>,
+    /// `x.npy`: the first layer's input.
+    pub input: PathBuf,
+    /// `mask.npy`: optional bool `(batch, time)`, for the first layer (propagated as Keras does).
+    pub mask: Option<PathBuf>,
+    /// `initial_state.npz`: the first layer's states, named as the contract names them.
+    pub initial_state: Option<PathBuf>,
+    /// `out.npz`: the last layer's outputs, written only on success.
+    pub output: PathBuf,
+    /// The device.
+    pub device: Device,
+    /// The storage type.
+    pub dtype: StorageType,
+}
+
+/// `recurrent run --model`: runs layers of a Keras model file as a chain and writes the last
+/// layer's `out.npz` atomically; on any error nothing is left at `files.output`.
+pub fn run_model_files(files: &ModelRunFiles) -> Result<()> {
+    check_output_is_not_an_input(
+        &files.output,
+        &[
+            Some(&files.model),
+            files.weights.as_ref(),
+            Some(&files.input),
+            files.mask.as_ref(),
+            files.initial_state.as_ref(),
+        ],
+    )?;
+    or_remove_output(&files.output, || run_model_inner(files))
+}
+
+fn run_model_inner(files: &ModelRunFiles) -> Result<()> {
+    if files.device == Device::Cuda {
+        return Err(Error::NotCompiledWithCuda);
+    }
+    let file = match &files.weights {
+        Some(w) => model::KerasFile::open_with_weights(&files.model, w)?,
+        None => model::KerasFile::open(&files.model)?,
+    };
+    let names = match &files.layers {
+        Some(l) => l.clone(),
+        None => file.default_layers()?,
+    };
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let mut chain = file.chain_with(&refs, files.dtype)?;
+    let mut x = npz::read_f32(&files.input)?;
+    files.dtype.round(&mut x);
+    let mask = match &files.mask {
+        Some(p) => Some(npz::read_mask(p)?),
+        None => None,
+    };
+    let initial = match &files.initial_state {
+        None => None,
+        Some(p) => Some(read_initial_state(
+            p,
+            &chain.first().state_names(),
+            files.dtype,
+        )?),
+    };
+    let args = CallArgs {
+        mask: mask.as_ref().map(|m| m.view()),
+        initial_state: initial.as_deref(),
+        constants: &[],
+    };
+    let out = chain.forward(x.view(), &args).map_err(|e| {
+        locate_call_error(
+            e,
+            &files.input,
+            files.mask.as_deref(),
+            files.initial_state.as_deref(),
+        )
+    })?;
+    let mut arrays = model::output_arrays(chain.last(), out)?;
     for (_, a) in arrays.iter_mut() {
         files.dtype.round(a);
     }

@@ -1,7 +1,10 @@
-//! The `recurrent` command line: `run` (the Keras interchange contract) and `bench`.
+//! The `recurrent` command line: `run` (the Keras interchange contract, or layers of a Keras
+//! model file), `inspect` (the layers of a Keras file) and `bench`.
 
 use clap::{Parser, Subcommand, ValueEnum};
-use recurrent::keras::{run_files, Device, RunFiles, StorageType};
+use recurrent::keras::{
+    run_files, run_model_files, Device, KerasFile, ModelRunFiles, RunFiles, StorageType,
+};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -33,14 +36,31 @@ enum DtypeArg {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run one exported Keras layer on an input and write its outputs (docs/keras-interchange.md).
+    /// Run one exported Keras layer (--layer, --weights), or layers of a Keras model file
+    /// (--model [--layers]), on an input and write its outputs (docs/keras-interchange.md,
+    /// docs/keras-files.md).
     Run {
         /// `layer.json`: {"class_name": ..., "config": layer.get_config()}.
+        #[arg(long, required_unless_present = "model", conflicts_with = "model")]
+        layer: Option<PathBuf>,
+        /// `weights.npz`: the layer's weights by Keras name; or a Keras 2 `.h5` weights file
+        /// (`save_weights`), matched by layer name. With --model: a `.h5` weights file for the
+        /// model (needed when --model is a model config JSON).
+        #[arg(long, required_unless_present = "model")]
+        weights: Option<PathBuf>,
+        /// A Keras model file: `.h5` (`model.save`), `.keras`, or `model.to_json()` with
+        /// --weights.
         #[arg(long)]
-        layer: PathBuf,
-        /// `weights.npz`: the layer's weights by Keras name.
-        #[arg(long)]
-        weights: PathBuf,
+        model: Option<PathBuf>,
+        /// With --model: the layers to run as a chain, comma-separated (default: the file's one
+        /// recurrent layer or one chain of consecutive recurrent layers).
+        #[arg(
+            long,
+            value_delimiter = ',',
+            requires = "model",
+            conflicts_with = "layer"
+        )]
+        layers: Option<Vec<String>>,
         /// `x.npy`: float32 input.
         #[arg(long)]
         input: PathBuf,
@@ -59,6 +79,15 @@ enum Command {
         /// `out.npz` to write (atomically; nothing is left on failure).
         #[arg(long)]
         output: PathBuf,
+    },
+    /// List the layers of a Keras file (.h5, .keras, model JSON): name, class, input / output
+    /// shapes, weights and whether `recurrent run --model` runs them.
+    Inspect {
+        /// The Keras file.
+        file: PathBuf,
+        /// A Keras 2 `.h5` weights file (`save_weights`) for a model config JSON.
+        #[arg(long)]
+        weights: Option<PathBuf>,
     },
     /// Time the layers and print a table (µs per step, GFLOP/s).
     Bench(bench::BenchArgs),
@@ -82,7 +111,7 @@ fn remove_stale_output() {
         let value = value.or_else(|| it.peek().map(|v| v.to_string()));
         match flag.as_str() {
             "--output" => output = value,
-            "--layer" | "--weights" | "--input" | "--mask" | "--initial-state" => {
+            "--layer" | "--weights" | "--model" | "--input" | "--mask" | "--initial-state" => {
                 inputs.extend(value)
             }
             _ => {}
@@ -117,29 +146,57 @@ fn main() -> ExitCode {
         Command::Run {
             layer,
             weights,
+            model,
+            layers,
             input,
             mask,
             initial_state,
             device,
             dtype,
             output,
-        } => run_files(&RunFiles {
-            layer,
-            weights,
-            input,
-            mask,
-            initial_state,
-            output,
-            device: match device {
+        } => {
+            let device = match device {
                 DeviceArg::Cpu => Device::Cpu,
                 DeviceArg::Cuda => Device::Cuda,
-            },
-            dtype: match dtype {
+            };
+            let dtype = match dtype {
                 DtypeArg::F32 => StorageType::F32,
                 DtypeArg::F16 => StorageType::F16,
                 DtypeArg::Bf16 => StorageType::BF16,
-            },
-        }),
+            };
+            match (model, layer, weights) {
+                (Some(model), _, weights) => run_model_files(&ModelRunFiles {
+                    model,
+                    weights,
+                    layers,
+                    input,
+                    mask,
+                    initial_state,
+                    output,
+                    device,
+                    dtype,
+                }),
+                (None, Some(layer), Some(weights)) => run_files(&RunFiles {
+                    layer,
+                    weights,
+                    input,
+                    mask,
+                    initial_state,
+                    output,
+                    device,
+                    dtype,
+                }),
+                // clap requires --layer and --weights without --model.
+                _ => unreachable!("clap enforces --layer/--weights or --model"),
+            }
+        }
+        Command::Inspect { file, weights } => {
+            let f = match weights {
+                Some(w) => KerasFile::open_with_weights(&file, w),
+                None => KerasFile::open(&file),
+            };
+            f.map(|f| print!("{}", f.describe()))
+        }
         Command::Bench(args) => bench::run(&args),
     };
     match result {
