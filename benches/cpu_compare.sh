@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# CPU comparison: ONNX Runtime (benches/ort_reference.py) against `recurrent bench`, same
+# shapes, same thread counts; prints a Markdown table on stdout (progress goes to stderr).
+#
+#   benches/cpu_compare.sh > cpu_compare.md
+#   THREADS="1" REPEATS=5 benches/cpu_compare.sh
+#   PYTHON=/path/to/venv/bin/python benches/cpu_compare.sh
+#
+# Environment (all optional):
+#   PYTHON   Python with onnxruntime and onnx. Default: the README's venv at the repository
+#            root, <repo>/.kvenv/bin/python, after
+#              .kvenv/bin/pip install onnxruntime==1.31.1 onnx
+#            (this script installs nothing).
+#   THREADS  thread counts to run, default "1 2" (ORT intra_op_num_threads; ours --threads).
+#   REPEATS  timed runs per shape for both engines, default 10.
+#   LAYERS   default "lstm gru" (gru = reset_after / linear_before_reset=1);
+#            gru_reset_before is also accepted.
+#   SHAPES   space-separated B,T,I,H; default the CPU shape set of `recurrent bench`.
+#
+# ratio = ORT median / ours median: above 1 means `recurrent` is faster. ORT is given
+# X time-major ([T, B, I], layout 0), so no transpose is timed on its side. If the Rust
+# bench fails for a row (e.g. a flag it does not accept), that row shows "n/a" for ours.
+set -euo pipefail
+
+cd "$(git -C "$(dirname "$0")" rev-parse --show-toplevel)"
+ROOT=$(pwd)
+PYTHON=${PYTHON:-$ROOT/.kvenv/bin/python}
+THREADS=${THREADS:-"1 2"}
+REPEATS=${REPEATS:-10}
+LAYERS=${LAYERS:-"lstm gru"}
+SHAPES=${SHAPES:-"1,100,128,128 1,100,512,512 16,100,256,256 64,50,512,512 256,25,1024,1024"}
+COMMAND="THREADS=\"$THREADS\" REPEATS=$REPEATS LAYERS=\"$LAYERS\" SHAPES=\"$SHAPES\" PYTHON=$PYTHON benches/cpu_compare.sh"
+
+if ! "$PYTHON" -c "import onnx, onnxruntime" 2> /dev/null; then
+    echo "$PYTHON cannot import onnxruntime and onnx; set PYTHON or run" >&2
+    echo "  python3 -m venv .kvenv && .kvenv/bin/pip install onnxruntime==1.31.1 onnx" >&2
+    exit 1
+fi
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+echo "building the release binary ..." >&2
+rust_ok=1
+if ! cargo build --release --quiet >&2; then
+    echo "cargo build --release failed: the 'ours' column will be n/a" >&2
+    rust_ok=0
+fi
+
+: > "$tmp/plan"
+for n in $THREADS; do
+    for layer in $LAYERS; do
+        for shape in $SHAPES; do
+            IFS=, read -r b t i h <<< "$shape"
+            key="$layer.$b.$t.$i.$h.$n"
+            echo "$key" >> "$tmp/plan"
+            echo "[$key] onnxruntime ..." >&2
+            if ! "$PYTHON" benches/ort_reference.py --layer "$layer" --batch "$b" --seq "$t" \
+                --input "$i" --units "$h" --threads "$n" --repeats "$REPEATS" --json \
+                > "$tmp/ort.$key" 2> "$tmp/ort.$key.err"; then
+                echo "  onnxruntime failed: $(tail -n 1 "$tmp/ort.$key.err")" >&2
+                rm -f "$tmp/ort.$key"
+            fi
+            if [ "$rust_ok" = 1 ]; then
+                echo "[$key] recurrent ..." >&2
+                # clap spells the value gru-reset-before; the JSON says gru_reset_before.
+                if ! cargo run --release --quiet -- bench --layer "${layer//_/-}" --batch "$b" \
+                    --seq "$t" --input "$i" --units "$h" --threads "$n" --repeats "$REPEATS" --json \
+                    > "$tmp/ours.$key" 2> "$tmp/ours.$key.err"; then
+                    echo "  recurrent bench failed: $(tail -n 1 "$tmp/ours.$key.err")" >&2
+                    rm -f "$tmp/ours.$key"
+                fi
+            fi
+        done
+    done
+done
+
+CPU_MODEL=$(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -n 1)
+CPU_COUNT=$(nproc --all)
+export CPU_MODEL CPU_COUNT COMMAND
+"$PYTHON" - "$tmp" <<'EOF'
+import datetime, json, os, subprocess, sys
+
+tmp = sys.argv[1]
+
+def load(path):
+    try:
+        with open(path) as f:
+            lines = [l for l in f if l.strip().startswith("{")]
+        return json.loads(lines[-1]) if lines else None
+    except (OSError, ValueError):
+        return None
+
+def rev():
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, check=True).stdout.strip()
+    except Exception:
+        return "?"
+
+rows, ort_version = [], None
+for key in open(os.path.join(tmp, "plan")).read().split():
+    layer, b, t, i, h, n = key.split(".")
+    ort = load(os.path.join(tmp, "ort." + key))
+    ours = load(os.path.join(tmp, "ours." + key))
+    if ort:
+        ort_version = ort.get("version", ort_version)
+    o = f"{ort['median_us']:.0f}" if ort else "n/a"
+    u = f"{ours['median_us']:.0f}" if ours else "n/a"
+    if ours and int(ours.get("threads", n)) != int(n):
+        u += f" ({ours['threads']} thr)"
+    ratio = f"{ort['median_us'] / ours['median_us']:.2f}" if ort and ours else "n/a"
+    rows.append(f"| {layer} | {b} | {t} | {i} | {h} | {n} | {o} | {u} | {ratio} |")
+
+print("# CPU: ONNX Runtime vs recurrent")
+print()
+print(f"- date: {datetime.datetime.now().astimezone().strftime('%Y-%m-%d %H:%M %Z')}")
+print(f"- machine: {os.environ['CPU_MODEL']}, {os.environ['CPU_COUNT']} cores")
+print(f"- onnxruntime {ort_version or 'n/a'}; recurrent at {rev()}")
+print(f"- command: `{os.environ['COMMAND']}`")
+print("- median of the timed runs, µs per forward pass; ratio = ORT / ours (> 1: ours faster)")
+print()
+print("| layer | B | T | I | H | threads | ORT µs | ours µs | ratio |")
+print("|---|--:|--:|--:|--:|--:|--:|--:|--:|")
+print("\n".join(rows))
+EOF
