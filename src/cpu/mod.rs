@@ -33,20 +33,25 @@ pub(crate) fn affine(
     let (m, n) = (a.nrows(), plain.ncols());
     let mut out = Array2::zeros((m, n));
     let flops = 2.0 * (m * a.ncols() * n) as f64;
-    // Row blocks of at least 64 rows, one per thread when the product is large enough.
-    let chunks = sequence::plan_chunks(m.div_ceil(64), threads, flops);
-    let rows: Vec<gates::Chunk> = chunks
-        .iter()
-        .map(|c| {
-            let r0 = (c.u0 * 64).min(m);
-            let r1 = ((c.u0 + c.len) * 64).min(m);
-            gates::Chunk {
-                u0: r0,
-                len: r1 - r0,
-                units: m,
-            }
-        })
-        .collect();
+    // One block of rows per thread (multiples of 8, the kernel's row block) when the product
+    // is worth sharing.
+    let parts_n = if flops < 1.0e6 {
+        1
+    } else {
+        threads.clamp(1, m.div_ceil(8).max(1))
+    };
+    let per = m.div_ceil(parts_n).div_ceil(8) * 8;
+    let mut rows: Vec<gates::Chunk> = Vec::new();
+    let mut r0 = 0;
+    while r0 < m {
+        let len = per.min(m - r0);
+        rows.push(gates::Chunk {
+            u0: r0,
+            len,
+            units: m,
+        });
+        r0 += len;
+    }
     let parts = sequence::split_rows(out.view_mut(), &rows);
     let tasks: Vec<_> = rows.iter().zip(parts).collect();
     sequence::for_each_task(tasks, |(c, mut part)| {

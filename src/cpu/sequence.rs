@@ -19,7 +19,7 @@ pub(crate) struct Scratch {
 /// Splits `units` into chunks for `threads` threads when one step does at least
 /// `min_flops_to_split` work; chunk widths are multiples of 16 so that rows stay SIMD-aligned.
 pub(crate) fn plan_chunks(units: usize, threads: usize, step_flops: f64) -> Vec<Chunk> {
-    const MIN_FLOPS_TO_SPLIT: f64 = 4.0e5;
+    const MIN_FLOPS_TO_SPLIT: f64 = 1.0e5;
     let n = if threads <= 1 || step_flops < MIN_FLOPS_TO_SPLIT || units < 32 {
         1
     } else {

@@ -1,12 +1,12 @@
 //! The CPU thread count (a process-wide user setting, default = available cores) and the team
 //! of threads that shares each time step.
 //!
-//! A layer call runs its time loop on the calling thread and starts `threads - 1` helpers for
-//! the duration of the call. Each step hands every thread one chunk of work and waits for all
-//! of them: the helpers spin between steps (a step is tens of microseconds, far shorter than
-//! an OS wake-up), so the per-step hand-off costs well under a microsecond instead of the
-//! several microseconds of a sleeping pool. Helpers fall back to yielding the CPU after a
-//! while, and exit when the call ends.
+//! A layer call runs its time loop on the calling thread; `threads - 1` helper threads,
+//! started once per process (per thread count), take one chunk of each shared step. Helpers
+//! spin between steps (a step is microseconds long, far shorter than an OS wake-up), so the
+//! per-step hand-off costs well under a microsecond, and park after a millisecond or two
+//! without work (between calls). The spin loop uses plain loads, not PAUSE: on this VM a
+//! PAUSE loop made the hand-off 5x slower.
 
 use crate::{Error, Result};
 use std::cell::Cell;
@@ -41,6 +41,27 @@ struct Shared {
     /// Points at a `&Job` that lives on the stack of [`Team::run`] for one generation.
     job: AtomicPtr<&'static Job<'static>>,
     stop: AtomicBool,
+    /// `sleeping[i - 1]`: helper `i` has parked (or is about to) and needs an unpark.
+    sleeping: Vec<AtomicBool>,
+    /// The helpers' handles, for unparking.
+    handles: Mutex<Vec<std::thread::Thread>>,
+}
+
+/// Spins before a helper parks: a millisecond or two, far longer than the hand-off between
+/// two steps, so helpers only park between layer calls or in long serial stretches.
+const SPINS_BEFORE_PARK: u32 = 2_000_000;
+
+impl Shared {
+    /// Wakes helper `i` if it parked.
+    fn wake(&self, i: usize) {
+        if self.sleeping[i - 1].load(Ordering::SeqCst) {
+            if let Ok(h) = self.handles.lock() {
+                if let Some(t) = h.get(i - 1) {
+                    t.unpark();
+                }
+            }
+        }
+    }
 }
 
 thread_local! {
@@ -51,21 +72,33 @@ thread_local! {
 fn worker(shared: &Shared, index: usize) {
     let mut seen = 0usize;
     loop {
+        // Spin (plain loads: a PAUSE loop makes some hypervisors deschedule the vCPU), then
+        // park until the next generation or `stop`.
         let mut spins = 0u32;
         loop {
-            let g = shared.generation.load(Ordering::Acquire);
+            let g = shared.generation.load(Ordering::SeqCst);
             if g != seen {
                 seen = g;
                 break;
             }
-            if shared.stop.load(Ordering::Acquire) {
+            if shared.stop.load(Ordering::SeqCst) {
                 return;
             }
             spins = spins.saturating_add(1);
-            if spins < 200_000 {
-                std::hint::spin_loop();
+            if spins >= SPINS_BEFORE_PARK {
+                let flag = &shared.sleeping[index - 1];
+                flag.store(true, Ordering::SeqCst);
+                // Re-check after announcing the sleep: a new generation published before the
+                // announcement was not followed by an unpark.
+                if shared.generation.load(Ordering::SeqCst) == seen
+                    && !shared.stop.load(Ordering::SeqCst)
+                {
+                    std::thread::park();
+                }
+                flag.store(false, Ordering::SeqCst);
+                spins = 0;
             } else {
-                std::thread::yield_now();
+                std::hint::black_box(spins);
             }
         }
         let job = shared.job.load(Ordering::Acquire);
@@ -82,47 +115,84 @@ fn worker(shared: &Shared, index: usize) {
     }
 }
 
-/// Runs `body` with a team of `threads` threads (the caller plus `threads - 1` helpers) that
-/// [`for_each_task`] calls on this thread use. With one thread, `body` just runs.
-pub(crate) fn with_team<R>(threads: usize, body: impl FnOnce() -> R) -> R {
-    if threads <= 1 || !CURRENT.with(|c| c.get().is_null()) {
-        return body();
+/// The process-wide team: helpers are started once (per thread count) and park between
+/// calls, so that they stay on their own cores; a freshly spawned thread may start on the
+/// caller's core and spin there until the scheduler moves it.
+struct Pool {
+    shared: std::sync::Arc<Shared>,
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        for i in 1..self.shared.threads {
+            self.shared.wake(i);
+        }
     }
-    let shared = Shared {
+}
+
+fn new_pool(threads: usize) -> Option<Pool> {
+    let shared = std::sync::Arc::new(Shared {
         threads,
         generation: AtomicUsize::new(0),
         done: AtomicUsize::new(0),
         job: AtomicPtr::new(std::ptr::null_mut()),
         stop: AtomicBool::new(false),
+        sleeping: (1..threads).map(|_| AtomicBool::new(false)).collect(),
+        handles: Mutex::new(Vec::new()),
+    });
+    let mut handles = Vec::new();
+    for i in 1..threads {
+        let sh = shared.clone();
+        match std::thread::Builder::new()
+            .name(format!("recurrent-{i}"))
+            .spawn(move || worker(&sh, i))
+        {
+            Ok(h) => handles.push(h.thread().clone()),
+            Err(_) => {
+                let pool = Pool { shared };
+                if let Ok(mut v) = pool.shared.handles.lock() {
+                    *v = handles;
+                }
+                return None; // dropping `pool` stops the helpers started so far
+            }
+        }
+    }
+    if let Ok(mut v) = shared.handles.lock() {
+        *v = handles;
+    }
+    Some(Pool { shared })
+}
+
+static POOL: Mutex<Option<Pool>> = Mutex::new(None);
+
+/// Runs `body` with a team of `threads` threads (the caller plus `threads - 1` helpers) that
+/// [`for_each_task`] calls on this thread use. With one thread, or while another call holds
+/// the team (layers called from several threads at once), `body` runs on the caller alone.
+pub(crate) fn with_team<R>(threads: usize, body: impl FnOnce() -> R) -> R {
+    if threads <= 1 || !CURRENT.with(|c| c.get().is_null()) {
+        return body();
+    }
+    let mut guard = match POOL.try_lock() {
+        Ok(g) => g,
+        Err(_) => return body(),
     };
-    std::thread::scope(|s| {
-        let mut spawned = 0;
-        for i in 1..threads {
-            let sh = &shared;
-            if std::thread::Builder::new()
-                .name(format!("recurrent-{i}"))
-                .spawn_scoped(s, move || worker(sh, i))
-                .is_ok()
-            {
-                spawned += 1;
-            }
+    if guard.as_ref().map(|p| p.shared.threads) != Some(threads) {
+        *guard = None;
+        *guard = new_pool(threads);
+    }
+    let Some(pool) = guard.as_ref() else {
+        return body();
+    };
+    CURRENT.with(|c| c.set(std::sync::Arc::as_ptr(&pool.shared)));
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            CURRENT.with(|c| c.set(std::ptr::null()));
         }
-        if spawned + 1 != threads {
-            // Could not start every helper: run alone (the started ones exit at `stop`).
-            shared.stop.store(true, Ordering::Release);
-            return body();
-        }
-        CURRENT.with(|c| c.set(&shared));
-        struct Reset<'a>(&'a Shared);
-        impl Drop for Reset<'_> {
-            fn drop(&mut self) {
-                CURRENT.with(|c| c.set(std::ptr::null()));
-                self.0.stop.store(true, Ordering::Release);
-            }
-        }
-        let _reset = Reset(&shared);
-        body()
-    })
+    }
+    let _reset = Reset;
+    body()
 }
 
 /// Runs `f` on every task: on the calling thread's team when it has one and there are several
@@ -139,8 +209,9 @@ pub(crate) fn for_each_task<T: Send>(
         }
         return Ok(());
     }
-    // SAFETY: a non-null CURRENT points at the `Shared` of the `with_team` call that is running
-    // on this thread further up the stack; it is reset before that `Shared` is dropped.
+    // SAFETY: a non-null CURRENT points at the `Shared` of the pool that the `with_team` call
+    // running on this thread further up the stack holds locked; it is reset before that lock
+    // is released, and the pool (with its `Shared`) is only replaced under the lock.
     let shared: &Shared = unsafe { &*team };
     let n = shared.threads;
     let mut tasks = tasks;
@@ -179,13 +250,16 @@ pub(crate) fn for_each_task<T: Send>(
         &holder as *const &'static Job<'static> as *mut _,
         Ordering::Release,
     );
-    shared.generation.fetch_add(1, Ordering::AcqRel);
+    shared.generation.fetch_add(1, Ordering::SeqCst);
+    for i in 1..n {
+        shared.wake(i);
+    }
     job(0);
     let mut spins = 0u32;
     while shared.done.load(Ordering::Acquire) < n - 1 {
         spins = spins.saturating_add(1);
         if spins < 1_000_000 {
-            std::hint::spin_loop();
+            std::hint::black_box(spins);
         } else {
             std::thread::yield_now();
         }
