@@ -202,7 +202,27 @@ fn locate_call_error(
     }
 }
 
+/// Runs `layer` on the device the user chose.
+fn forward_on(
+    device: Device,
+    layer: &mut KerasLayer,
+    x: ndarray::ArrayViewD<f32>,
+    args: &CallArgs,
+) -> Result<crate::layers::Output> {
+    match device {
+        Device::Cpu => layer.forward(x, args),
+        #[cfg(feature = "cuda")]
+        Device::Cuda => {
+            let dev = crate::cuda::CudaDevice::new(0)?;
+            crate::cuda::forward_keras(&dev, layer, x, args)
+        }
+        #[cfg(not(feature = "cuda"))]
+        Device::Cuda => Err(Error::NotCompiledWithCuda),
+    }
+}
+
 fn run_inner(files: &RunFiles) -> Result<()> {
+    #[cfg(not(feature = "cuda"))]
     if files.device == Device::Cuda {
         return Err(Error::NotCompiledWithCuda);
     }
@@ -223,7 +243,7 @@ fn run_inner(files: &RunFiles) -> Result<()> {
         initial_state: initial.as_deref(),
         constants: &[],
     };
-    let out = layer.forward(x.view(), &args).map_err(|e| {
+    let out = forward_on(files.device, &mut layer, x.view(), &args).map_err(|e| {
         locate_call_error(
             e,
             &files.input,
@@ -280,7 +300,12 @@ pub fn run_model_files(files: &ModelRunFiles) -> Result<()> {
 
 fn run_model_inner(files: &ModelRunFiles) -> Result<()> {
     if files.device == Device::Cuda {
+        #[cfg(not(feature = "cuda"))]
         return Err(Error::NotCompiledWithCuda);
+        #[cfg(feature = "cuda")]
+        return Err(Error::Cuda(
+            "`run --model` does not run on the GPU yet (chains and Bidirectional are CPU-only); run it with --device cpu, or export single layers and use --layer/--weights with --device cuda".into(),
+        ));
     }
     let file = match &files.weights {
         Some(w) => model::KerasFile::open_with_weights(&files.model, w)?,

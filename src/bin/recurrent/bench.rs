@@ -258,11 +258,54 @@ fn time(s: &Shape, repeats: usize) -> Result<Timing> {
     })
 }
 
+/// Times the layer of `s` on the GPU: weights and input uploaded once, then `repeats` forward
+/// passes after one warm-up, each followed by a device synchronisation before the clock stops.
+#[cfg(feature = "cuda")]
+fn time_cuda(dev: &recurrent::cuda::CudaDevice, s: &Shape, repeats: usize) -> Result<Timing> {
+    use recurrent::cuda::CudaLayer;
+    let (layer, x) = build(s)?;
+    let mut g = match &layer {
+        Built::Lstm(l) => CudaLayer::lstm(dev, l)?,
+        Built::Gru(l) => CudaLayer::gru(dev, l)?,
+        Built::Simple(l) => CudaLayer::simple_rnn(dev, l)?,
+        Built::Conv(l) => CudaLayer::conv_lstm2d(dev, l)?,
+    };
+    let xd = dev.upload(x.view())?;
+    g.forward_device(&xd, None, None)?;
+    dev.synchronize()?;
+    let mut t = Vec::with_capacity(repeats.max(1));
+    for _ in 0..repeats.max(1) {
+        let start = Instant::now();
+        g.forward_device(&xd, None, None)?;
+        dev.synchronize()?;
+        t.push(start.elapsed().as_secs_f64() * 1e6);
+    }
+    t.sort_by(|a, b| a.total_cmp(b));
+    Ok(Timing {
+        median_us: t[t.len() / 2],
+        min_us: t[0],
+        max_us: t[t.len() - 1],
+    })
+}
+
 /// Runs `recurrent bench`.
 pub fn run(args: &BenchArgs) -> Result<()> {
+    #[cfg(not(feature = "cuda"))]
     if matches!(args.device, BenchDevice::Cuda) {
         return Err(Error::NotCompiledWithCuda);
     }
+    #[cfg(feature = "cuda")]
+    let cuda = match args.device {
+        BenchDevice::Cuda => Some(recurrent::cuda::CudaDevice::new(0)?),
+        BenchDevice::Cpu => None,
+    };
+    #[cfg(feature = "cuda")]
+    let device_name = match &cuda {
+        Some(d) => format!("cuda ({})", d.name()?),
+        None => "cpu".to_string(),
+    };
+    #[cfg(not(feature = "cuda"))]
+    let device_name = "cpu".to_string();
     if let Some(t) = args.threads {
         if t == 0 {
             return Err(Error::invalid(
@@ -302,7 +345,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     };
     if !args.json {
         println!(
-            "recurrent bench, device cpu, f32, {threads} thread(s), median of {} runs after 1 warm-up",
+            "recurrent bench, device {device_name}, f32, {threads} CPU thread(s), median of {} runs after 1 warm-up",
             args.repeats.max(1)
         );
         println!(
@@ -311,12 +354,18 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         );
     }
     for s in &shapes {
+        #[cfg(feature = "cuda")]
+        let t = match &cuda {
+            Some(dev) => time_cuda(dev, s, args.repeats)?,
+            None => time(s, args.repeats)?,
+        };
+        #[cfg(not(feature = "cuda"))]
         let t = time(s, args.repeats)?;
         let gflops = s.flops() / (t.median_us * 1e3);
         let per_step = t.median_us / s.seq as f64;
         if args.json {
             let mut o = serde_json::json!({
-                "device": "cpu", "dtype": "f32", "threads": threads,
+                "device": device_name, "dtype": "f32", "threads": threads,
                 "layer": s.layer.name(), "batch": s.batch, "seq": s.seq, "input": s.input, "units": s.units,
                 "median_us": t.median_us, "min_us": t.min_us, "max_us": t.max_us,
                 "us_per_step": per_step, "gflops": gflops, "repeats": args.repeats.max(1),
