@@ -40,6 +40,30 @@ fn init1(
         .map_err(|e| Error::invalid(what, e.to_string()))
 }
 
+/// `kernel (input_dim, gates*units)` and `recurrent_kernel (units, gates*units)` from the
+/// initializers, deterministic in `seed`.
+fn init_kernels(
+    i: &Initializers,
+    input_dim: usize,
+    units: usize,
+    gates: usize,
+    seed: u64,
+) -> Result<(Array2<f32>, Array2<f32>)> {
+    let kernel = init2(
+        &i.kernel_initializer,
+        (input_dim, gates * units),
+        seed * 8 + 1,
+        "kernel",
+    )?;
+    let rec = init2(
+        &i.recurrent_initializer,
+        (units, gates * units),
+        seed * 8 + 2,
+        "recurrent_kernel",
+    )?;
+    Ok((kernel, rec))
+}
+
 /// LSTM-style bias with `unit_forget_bias`: `[init(u), ones(u), init(2u)]`, else `init(4u)`.
 pub(crate) fn lstm_bias(
     inits: &Initializers,
@@ -183,18 +207,7 @@ impl SimpleRNNCell {
     pub fn build(config: SimpleRNNCellConfig, input_dim: usize, seed: u64) -> Result<Self> {
         let u = config.units;
         let i = &config.initializers;
-        let kernel = init2(
-            &i.kernel_initializer,
-            (input_dim, u),
-            seed * 8 + 1,
-            "kernel",
-        )?;
-        let rec = init2(
-            &i.recurrent_initializer,
-            (u, u),
-            seed * 8 + 2,
-            "recurrent_kernel",
-        )?;
+        let (kernel, rec) = init_kernels(i, input_dim, u, 1, seed)?;
         let bias = if config.use_bias {
             Some(init1(&i.bias_initializer, u, seed * 8 + 3, "bias")?)
         } else {
@@ -293,18 +306,7 @@ impl GRUCell {
     pub fn build(config: GRUCellConfig, input_dim: usize, seed: u64) -> Result<Self> {
         let u = config.units;
         let i = &config.initializers;
-        let kernel = init2(
-            &i.kernel_initializer,
-            (input_dim, 3 * u),
-            seed * 8 + 1,
-            "kernel",
-        )?;
-        let rec = init2(
-            &i.recurrent_initializer,
-            (u, 3 * u),
-            seed * 8 + 2,
-            "recurrent_kernel",
-        )?;
+        let (kernel, rec) = init_kernels(i, input_dim, u, 3, seed)?;
         let bias = if !config.use_bias {
             None
         } else if config.reset_after {
@@ -385,18 +387,7 @@ impl LSTMCell {
     pub fn build(config: LSTMCellConfig, input_dim: usize, seed: u64) -> Result<Self> {
         let u = config.units;
         let i = &config.initializers;
-        let kernel = init2(
-            &i.kernel_initializer,
-            (input_dim, 4 * u),
-            seed * 8 + 1,
-            "kernel",
-        )?;
-        let rec = init2(
-            &i.recurrent_initializer,
-            (u, 4 * u),
-            seed * 8 + 2,
-            "recurrent_kernel",
-        )?;
+        let (kernel, rec) = init_kernels(i, input_dim, u, 4, seed)?;
         let bias = if config.use_bias {
             Some(lstm_bias(i, u, config.unit_forget_bias, seed * 8 + 3)?)
         } else {

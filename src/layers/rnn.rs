@@ -403,8 +403,33 @@ impl RNN {
 }
 
 macro_rules! delegate_rnn {
-    ($t:ident) => {
+    ($t:ident, $cell:ident, $cfg:ident, $variant:ident) => {
         impl $t {
+            /// With weights from the config's initializers, deterministic in `seed`.
+            pub fn build(
+                config: $cfg,
+                options: SequenceOptions,
+                input_dim: usize,
+                seed: u64,
+            ) -> Result<Self> {
+                Ok(Self::from_cell(
+                    $cell::build(config, input_dim, seed)?,
+                    options,
+                ))
+            }
+            /// Around an existing cell.
+            pub fn from_cell(cell: $cell, options: SequenceOptions) -> Self {
+                $t {
+                    rnn: RNN::new(cell, options),
+                }
+            }
+            /// The cell (config and weights).
+            pub fn cell(&self) -> Option<&$cell> {
+                match self.rnn.cells.first() {
+                    Some(AnyCell::$variant(c)) => Some(c),
+                    _ => None,
+                }
+            }
             /// Runs the layer on `x` `(batch, time, features)` with no mask or initial state.
             pub fn call(&mut self, x: ArrayView3<f32>) -> Result<Output> {
                 self.rnn.call(x)
@@ -459,33 +484,8 @@ impl SimpleRNN {
             options,
         ))
     }
-    /// With weights from the config's initializers, deterministic in `seed`.
-    pub fn build(
-        config: SimpleRNNCellConfig,
-        options: SequenceOptions,
-        input_dim: usize,
-        seed: u64,
-    ) -> Result<Self> {
-        Ok(Self::from_cell(
-            SimpleRNNCell::build(config, input_dim, seed)?,
-            options,
-        ))
-    }
-    /// Around an existing cell.
-    pub fn from_cell(cell: SimpleRNNCell, options: SequenceOptions) -> Self {
-        SimpleRNN {
-            rnn: RNN::new(cell, options),
-        }
-    }
-    /// The cell (config and weights).
-    pub fn cell(&self) -> Option<&SimpleRNNCell> {
-        match self.rnn.cells.first() {
-            Some(AnyCell::SimpleRNN(c)) => Some(c),
-            _ => None,
-        }
-    }
 }
-delegate_rnn!(SimpleRNN);
+delegate_rnn!(SimpleRNN, SimpleRNNCell, SimpleRNNCellConfig, SimpleRNN);
 
 /// Keras `GRU`: `RNN(GRUCell)`, gates `[z | r | h]`. Input `(batch, time, input_dim)`, output
 /// `(batch, [time,] units)`, state `h`. See [`GRUCell`] for both `reset_after` variants.
@@ -509,33 +509,8 @@ impl GRU {
             options,
         ))
     }
-    /// With weights from the config's initializers, deterministic in `seed`.
-    pub fn build(
-        config: GRUCellConfig,
-        options: SequenceOptions,
-        input_dim: usize,
-        seed: u64,
-    ) -> Result<Self> {
-        Ok(Self::from_cell(
-            GRUCell::build(config, input_dim, seed)?,
-            options,
-        ))
-    }
-    /// Around an existing cell.
-    pub fn from_cell(cell: GRUCell, options: SequenceOptions) -> Self {
-        GRU {
-            rnn: RNN::new(cell, options),
-        }
-    }
-    /// The cell (config and weights).
-    pub fn cell(&self) -> Option<&GRUCell> {
-        match self.rnn.cells.first() {
-            Some(AnyCell::GRU(c)) => Some(c),
-            _ => None,
-        }
-    }
 }
-delegate_rnn!(GRU);
+delegate_rnn!(GRU, GRUCell, GRUCellConfig, GRU);
 
 /// Keras `LSTM`: `RNN(LSTMCell)`, gates `[i | f | c | o]`. Input `(batch, time, input_dim)`,
 /// output `(batch, [time,] units)`, states `h`, `c`.
@@ -559,30 +534,5 @@ impl LSTM {
             options,
         ))
     }
-    /// With weights from the config's initializers, deterministic in `seed`.
-    pub fn build(
-        config: LSTMCellConfig,
-        options: SequenceOptions,
-        input_dim: usize,
-        seed: u64,
-    ) -> Result<Self> {
-        Ok(Self::from_cell(
-            LSTMCell::build(config, input_dim, seed)?,
-            options,
-        ))
-    }
-    /// Around an existing cell.
-    pub fn from_cell(cell: LSTMCell, options: SequenceOptions) -> Self {
-        LSTM {
-            rnn: RNN::new(cell, options),
-        }
-    }
-    /// The cell (config and weights).
-    pub fn cell(&self) -> Option<&LSTMCell> {
-        match self.rnn.cells.first() {
-            Some(AnyCell::LSTM(c)) => Some(c),
-            _ => None,
-        }
-    }
 }
-delegate_rnn!(LSTM);
+delegate_rnn!(LSTM, LSTMCell, LSTMCellConfig, LSTM);
