@@ -33,13 +33,13 @@ macro_rules! multiversion {
                 // function has no other requirement.
                 return unsafe { $avx($($arg),*) };
             }
-            $imp($($arg),*)
+            $imp::<false>($($arg),*)
         }
 
         #[cfg(target_arch = "x86_64")]
         #[target_feature(enable = "avx2,fma")]
         unsafe fn $avx($($arg: $ty),*) -> $ret {
-            $imp($($arg),*)
+            $imp::<true>($($arg),*)
         }
     };
 }
@@ -66,7 +66,7 @@ fn add_xp(z: &mut [f32], xp: &[f32], c: Chunk, gates: usize) {
 }
 
 #[inline(always)]
-fn lstm_impl(
+fn lstm_impl<const F: bool>(
     xp: ArrayView2<f32>,
     hu: &mut Array2<f32>,
     c_prev: ArrayView2<f32>,
@@ -88,10 +88,10 @@ fn lstm_impl(
         let (i, rest) = z.split_at_mut(n);
         let (f, rest) = rest.split_at_mut(n);
         let (g, o) = rest.split_at_mut(n);
-        apply(rec, i);
-        apply(rec, f);
-        apply(act, g);
-        apply(rec, o);
+        apply::<F>(rec, i);
+        apply::<F>(rec, f);
+        apply::<F>(act, g);
+        apply::<F>(rec, o);
         let cp = c_prev.row(b);
         let cp = &slice(&cp, "c")?[c.u0..c.u0 + n];
         let mut cr = c_out.row_mut(b);
@@ -107,7 +107,7 @@ fn lstm_impl(
             cn[j] = v;
             hn[j] = v;
         }
-        apply(act, hn);
+        apply::<F>(act, hn);
         for (h, o) in hn.iter_mut().zip(o.iter()) {
             *h *= *o;
         }
@@ -125,7 +125,7 @@ multiversion! {
 }
 
 #[inline(always)]
-fn gru_after_impl(
+fn gru_after_impl<const F: bool>(
     xp: ArrayView2<f32>,
     hu: &mut Array2<f32>,
     recurrent_bias: Option<&[f32]>,
@@ -160,13 +160,13 @@ fn gru_after_impl(
         }
         let (zg, rest) = z.split_at_mut(n);
         let (r, hh) = rest.split_at_mut(n);
-        apply(rec, zg);
-        apply(rec, r);
+        apply::<F>(rec, zg);
+        apply::<F>(rec, r);
         let xh = &xr[2 * c.units + c.u0..2 * c.units + c.u0 + n];
         for j in 0..n {
             hh[j] = xh[j] + r[j] * hh[j];
         }
-        apply(act, hh);
+        apply::<F>(act, hh);
         let hp = h_prev.row(b);
         let hp = &slice(&hp, "h")?[c.u0..c.u0 + n];
         let mut hr = h_out.row_mut(b);
@@ -190,7 +190,7 @@ multiversion! {
 }
 
 #[inline(always)]
-fn gru_before_gates_impl(
+fn gru_before_gates_impl<const F: bool>(
     xp: ArrayView2<f32>,
     hu: &mut Array2<f32>,
     h_prev: ArrayView2<f32>,
@@ -207,7 +207,7 @@ fn gru_before_gates_impl(
             .as_slice_mut()
             .ok_or_else(|| Error::invalid("hu", "internal: not contiguous"))?;
         add_xp(z, xr, c, 2);
-        apply(rec, &mut z[..2 * n]);
+        apply::<F>(rec, &mut z[..2 * n]);
         let hp = h_prev.row(b);
         let hp = &slice(&hp, "h")?[c.u0..c.u0 + n];
         let mut rr = rh_out.row_mut(b);
@@ -231,7 +231,7 @@ multiversion! {
 }
 
 #[inline(always)]
-fn gru_before_update_impl(
+fn gru_before_update_impl<const F: bool>(
     xp: ArrayView2<f32>,
     z: &Array2<f32>,
     rhu: &mut Array2<f32>,
@@ -254,7 +254,7 @@ fn gru_before_update_impl(
         for j in 0..n {
             q[j] += xh[j];
         }
-        apply(act, q);
+        apply::<F>(act, q);
         let hp = h_prev.row(b);
         let hp = &slice(&hp, "h")?[c.u0..c.u0 + n];
         let mut hr = h_out.row_mut(b);
@@ -279,7 +279,7 @@ multiversion! {
 }
 
 #[inline(always)]
-fn simple_impl(
+fn simple_impl<const F: bool>(
     xp: ArrayView2<f32>,
     hu: &mut Array2<f32>,
     mut h_out: ArrayViewMut2<f32>,
@@ -294,7 +294,7 @@ fn simple_impl(
             .as_slice_mut()
             .ok_or_else(|| Error::invalid("hu", "internal: not contiguous"))?;
         add_xp(z, xr, c, 1);
-        apply(act, z);
+        apply::<F>(act, z);
         let mut hr = h_out.row_mut(b);
         let hn = hr
             .as_slice_mut()

@@ -16,36 +16,47 @@ const LN2_LO: f32 = -2.121_944_4e-4;
 const MAGIC: f32 = 12_582_912.0;
 const MAGIC_BITS: u32 = 0x4B40_0000;
 
+/// `a * b + c`, fused when `F` (the caller is compiled with FMA), else two roundings (a
+/// `mul_add` without hardware FMA is a slow library call).
+#[inline(always)]
+fn madd<const F: bool>(a: f32, b: f32, c: f32) -> f32 {
+    if F {
+        a.mul_add(b, c)
+    } else {
+        a * b + c
+    }
+}
+
 /// `exp(x)` for `x` clamped to `[-87.3, 88.0]`.
 #[inline(always)]
-pub(crate) fn exp(x: f32) -> f32 {
+pub(crate) fn exp<const F: bool>(x: f32) -> f32 {
     let x = x.clamp(-87.3, 88.0);
-    let t = x * LOG2E + MAGIC;
+    let t = madd::<F>(x, LOG2E, MAGIC);
     let n = t - MAGIC;
-    let r = x - n * LN2_HI - n * LN2_LO;
+    let r = madd::<F>(-n, LN2_LO, madd::<F>(-n, LN2_HI, x));
     let mut p = 1.987_569_1e-4f32;
-    p = p * r + 1.398_199_9e-3;
-    p = p * r + 8.333_452e-3;
-    p = p * r + 4.166_579_6e-2;
-    p = p * r + 1.666_666_5e-1;
-    p = p * r + 5.0e-1;
-    let e = p * r * r + r + 1.0;
+    p = madd::<F>(p, r, 1.398_199_9e-3);
+    p = madd::<F>(p, r, 8.333_452e-3);
+    p = madd::<F>(p, r, 4.166_579_6e-2);
+    p = madd::<F>(p, r, 1.666_666_5e-1);
+    p = madd::<F>(p, r, 5.0e-1);
+    let e = madd::<F>(p, r * r, r) + 1.0;
     let bits = t.to_bits().wrapping_sub(MAGIC_BITS).wrapping_add(127) << 23;
     e * f32::from_bits(bits)
 }
 
 /// `1 / (1 + exp(-x))`.
 #[inline(always)]
-pub(crate) fn sigmoid(x: f32) -> f32 {
-    1.0 / (1.0 + exp(-x))
+pub(crate) fn sigmoid<const F: bool>(x: f32) -> f32 {
+    1.0 / (1.0 + exp::<F>(-x))
 }
 
 /// `tanh(x)`: an odd Taylor polynomial near 0, `(1 - e) / (1 + e)` with `e = exp(-2|x|)`
 /// elsewhere.
 #[inline(always)]
-pub(crate) fn tanh(x: f32) -> f32 {
+pub(crate) fn tanh<const F: bool>(x: f32) -> f32 {
     let a = x.abs();
-    let e = exp(-2.0 * a);
+    let e = exp::<F>(-2.0 * a);
     let big = (1.0 - e) / (1.0 + e);
     let x2 = x * x;
     let small = a + a
@@ -59,17 +70,17 @@ pub(crate) fn tanh(x: f32) -> f32 {
 
 /// Applies `act` to every element, in place: the whole loop per activation, so it vectorises.
 #[inline(always)]
-pub(crate) fn apply(act: Activation, xs: &mut [f32]) {
+pub(crate) fn apply<const F: bool>(act: Activation, xs: &mut [f32]) {
     match act {
         Activation::Linear => {}
-        Activation::Tanh => xs.iter_mut().for_each(|x| *x = tanh(*x)),
-        Activation::Sigmoid => xs.iter_mut().for_each(|x| *x = sigmoid(*x)),
+        Activation::Tanh => xs.iter_mut().for_each(|x| *x = tanh::<F>(*x)),
+        Activation::Sigmoid => xs.iter_mut().for_each(|x| *x = sigmoid::<F>(*x)),
         Activation::HardSigmoid => xs
             .iter_mut()
             .for_each(|x| *x = (0.2 * *x + 0.5).clamp(0.0, 1.0)),
         Activation::Relu => xs.iter_mut().for_each(|x| *x = x.max(0.0)),
         Activation::Softsign => xs.iter_mut().for_each(|x| *x /= 1.0 + x.abs()),
-        Activation::Swish => xs.iter_mut().for_each(|x| *x *= sigmoid(*x)),
+        Activation::Swish => xs.iter_mut().for_each(|x| *x *= sigmoid::<F>(*x)),
         other => xs.iter_mut().for_each(|x| *x = other.apply(*x)),
     }
 }
@@ -80,26 +91,32 @@ mod tests {
 
     #[test]
     fn fast_activations_are_within_2e_7_of_the_exact_ones() {
+        check::<false>();
+        check::<true>();
+    }
+
+    /// `F = true` uses `mul_add` (a library call where the CPU has no FMA: slow, still exact).
+    fn check<const F: bool>() {
         let mut worst = (0.0f64, 0.0f64, 0.0f64);
         let mut x = -30.0f32;
         while x < 30.0 {
             let xd = f64::from(x);
             let s = 1.0 / (1.0 + (-xd).exp());
-            worst.0 = worst.0.max((f64::from(sigmoid(x)) - s).abs());
-            worst.1 = worst.1.max((f64::from(tanh(x)) - xd.tanh()).abs());
+            worst.0 = worst.0.max((f64::from(sigmoid::<F>(x)) - s).abs());
+            worst.1 = worst.1.max((f64::from(tanh::<F>(x)) - xd.tanh()).abs());
             if x.abs() < 80.0 {
                 worst.2 = worst
                     .2
-                    .max(((f64::from(exp(x)) - xd.exp()) / xd.exp()).abs());
+                    .max(((f64::from(exp::<F>(x)) - xd.exp()) / xd.exp()).abs());
             }
             x += 0.000_731;
         }
         assert!(worst.0 < 2e-7, "sigmoid {worst:?}");
         assert!(worst.1 < 2e-7, "tanh {worst:?}");
         assert!(worst.2 < 3e-7, "exp relative {worst:?}");
-        assert!(sigmoid(-200.0) < 1e-37 && sigmoid(200.0) == 1.0);
-        assert_eq!(tanh(50.0), 1.0);
-        assert_eq!(tanh(-50.0), -1.0);
-        assert!(tanh(f32::NAN).is_nan() && sigmoid(f32::NAN).is_nan());
+        assert!(sigmoid::<F>(-200.0) < 1e-37 && sigmoid::<F>(200.0) == 1.0);
+        assert_eq!(tanh::<F>(50.0), 1.0);
+        assert_eq!(tanh::<F>(-50.0), -1.0);
+        assert!(tanh::<F>(f32::NAN).is_nan() && sigmoid::<F>(f32::NAN).is_nan());
     }
 }
