@@ -186,8 +186,12 @@ fn main() -> ExitCode {
                     device,
                     dtype,
                 }),
-                // clap requires --layer and --weights without --model.
-                _ => unreachable!("clap enforces --layer/--weights or --model"),
+                // clap requires --layer and --weights without --model; say so if it ever lets
+                // one through.
+                _ => Err(recurrent::Error::invalid(
+                    "run",
+                    "expected --model FILE, or --layer layer.json with --weights weights.npz",
+                )),
             }
         }
         Command::Inspect { file, weights } => {
