@@ -30,6 +30,7 @@ pub mod cpu;
 pub mod cuda;
 pub mod error;
 pub mod initializers;
+pub mod interop;
 pub mod keras;
 pub mod layers;
 pub mod weights;
