@@ -38,3 +38,8 @@ pub mod weights;
 pub use activation::Activation;
 pub use cell::Cell;
 pub use error::{Error, Result};
+
+/// The README's Rust code blocks, compiled and run as doctests so that they stay true.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
