@@ -465,27 +465,35 @@ fn gate_scratch(batch: usize, units: usize, gates: usize, threads: usize) -> Scr
     }
 }
 
+/// The `Stepper` methods every dense built-in cell shares: widths from `units` and `gates`, and
+/// the input projection `x W + b` through the packed kernel (`$bias` is the input bias field).
+macro_rules! dense_stepper_common {
+    ($gates:expr, $bias:ident) => {
+        fn input_width(&self) -> usize {
+            self.kernel.nrows()
+        }
+        fn output_width(&self) -> usize {
+            self.config.units
+        }
+        fn projected_width(&self) -> usize {
+            $gates * self.config.units
+        }
+        fn project(&self, x: ArrayView2<f32>, threads: usize) -> Result<Array2<f32>> {
+            crate::cpu::affine(
+                x,
+                &self.packed_kernel,
+                self.kernel.view(),
+                self.$bias.as_ref(),
+                threads,
+            )
+        }
+    };
+}
+
 impl Stepper for SimpleRNNCell {
-    fn input_width(&self) -> usize {
-        self.kernel.nrows()
-    }
+    dense_stepper_common!(1, bias);
     fn state_widths(&self) -> Vec<usize> {
         vec![self.config.units]
-    }
-    fn output_width(&self) -> usize {
-        self.config.units
-    }
-    fn projected_width(&self) -> usize {
-        self.config.units
-    }
-    fn project(&self, x: ArrayView2<f32>, threads: usize) -> Result<Array2<f32>> {
-        crate::cpu::affine(
-            x,
-            &self.packed_kernel,
-            self.kernel.view(),
-            self.bias.as_ref(),
-            threads,
-        )
     }
     fn scratch(&self, batch: usize, threads: usize) -> Scratch {
         gate_scratch(batch, self.config.units, 1, threads)
@@ -517,26 +525,9 @@ impl Stepper for SimpleRNNCell {
 }
 
 impl Stepper for GRUCell {
-    fn input_width(&self) -> usize {
-        self.kernel.nrows()
-    }
+    dense_stepper_common!(3, input_bias);
     fn state_widths(&self) -> Vec<usize> {
         vec![self.config.units]
-    }
-    fn output_width(&self) -> usize {
-        self.config.units
-    }
-    fn projected_width(&self) -> usize {
-        3 * self.config.units
-    }
-    fn project(&self, x: ArrayView2<f32>, threads: usize) -> Result<Array2<f32>> {
-        crate::cpu::affine(
-            x,
-            &self.packed_kernel,
-            self.kernel.view(),
-            self.input_bias.as_ref(),
-            threads,
-        )
     }
     fn scratch(&self, batch: usize, threads: usize) -> Scratch {
         let u = self.config.units;
@@ -618,26 +609,9 @@ impl Stepper for GRUCell {
 }
 
 impl Stepper for LSTMCell {
-    fn input_width(&self) -> usize {
-        self.kernel.nrows()
-    }
+    dense_stepper_common!(4, bias);
     fn state_widths(&self) -> Vec<usize> {
         vec![self.config.units, self.config.units]
-    }
-    fn output_width(&self) -> usize {
-        self.config.units
-    }
-    fn projected_width(&self) -> usize {
-        4 * self.config.units
-    }
-    fn project(&self, x: ArrayView2<f32>, threads: usize) -> Result<Array2<f32>> {
-        crate::cpu::affine(
-            x,
-            &self.packed_kernel,
-            self.kernel.view(),
-            self.bias.as_ref(),
-            threads,
-        )
     }
     fn scratch(&self, batch: usize, threads: usize) -> Scratch {
         gate_scratch(batch, self.config.units, 4, threads)
