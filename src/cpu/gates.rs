@@ -67,7 +67,7 @@ fn add_xp(z: &mut [f32], xp: &[f32], c: Chunk, gates: usize) {
 
 #[inline(always)]
 fn lstm_impl<const F: bool>(
-    xp: ArrayView2<f32>,
+    xp: Option<ArrayView2<f32>>,
     hu: &mut Array2<f32>,
     c_prev: ArrayView2<f32>,
     mut h_out: ArrayViewMut2<f32>,
@@ -77,14 +77,15 @@ fn lstm_impl<const F: bool>(
     c: Chunk,
 ) -> Result<()> {
     let n = c.len;
-    for b in 0..xp.nrows() {
-        let xr = xp.row(b);
-        let xr = slice(&xr, "xp")?;
+    for b in 0..h_out.nrows() {
         let mut zr = hu.row_mut(b);
         let z = zr
             .as_slice_mut()
             .ok_or_else(|| Error::invalid("hu", "internal: not contiguous"))?;
-        add_xp(z, xr, c, 4);
+        if let Some(xp) = &xp {
+            let xr = xp.row(b);
+            add_xp(z, slice(&xr, "xp")?, c, 4);
+        }
         let (i, rest) = z.split_at_mut(n);
         let (f, rest) = rest.split_at_mut(n);
         let (g, o) = rest.split_at_mut(n);
@@ -117,9 +118,10 @@ fn lstm_impl<const F: bool>(
 
 multiversion! {
     /// LSTM, gates `[i | f | c | o]`: `i = rec(z_i)`, `f = rec(z_f)`, `g = act(z_c)`,
-    /// `o = rec(z_o)`, `c' = f c + i g`, `h' = o act(c')` with `z = xp + hu`.
+    /// `o = rec(z_o)`, `c' = f c + i g`, `h' = o act(c')` with `z = xp + hu` (`z = hu` without
+    /// `xp`); one row per row of `h_out`.
     pub(crate) fn lstm / lstm_avx2 / lstm_impl(
-        xp: ArrayView2<f32>, hu: &mut Array2<f32>, c_prev: ArrayView2<f32>,
+        xp: Option<ArrayView2<f32>>, hu: &mut Array2<f32>, c_prev: ArrayView2<f32>,
         h_out: ArrayViewMut2<f32>, c_out: ArrayViewMut2<f32>, act: Activation, rec: Activation, c: Chunk,
     ) -> Result<()>
 }

@@ -15,6 +15,7 @@ pub(crate) mod math;
 pub(crate) mod packed;
 pub(crate) mod sequence;
 mod threads;
+pub(crate) mod winograd;
 
 pub use threads::{num_threads, set_num_threads};
 

@@ -637,7 +637,7 @@ impl Stepper for LSTMCell {
             .collect();
         for_each_task(tasks, |((c, bufs), (h_out, c_out))| {
             recurrent_product(h, &self.recurrent_kernel, &self.packed, 4, *c, &mut bufs[0])?;
-            gates::lstm(xp, &mut bufs[0], c_prev, h_out, c_out, act, rec, *c)
+            gates::lstm(Some(xp), &mut bufs[0], c_prev, h_out, c_out, act, rec, *c)
         })?;
         out.assign(&h_new[0]);
         Ok(())

@@ -5,11 +5,14 @@ use crate::cpu::conv::ConvGeometry;
 use crate::cpu::gates::{self, Chunk};
 use crate::cpu::packed::PackedMatrix;
 use crate::cpu::sequence::{for_each_task, plan_chunks, split_rows, Scratch, Stepper};
+use crate::cpu::winograd::{self, Tiling, Winograd};
 use crate::error::fmt_shape;
 use crate::layers::cells::{check_shape, lstm_bias};
 use crate::layers::core::{self, CallArgs, Carry, Output};
 use crate::{Error, Result};
-use ndarray::{s, Array1, Array2, Array4, ArrayD, ArrayView2, ArrayView3, ArrayViewD, Ix3, Ix4};
+use ndarray::{
+    s, Array1, Array2, Array4, ArrayD, ArrayView2, ArrayView3, ArrayViewD, ArrayViewMut2, Ix3, Ix4,
+};
 
 /// Keras `ConvLSTM2D`, gates `[i | f | c | o]`:
 /// `i = rec(W_i * x + U_i * h + b_i)`, `f`, `o` alike, `g = act(W_c * x + U_c * h + b_c)`,
@@ -32,8 +35,16 @@ pub struct ConvLSTM2D {
     packed: PackedMatrix,
     /// `kernel` as `(kh * kw * channels, 4 * filters)`, packed for the input convolution.
     packed_kernel: PackedMatrix,
+    /// 3x3 kernels for Winograd: `[kernel, recurrent_kernel]` stacked when the input
+    /// convolution has strides and dilation 1 (`fused`), else `recurrent_kernel` alone.
+    winograd: Option<Winograd>,
+    /// Whether `winograd` includes the input convolution (computed in each step then).
+    fused: bool,
     carry: Carry,
 }
+
+/// Output tiles per Winograd group (the row count of its GEMMs).
+const WINOGRAD_GROUP_TILES: usize = 16;
 
 /// The layer bound to one input size: the fused step of the time loop.
 struct ConvStepper<'a> {
@@ -42,6 +53,9 @@ struct ConvStepper<'a> {
     recurrent: ConvGeometry,
     kernel: ArrayView2<'a, f32>,
     recurrent_kernel: ArrayView2<'a, f32>,
+    /// The tiling of the output grid when the recurrent convolution (and, with `fused`, the
+    /// input one) runs through Winograd.
+    tiling: Option<Tiling>,
 }
 
 impl ConvLSTM2D {
@@ -105,7 +119,15 @@ impl ConvLSTM2D {
             .view()
             .into_shape_with_order((kh * kw * cin, 4 * f))
             .map_err(|e| Error::invalid("kernel", e.to_string()))?;
+        let fused = (kh, kw, sy, sx, dy, dx) == (3, 3, 1, 1, 1, 1);
+        let winograd = if fused {
+            Winograd::new(&[kernel.view(), recurrent_kernel.view()])
+        } else {
+            Winograd::new(&[recurrent_kernel.view()])
+        };
         Ok(ConvLSTM2D {
+            winograd,
+            fused,
             packed_kernel: PackedMatrix::pack(kflat),
             packed: PackedMatrix::pack(flat),
             config,
@@ -211,8 +233,13 @@ impl ConvLSTM2D {
             .view()
             .into_shape_with_order((kh * kw * f, g))
             .map_err(|e| Error::invalid("recurrent_kernel", e.to_string()))?;
+        let tiling = match &self.winograd {
+            Some(w) if winograd::applies(&recurrent) => Some(w.tiling(recurrent)),
+            _ => None,
+        };
         Ok(ConvStepper {
             layer: self,
+            tiling,
             input,
             recurrent,
             kernel,
@@ -387,6 +414,163 @@ impl ConvLSTM2D {
     }
 }
 
+/// Consecutive units split into one chunk per thread when a step does at least 0.1 MFLOP.
+fn unit_chunks(units: usize, threads: usize, flops: f64) -> Vec<Chunk> {
+    let n = if threads <= 1 || flops < 1.0e5 {
+        1
+    } else {
+        threads.min(units).max(1)
+    };
+    let per = units.div_ceil(n).max(1);
+    (0..units)
+        .step_by(per)
+        .map(|u0| Chunk {
+            u0,
+            len: per.min(units - u0),
+            units,
+        })
+        .collect()
+}
+
+/// The output pixels of unit chunks, as row chunks.
+fn pixel_chunks(t: &Tiling, chunks: &[Chunk]) -> Vec<Chunk> {
+    let total = chunks.last().map_or(0, |c| t.pixel(c.u0 + c.len));
+    chunks
+        .iter()
+        .map(|c| Chunk {
+            u0: t.pixel(c.u0),
+            len: t.pixel(c.u0 + c.len) - t.pixel(c.u0),
+            units: total,
+        })
+        .collect()
+}
+
+impl ConvStepper<'_> {
+    /// Scratch of the Winograd step: chunks of units; per chunk `V`, `M` and the gate buffer
+    /// of one group.
+    fn scratch_winograd(&self, w: &Winograd, t: &Tiling, batch: usize, threads: usize) -> Scratch {
+        let f = self.layer.config.filters;
+        let rows = batch * self.recurrent.out_pixels();
+        let flops = 2.0 * rows as f64 * self.recurrent.patch_len() as f64 * (4 * f) as f64;
+        let chunks = unit_chunks(t.units(batch), threads, flops);
+        let group = t.group(WINOGRAD_GROUP_TILES);
+        let (vl, ml) = w.scratch_len(group * t.cols);
+        let per_chunk = chunks
+            .iter()
+            .map(|_| {
+                vec![
+                    Array2::zeros((1, vl)),
+                    Array2::zeros((1, ml)),
+                    Array2::zeros((t.max_pixels(group), 4 * f)),
+                ]
+            })
+            .collect();
+        Scratch {
+            chunks,
+            per_chunk,
+            shared: Vec::new(),
+        }
+    }
+
+    /// One step through Winograd: per group of units, the recurrent convolution (fused: plus
+    /// the input convolution of this step's frames `xp` and the bias; else `xp` is the
+    /// projected input) into the gate buffer, then the fused gates on those pixels.
+    #[allow(clippy::too_many_arguments)]
+    fn step_winograd(
+        &self,
+        w: &Winograd,
+        t: &Tiling,
+        xp: ArrayView2<f32>,
+        c_prev: ArrayView2<f32>,
+        h_prev: &[f32],
+        h_out: ArrayViewMut2<f32>,
+        c_out: ArrayViewMut2<f32>,
+        scratch: &mut Scratch,
+    ) -> Result<()> {
+        let f = self.layer.config.filters;
+        let fused = self.layer.fused;
+        let rows = xp.nrows() * self.recurrent.out_pixels();
+        let (frames, xp) = if fused {
+            let x = xp
+                .to_slice()
+                .ok_or_else(|| Error::invalid("input", "internal: frames not contiguous"))?;
+            (x, None)
+        } else {
+            let xp = xp
+                .into_shape_with_order((rows, 4 * f))
+                .map_err(|e| Error::invalid("input", e.to_string()))?;
+            (&[][..], Some(xp))
+        };
+        let bias = match (fused, &self.layer.bias) {
+            (true, Some(b)) => Some(
+                b.as_slice()
+                    .ok_or_else(|| Error::invalid("bias", "internal: not contiguous"))?,
+            ),
+            _ => None,
+        };
+        let sources_fused = [(&self.input, frames), (&self.recurrent, h_prev)];
+        let sources = if fused {
+            &sources_fused[..]
+        } else {
+            &sources_fused[1..]
+        };
+        let pix = pixel_chunks(t, &scratch.chunks);
+        let h_parts = split_rows(h_out, &pix);
+        let c_parts = split_rows(c_out, &pix);
+        let tasks: Vec<_> = scratch
+            .chunks
+            .iter()
+            .zip(scratch.per_chunk.iter_mut())
+            .zip(h_parts.into_iter().zip(c_parts))
+            .collect();
+        let (act, rec) = (
+            self.layer.config.activation,
+            self.layer.config.recurrent_activation,
+        );
+        let whole = Chunk {
+            u0: 0,
+            len: f,
+            units: f,
+        };
+        let internal = || Error::invalid("winograd", "internal: scratch not contiguous");
+        for_each_task(tasks, |((c, bufs), (mut h_out, mut c_out))| {
+            let [v, m, hu] = bufs.as_mut_slice() else {
+                return Err(internal());
+            };
+            let v = v.as_slice_mut().ok_or_else(internal)?;
+            let m = m.as_slice_mut().ok_or_else(internal)?;
+            let group = t.group(WINOGRAD_GROUP_TILES);
+            let (base, end) = (t.pixel(c.u0), c.u0 + c.len);
+            for u0 in (c.u0..end).step_by(group) {
+                let u1 = (u0 + group).min(end);
+                let (p0, p1) = (t.pixel(u0), t.pixel(u1));
+                w.conv_group(
+                    t,
+                    sources,
+                    u0,
+                    u1,
+                    v,
+                    m,
+                    hu.slice_mut(s![..p1 - p0, ..]),
+                    bias,
+                )?;
+                let local = p0 - base..p1 - base;
+                gates::lstm(
+                    xp.map(|xp| xp.slice_move(s![p0..p1, ..])),
+                    hu,
+                    c_prev.slice(s![p0..p1, ..]),
+                    h_out.slice_mut(s![local.clone(), ..]),
+                    c_out.slice_mut(s![local, ..]),
+                    act,
+                    rec,
+                    whole,
+                )?;
+            }
+            Ok(())
+        })
+    }
+}
+
 impl Stepper for ConvStepper<'_> {
     fn input_width(&self) -> usize {
         self.input.in_rows * self.input.in_cols * self.input.channels
@@ -399,9 +583,16 @@ impl Stepper for ConvStepper<'_> {
         self.input.out_pixels() * self.layer.config.filters
     }
     fn projected_width(&self) -> usize {
+        if self.layer.fused && self.tiling.is_some() {
+            return self.input_width();
+        }
         self.input.out_pixels() * 4 * self.layer.config.filters
     }
     fn project(&self, x: ArrayView2<f32>, threads: usize) -> Result<Array2<f32>> {
+        if self.layer.fused && self.tiling.is_some() {
+            // The input convolution runs inside each step.
+            return Ok(x.to_owned());
+        }
         let n = x.nrows();
         let px = self.input.out_pixels();
         let mut cols = Array2::zeros((n * px, self.input.patch_len()));
@@ -425,6 +616,9 @@ impl Stepper for ConvStepper<'_> {
             .map_err(|e| Error::invalid("input", e.to_string()))
     }
     fn scratch(&self, batch: usize, threads: usize) -> Scratch {
+        if let (Some(w), Some(t)) = (&self.layer.winograd, &self.tiling) {
+            return self.scratch_winograd(w, t, batch, threads);
+        }
         let rows = batch * self.recurrent.out_pixels();
         let f = self.layer.config.filters;
         let flops = 2.0 * rows as f64 * self.recurrent.patch_len() as f64 * (4 * f) as f64;
@@ -455,7 +649,6 @@ impl Stepper for ConvStepper<'_> {
         let f = self.layer.config.filters;
         let rows = xp.nrows() * self.recurrent.out_pixels();
         let err = |e: ndarray::ShapeError| Error::invalid("state", e.to_string());
-        let xp = xp.into_shape_with_order((rows, 4 * f)).map_err(err)?;
         let c_prev = states[1]
             .view()
             .into_shape_with_order((rows, f))
@@ -470,6 +663,15 @@ impl Stepper for ConvStepper<'_> {
             .view_mut()
             .into_shape_with_order((rows, f))
             .map_err(err)?;
+        if let (Some(w), Some(t)) = (&self.layer.winograd, &self.tiling) {
+            let h_prev = h_prev
+                .as_slice()
+                .ok_or_else(|| Error::invalid("state", "internal: h not contiguous"))?;
+            self.step_winograd(w, t, xp, c_prev, h_prev, h_out, c_out, scratch)?;
+            out.assign(&h_new[0]);
+            return Ok(());
+        }
+        let xp = xp.into_shape_with_order((rows, 4 * f)).map_err(err)?;
         let h_parts = split_rows(h_out, &scratch.chunks);
         let c_parts = split_rows(c_out, &scratch.chunks);
         let tasks: Vec<_> = scratch
@@ -499,7 +701,7 @@ impl Stepper for ConvStepper<'_> {
                 units: f,
             };
             gates::lstm(
-                xp.slice(s![rows.clone(), ..]),
+                Some(xp.slice(s![rows.clone(), ..])),
                 &mut hu[0],
                 c_prev.slice(s![rows, ..]),
                 h_out,
