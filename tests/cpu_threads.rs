@@ -247,4 +247,128 @@ fn threaded_cpu_path_matches_an_f64_reference_for_every_cell() {
         worst <= 1e-6,
         "conv_lstm2d differs between 1 and 2 threads by {worst}"
     );
+
+    // ConvLSTM2D against an f64 direct-convolution reference: 3x3 stride 1 (input and
+    // recurrent convolutions through Winograd, stacked), 3x3 stride 2 (input through im2col,
+    // recurrent through Winograd) and 2x2 (both im2col); images larger than one Winograd group.
+    for (kernel, strides, padding) in [
+        ((3, 3), (1, 1), Padding::Same),
+        ((3, 3), (1, 1), Padding::Valid),
+        ((3, 3), (2, 2), Padding::Same),
+        ((2, 2), (1, 1), Padding::Same),
+    ] {
+        let mut cfg = ConvLSTM2DConfig::new(6, kernel);
+        cfg.strides = strides;
+        cfg.padding = padding;
+        cfg.recurrent_activation = Activation::Sigmoid;
+        cfg.sequence.return_sequences = true;
+        let x = rand(&[2, 3, 13, 11, 5], 21, 1.0);
+        for threads in [1usize, 2] {
+            recurrent::cpu::set_num_threads(threads);
+            let mut conv = ConvLSTM2D::build(cfg.clone(), 5, 9).expect("conv");
+            let want = conv_lstm_reference(&x, &conv.weights(), kernel, strides, padding);
+            let got = conv.call(x.view()).expect("conv run").output;
+            assert_eq!(got.shape(), want.shape());
+            let err = |(g, w): (&f32, &f64)| (f64::from(*g) - w).abs();
+            let max_err = got.iter().zip(want.iter()).map(err).fold(0.0, f64::max);
+            let worst = got
+                .iter()
+                .zip(want.iter())
+                .map(|p| err(p) - 1e-4 * p.1.abs())
+                .fold(f64::MIN, f64::max);
+            println!("conv_lstm2d {kernel:?} {strides:?} {padding:?}, {threads} thread(s): max error {max_err:.2e}");
+            assert!(
+                worst <= 1e-5,
+                "conv_lstm2d {kernel:?} {strides:?} {padding:?} {threads} thread(s): off by {worst:e}"
+            );
+        }
+    }
+}
+
+/// ConvLSTM2D in f64 (channels-last, gates i f c o, sigmoid / tanh, bias), every step's `h`:
+/// `(batch, time, out_rows, out_cols, filters)`.
+fn conv_lstm_reference(
+    x: &ArrayD<f32>,
+    weights: &[ArrayD<f32>],
+    (kh, kw): (usize, usize),
+    (sy, sx): (usize, usize),
+    padding: Padding,
+) -> ArrayD<f64> {
+    let (b, t, rows, cols, cin) = (
+        x.shape()[0],
+        x.shape()[1],
+        x.shape()[2],
+        x.shape()[3],
+        x.shape()[4],
+    );
+    let (k, rk, bias) = (&weights[0], &weights[1], &weights[2]);
+    let f = rk.shape()[2];
+    // TensorFlow's output size and leading padding of one axis.
+    let axis = |n: usize, k: usize, s: usize| match padding {
+        Padding::Same => {
+            let out = n.div_ceil(s);
+            (out, ((out - 1) * s + k).saturating_sub(n) / 2)
+        }
+        Padding::Valid => ((n - k) / s + 1, 0),
+    };
+    let ((orow, pt), (ocol, pl)) = (axis(rows, kh, sy), axis(cols, kw, sx));
+    // Recurrent: same, stride 1.
+    let (rpt, rpl) = ((kh - 1) / 2, (kw - 1) / 2);
+    let mut out = ndarray::Array5::<f64>::zeros((b, t, orow, ocol, f));
+    for n in 0..b {
+        let mut h = ndarray::Array3::<f64>::zeros((orow, ocol, f));
+        let mut c = h.clone();
+        for step in 0..t {
+            let mut z = ndarray::Array3::<f64>::zeros((orow, ocol, 4 * f));
+            for oy in 0..orow {
+                for ox in 0..ocol {
+                    for g in 0..4 * f {
+                        let mut acc = f64::from(bias[[g]]);
+                        for ky in 0..kh {
+                            for kx in 0..kw {
+                                let iy = (oy * sy + ky) as isize - pt as isize;
+                                let ix = (ox * sx + kx) as isize - pl as isize;
+                                if iy >= 0
+                                    && ix >= 0
+                                    && (iy as usize) < rows
+                                    && (ix as usize) < cols
+                                {
+                                    for ch in 0..cin {
+                                        acc +=
+                                            f64::from(x[[n, step, iy as usize, ix as usize, ch]])
+                                                * f64::from(k[[ky, kx, ch, g]]);
+                                    }
+                                }
+                                let hy = (oy + ky) as isize - rpt as isize;
+                                let hx = (ox + kx) as isize - rpl as isize;
+                                if hy >= 0
+                                    && hx >= 0
+                                    && (hy as usize) < orow
+                                    && (hx as usize) < ocol
+                                {
+                                    for ch in 0..f {
+                                        acc += h[[hy as usize, hx as usize, ch]]
+                                            * f64::from(rk[[ky, kx, ch, g]]);
+                                    }
+                                }
+                            }
+                        }
+                        z[[oy, ox, g]] = acc;
+                    }
+                }
+            }
+            for oy in 0..orow {
+                for ox in 0..ocol {
+                    for u in 0..f {
+                        let zi = |gate: usize| z[[oy, ox, gate * f + u]];
+                        let cn = sig(zi(1)) * c[[oy, ox, u]] + sig(zi(0)) * zi(2).tanh();
+                        c[[oy, ox, u]] = cn;
+                        h[[oy, ox, u]] = sig(zi(3)) * cn.tanh();
+                    }
+                }
+            }
+            out.slice_mut(ndarray::s![n, step, .., .., ..]).assign(&h);
+        }
+    }
+    out.into_dyn()
 }
