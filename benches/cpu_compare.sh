@@ -16,6 +16,10 @@
 #   LAYERS   default "lstm gru" (gru = reset_after / linear_before_reset=1);
 #            gru_reset_before is also accepted.
 #   SHAPES   space-separated B,T,I,H; default the CPU shape set of `recurrent bench`.
+#   CONV     "1" (default) also times ConvLSTM2D 4,10,16@32x32,32 filters,3x3,same against
+#            Keras 2 (benches/keras_reference.py: tf-keras in a tf.function, TensorFlow's
+#            intra-op threads = the thread count; ONNX has no ConvLSTM node); "0" skips it.
+#            Needs tensorflow-cpu and tf-keras in $PYTHON (the README's venv).
 #
 # ratio = ORT median / ours median: above 1 means `recurrent` is faster. ORT is given
 # X time-major ([T, B, I], layout 0), so no transpose is timed on its side. If the Rust
@@ -28,8 +32,9 @@ PYTHON=${PYTHON:-$ROOT/.kvenv/bin/python}
 THREADS=${THREADS:-"1 2"}
 REPEATS=${REPEATS:-10}
 LAYERS=${LAYERS:-"lstm gru"}
+CONV=${CONV:-1}
 SHAPES=${SHAPES:-"1,100,128,128 1,100,512,512 16,100,256,256 64,50,512,512 256,25,1024,1024"}
-COMMAND="THREADS=\"$THREADS\" REPEATS=$REPEATS LAYERS=\"$LAYERS\" SHAPES=\"$SHAPES\" PYTHON=$PYTHON benches/cpu_compare.sh"
+COMMAND="THREADS=\"$THREADS\" REPEATS=$REPEATS LAYERS=\"$LAYERS\" SHAPES=\"$SHAPES\" CONV=$CONV PYTHON=$PYTHON benches/cpu_compare.sh"
 
 if ! "$PYTHON" -c "import onnx, onnxruntime" 2> /dev/null; then
     echo "$PYTHON cannot import onnxruntime and onnx; set PYTHON or run" >&2
@@ -73,6 +78,26 @@ for n in $THREADS; do
             fi
         done
     done
+    if [ "$CONV" = 1 ]; then
+        key="conv_lstm2d.4.10.16.32.$n"
+        echo "$key" >> "$tmp/plan"
+        echo "[$key] keras ..." >&2
+        if ! "$PYTHON" benches/keras_reference.py --batch 4 --seq 10 --input 16 --image 32 \
+            --units 32 --kernel 3 --threads "$n" --repeats "$REPEATS" --json \
+            > "$tmp/ort.$key" 2> "$tmp/ort.$key.err"; then
+            echo "  keras failed: $(tail -n 1 "$tmp/ort.$key.err")" >&2
+            rm -f "$tmp/ort.$key"
+        fi
+        if [ "$rust_ok" = 1 ]; then
+            echo "[$key] recurrent ..." >&2
+            if ! cargo run --release --quiet -- bench --layer conv-lstm2d --batch 4 --seq 10 \
+                --input 16 --image 32 --units 32 --kernel 3 --threads "$n" --repeats "$REPEATS" \
+                --json > "$tmp/ours.$key" 2> "$tmp/ours.$key.err"; then
+                echo "  recurrent bench failed: $(tail -n 1 "$tmp/ours.$key.err")" >&2
+                rm -f "$tmp/ours.$key"
+            fi
+        fi
+    fi
 done
 
 CPU_MODEL=$(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -n 1)
@@ -98,29 +123,36 @@ def rev():
     except Exception:
         return "?"
 
-rows, ort_version = [], None
+rows, ort_version, keras_version = [], None, None
 for key in open(os.path.join(tmp, "plan")).read().split():
     layer, b, t, i, h, n = key.split(".")
     ort = load(os.path.join(tmp, "ort." + key))
     ours = load(os.path.join(tmp, "ours." + key))
-    if ort:
+    if ort and layer == "conv_lstm2d":
+        keras_version = ort.get("version", keras_version)
+    elif ort:
         ort_version = ort.get("version", ort_version)
     o = f"{ort['median_us']:.0f}" if ort else "n/a"
     u = f"{ours['median_us']:.0f}" if ours else "n/a"
     if ours and int(ours.get("threads", n)) != int(n):
         u += f" ({ours['threads']} thr)"
     ratio = f"{ort['median_us'] / ours['median_us']:.2f}" if ort and ours else "n/a"
+    if layer == "conv_lstm2d":
+        # The reference is Keras (tf-keras), not ORT; I and H are channels@image and filters.
+        rows.append(f"| conv_lstm2d (vs Keras) | {b} | {t} | {i}@{h}x{h} | 32, 3x3 | {n} | {o} | {u} | {ratio} |")
+        continue
     rows.append(f"| {layer} | {b} | {t} | {i} | {h} | {n} | {o} | {u} | {ratio} |")
 
 print("# CPU: ONNX Runtime vs recurrent")
 print()
 print(f"- date: {datetime.datetime.now().astimezone().strftime('%Y-%m-%d %H:%M %Z')}")
 print(f"- machine: {os.environ['CPU_MODEL']}, {os.environ['CPU_COUNT']} cores")
-print(f"- onnxruntime {ort_version or 'n/a'}; recurrent at {rev()}")
+print(f"- onnxruntime {ort_version or 'n/a'}; Keras: {keras_version or 'n/a'}; recurrent at {rev()}")
 print(f"- command: `{os.environ['COMMAND']}`")
-print("- median of the timed runs, µs per forward pass; ratio = ORT / ours (> 1: ours faster)")
+print("- median of the timed runs, µs per forward pass; ratio = ORT / ours (> 1: ours faster);")
+print("  the conv_lstm2d rows compare with Keras 2 (tf-keras in a tf.function): ratio = Keras / ours")
 print()
-print("| layer | B | T | I | H | threads | ORT µs | ours µs | ratio |")
+print("| layer | B | T | I | H | threads | reference µs | ours µs | ratio |")
 print("|---|--:|--:|--:|--:|--:|--:|--:|--:|")
 print("\n".join(rows))
 EOF
