@@ -445,6 +445,28 @@ fn pixel_chunks(t: &Tiling, chunks: &[Chunk]) -> Vec<Chunk> {
         .collect()
 }
 
+/// One step's work items: each chunk with its buffers and its `rows` of `h_out` and `c_out`.
+type RowTask<'s, 'o> = (
+    (&'s Chunk, &'s mut Vec<Array2<f32>>),
+    (ArrayViewMut2<'o, f32>, ArrayViewMut2<'o, f32>),
+);
+
+fn row_tasks<'s, 'o>(
+    scratch: &'s mut Scratch,
+    rows: &[Chunk],
+    h_out: ArrayViewMut2<'o, f32>,
+    c_out: ArrayViewMut2<'o, f32>,
+) -> Vec<RowTask<'s, 'o>> {
+    let h_parts = split_rows(h_out, rows);
+    let c_parts = split_rows(c_out, rows);
+    scratch
+        .chunks
+        .iter()
+        .zip(scratch.per_chunk.iter_mut())
+        .zip(h_parts.into_iter().zip(c_parts))
+        .collect()
+}
+
 impl ConvStepper<'_> {
     /// Scratch of the Winograd step: chunks of units; per chunk `V`, `M` and the gate buffer
     /// of one group.
@@ -515,14 +537,7 @@ impl ConvStepper<'_> {
             &sources_fused[1..]
         };
         let pix = pixel_chunks(t, &scratch.chunks);
-        let h_parts = split_rows(h_out, &pix);
-        let c_parts = split_rows(c_out, &pix);
-        let tasks: Vec<_> = scratch
-            .chunks
-            .iter()
-            .zip(scratch.per_chunk.iter_mut())
-            .zip(h_parts.into_iter().zip(c_parts))
-            .collect();
+        let tasks = row_tasks(scratch, &pix, h_out, c_out);
         let (act, rec) = (
             self.layer.config.activation,
             self.layer.config.recurrent_activation,
@@ -672,14 +687,8 @@ impl Stepper for ConvStepper<'_> {
             return Ok(());
         }
         let xp = xp.into_shape_with_order((rows, 4 * f)).map_err(err)?;
-        let h_parts = split_rows(h_out, &scratch.chunks);
-        let c_parts = split_rows(c_out, &scratch.chunks);
-        let tasks: Vec<_> = scratch
-            .chunks
-            .iter()
-            .zip(scratch.per_chunk.iter_mut())
-            .zip(h_parts.into_iter().zip(c_parts))
-            .collect();
+        let rows = scratch.chunks.clone();
+        let tasks = row_tasks(scratch, &rows, h_out, c_out);
         let (act, rec) = (
             self.layer.config.activation,
             self.layer.config.recurrent_activation,
