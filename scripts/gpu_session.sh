@@ -12,6 +12,8 @@
 #   bench      `recurrent bench --device cuda`
 #   memcheck   compute-sanitizer --tool memcheck over the GPU tests (RECURRENT_GPU_QUICK=1)
 #   racecheck  compute-sanitizer --tool racecheck over the GPU tests (RECURRENT_GPU_QUICK=1)
+#   cudnn      (not in the default list) cuDNN through PyTorch on issue 4's shape set, f32,
+#              bf16 and f16, JSON rows in cudnn_<dtype>.jsonl (benches/cudnn_reference.py)
 # Default: all of them, in this order. Each phase has a time cap, and the whole run stops
 # starting phases when RECURRENT_SESSION_BUDGET_S (default 570 s; the device tool allows 600 s
 # per command) is spent: skipped phases say so. If the full run does not fit, call it twice:
@@ -207,6 +209,15 @@ phase_bench() {
     return "$r"
 }
 
+phase_cudnn() {
+    local rc=0 dt
+    for dt in f32 bf16 f16; do
+        capped 150 python3 benches/cudnn_reference.py --dtype "$dt" --json >"$out/cudnn_$dt.jsonl" 2>"$out/cudnn_$dt.err" || rc=1
+        echo "cudnn $dt: $(wc -l <"$out/cudnn_$dt.jsonl") rows; $(tail -n 1 "$out/cudnn_$dt.err")"
+    done
+    return "$rc"
+}
+
 phase_sanitizer() {
     local tool="$1" cap="$2" rc=0 exe name log
     if [ -z "$sanitizer" ]; then
@@ -242,7 +253,8 @@ for p in "${phases[@]}"; do
         bench) phase_bench ;;
         memcheck) phase_sanitizer memcheck 280 ;;
         racecheck) phase_sanitizer racecheck 280 ;;
-        *) echo "unknown phase '$p' (info tests fixtures bench memcheck racecheck)"; false ;;
+        cudnn) phase_cudnn ;;
+        *) echo "unknown phase '$p' (info tests fixtures bench memcheck racecheck cudnn)"; false ;;
     esac
     r=$?
     if [ "$r" -eq 0 ]; then
