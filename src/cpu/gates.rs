@@ -23,6 +23,28 @@ fn slice<'a>(v: &'a ndarray::ArrayView1<'a, f32>, what: &str) -> Result<&'a [f32
         .ok_or_else(|| Error::invalid(what, "internal: a row is not contiguous"))
 }
 
+/// Row `b` of `v` as a mutable slice.
+fn row_mut<'a>(v: &'a mut ArrayViewMut2<f32>, b: usize, what: &str) -> Result<&'a mut [f32]> {
+    v.row_mut(b)
+        .into_slice()
+        .ok_or_else(|| Error::invalid(what, "internal: a row is not contiguous"))
+}
+
+/// Row `b` of an owned buffer as a mutable slice.
+fn buf_row_mut<'a>(v: &'a mut Array2<f32>, b: usize, what: &str) -> Result<&'a mut [f32]> {
+    v.row_mut(b)
+        .into_slice()
+        .ok_or_else(|| Error::invalid(what, "internal: a row is not contiguous"))
+}
+
+/// The GRU update `h' = z h + (1 - z) n`.
+#[inline(always)]
+fn gru_blend(hn: &mut [f32], z: &[f32], hp: &[f32], cand: &[f32]) {
+    for (((h, z), p), q) in hn.iter_mut().zip(z).zip(hp).zip(cand) {
+        *h = z * p + (1.0 - z) * q;
+    }
+}
+
 macro_rules! multiversion {
     ($(#[$m:meta])* $vis:vis fn $name:ident / $avx:ident / $imp:ident ( $($arg:ident : $ty:ty),* $(,)? ) -> $ret:ty) => {
         $(#[$m])*
@@ -78,10 +100,7 @@ fn lstm_impl<const F: bool>(
 ) -> Result<()> {
     let n = c.len;
     for b in 0..h_out.nrows() {
-        let mut zr = hu.row_mut(b);
-        let z = zr
-            .as_slice_mut()
-            .ok_or_else(|| Error::invalid("hu", "internal: not contiguous"))?;
+        let z = buf_row_mut(hu, b, "hu")?;
         if let Some(xp) = &xp {
             let xr = xp.row(b);
             add_xp(z, slice(&xr, "xp")?, c, 4);
@@ -95,14 +114,8 @@ fn lstm_impl<const F: bool>(
         apply::<F>(rec, o);
         let cp = c_prev.row(b);
         let cp = &slice(&cp, "c")?[c.u0..c.u0 + n];
-        let mut cr = c_out.row_mut(b);
-        let cn = cr
-            .as_slice_mut()
-            .ok_or_else(|| Error::invalid("c", "internal: not contiguous"))?;
-        let mut hr = h_out.row_mut(b);
-        let hn = hr
-            .as_slice_mut()
-            .ok_or_else(|| Error::invalid("h", "internal: not contiguous"))?;
+        let cn = row_mut(&mut c_out, b, "c")?;
+        let hn = row_mut(&mut h_out, b, "h")?;
         for j in 0..n {
             let v = f[j] * cp[j] + i[j] * g[j];
             cn[j] = v;
@@ -141,25 +154,12 @@ fn gru_after_impl<const F: bool>(
     for b in 0..xp.nrows() {
         let xr = xp.row(b);
         let xr = slice(&xr, "xp")?;
-        let mut zr = hu.row_mut(b);
-        let z = zr
-            .as_slice_mut()
-            .ok_or_else(|| Error::invalid("hu", "internal: not contiguous"))?;
+        let z = buf_row_mut(hu, b, "hu")?;
         if let Some(rb) = recurrent_bias {
-            for g in 0..3 {
-                let src = &rb[g * c.units + c.u0..g * c.units + c.u0 + n];
-                for (a, v) in z[g * n..(g + 1) * n].iter_mut().zip(src) {
-                    *a += *v;
-                }
-            }
+            add_xp(z, rb, c, 3);
         }
         // z, r take the input part now; the candidate keeps h U_h + c_h apart.
-        for g in 0..2 {
-            let src = &xr[g * c.units + c.u0..g * c.units + c.u0 + n];
-            for (a, v) in z[g * n..(g + 1) * n].iter_mut().zip(src) {
-                *a += *v;
-            }
-        }
+        add_xp(z, xr, c, 2);
         let (zg, rest) = z.split_at_mut(n);
         let (r, hh) = rest.split_at_mut(n);
         apply::<F>(rec, zg);
@@ -171,13 +171,8 @@ fn gru_after_impl<const F: bool>(
         apply::<F>(act, hh);
         let hp = h_prev.row(b);
         let hp = &slice(&hp, "h")?[c.u0..c.u0 + n];
-        let mut hr = h_out.row_mut(b);
-        let hn = hr
-            .as_slice_mut()
-            .ok_or_else(|| Error::invalid("h", "internal: not contiguous"))?;
-        for j in 0..n {
-            hn[j] = zg[j] * hp[j] + (1.0 - zg[j]) * hh[j];
-        }
+        let hn = row_mut(&mut h_out, b, "h")?;
+        gru_blend(&mut hn[..n], zg, hp, hh);
     }
     Ok(())
 }
@@ -204,18 +199,12 @@ fn gru_before_gates_impl<const F: bool>(
     for b in 0..xp.nrows() {
         let xr = xp.row(b);
         let xr = slice(&xr, "xp")?;
-        let mut zr = hu.row_mut(b);
-        let z = zr
-            .as_slice_mut()
-            .ok_or_else(|| Error::invalid("hu", "internal: not contiguous"))?;
+        let z = buf_row_mut(hu, b, "hu")?;
         add_xp(z, xr, c, 2);
         apply::<F>(rec, &mut z[..2 * n]);
         let hp = h_prev.row(b);
         let hp = &slice(&hp, "h")?[c.u0..c.u0 + n];
-        let mut rr = rh_out.row_mut(b);
-        let rh = rr
-            .as_slice_mut()
-            .ok_or_else(|| Error::invalid("rh", "internal: not contiguous"))?;
+        let rh = row_mut(&mut rh_out, b, "rh")?;
         for j in 0..n {
             rh[j] = z[n + j] * hp[j];
         }
@@ -248,10 +237,7 @@ fn gru_before_update_impl<const F: bool>(
         let xr = slice(&xr, "xp")?;
         let zr = z.row(b);
         let zg = &slice(&zr, "z")?[..n];
-        let mut qr = rhu.row_mut(b);
-        let q = qr
-            .as_slice_mut()
-            .ok_or_else(|| Error::invalid("rhu", "internal: not contiguous"))?;
+        let q = buf_row_mut(rhu, b, "rhu")?;
         let xh = &xr[2 * c.units + c.u0..2 * c.units + c.u0 + n];
         for j in 0..n {
             q[j] += xh[j];
@@ -259,13 +245,8 @@ fn gru_before_update_impl<const F: bool>(
         apply::<F>(act, q);
         let hp = h_prev.row(b);
         let hp = &slice(&hp, "h")?[c.u0..c.u0 + n];
-        let mut hr = h_out.row_mut(b);
-        let hn = hr
-            .as_slice_mut()
-            .ok_or_else(|| Error::invalid("h", "internal: not contiguous"))?;
-        for j in 0..n {
-            hn[j] = zg[j] * hp[j] + (1.0 - zg[j]) * q[j];
-        }
+        let hn = row_mut(&mut h_out, b, "h")?;
+        gru_blend(&mut hn[..n], zg, hp, q);
     }
     Ok(())
 }
@@ -291,16 +272,10 @@ fn simple_impl<const F: bool>(
     for b in 0..xp.nrows() {
         let xr = xp.row(b);
         let xr = slice(&xr, "xp")?;
-        let mut zr = hu.row_mut(b);
-        let z = zr
-            .as_slice_mut()
-            .ok_or_else(|| Error::invalid("hu", "internal: not contiguous"))?;
+        let z = buf_row_mut(hu, b, "hu")?;
         add_xp(z, xr, c, 1);
         apply::<F>(act, z);
-        let mut hr = h_out.row_mut(b);
-        let hn = hr
-            .as_slice_mut()
-            .ok_or_else(|| Error::invalid("h", "internal: not contiguous"))?;
+        let hn = row_mut(&mut h_out, b, "h")?;
         hn.copy_from_slice(z);
     }
     Ok(())

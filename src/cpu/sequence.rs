@@ -45,20 +45,29 @@ pub(crate) fn plan_chunks(units: usize, threads: usize, step_flops: f64) -> Vec<
 
 pub(crate) use crate::cpu::threads::for_each_task;
 
-/// Splits the columns of `v` by `chunks` (consecutive, from column 0) into disjoint views.
-pub(crate) fn split_cols<'a>(
+/// Splits `v` along `axis` by `chunks` (consecutive, from index 0) into disjoint views.
+fn split_along<'a>(
     v: ArrayViewMut2<'a, f32>,
+    axis: Axis,
     chunks: &[Chunk],
 ) -> Vec<ArrayViewMut2<'a, f32>> {
     let mut out = Vec::with_capacity(chunks.len());
     let mut rest = v;
     for c in chunks {
-        let at = c.len.min(rest.ncols());
-        let (a, b) = rest.split_at(Axis(1), at);
+        let at = c.len.min(rest.len_of(axis));
+        let (a, b) = rest.split_at(axis, at);
         out.push(a);
         rest = b;
     }
     out
+}
+
+/// Splits the columns of `v` by `chunks` (consecutive, from column 0) into disjoint views.
+pub(crate) fn split_cols<'a>(
+    v: ArrayViewMut2<'a, f32>,
+    chunks: &[Chunk],
+) -> Vec<ArrayViewMut2<'a, f32>> {
+    split_along(v, Axis(1), chunks)
 }
 
 /// Splits the rows of `v` by `chunks` (consecutive, from row 0) into disjoint views.
@@ -66,15 +75,7 @@ pub(crate) fn split_rows<'a>(
     v: ArrayViewMut2<'a, f32>,
     chunks: &[Chunk],
 ) -> Vec<ArrayViewMut2<'a, f32>> {
-    let mut out = Vec::with_capacity(chunks.len());
-    let mut rest = v;
-    for c in chunks {
-        let at = c.len.min(rest.nrows());
-        let (a, b) = rest.split_at(Axis(0), at);
-        out.push(a);
-        rest = b;
-    }
-    out
+    split_along(v, Axis(0), chunks)
 }
 
 /// One cell as the time loop drives it. Widths are per batch row (flattened for ConvLSTM2D).
