@@ -3,7 +3,7 @@
 
 use crate::cpu::gates::Chunk;
 use crate::Result;
-use ndarray::{s, Array2, Array3, ArrayView2, ArrayView3, ArrayViewMut2, Axis};
+use ndarray::{s, Array2, Array3, ArrayView2, ArrayView3, ArrayViewMut2, Axis, CowArray, Ix2};
 
 /// Per-sequence working memory of a [`Stepper`]: the chunks one step is split into (one per
 /// thread, or one when the step is too small to share) and their buffers.
@@ -88,8 +88,10 @@ pub(crate) trait Stepper: Sync {
     fn output_width(&self) -> usize;
     /// Width of the projected input that [`Stepper::step`] consumes.
     fn projected_width(&self) -> usize;
-    /// Projects the inputs of all steps at once: `(n, input_width)` -> `(n, projected_width)`.
-    fn project(&self, x: ArrayView2<f32>, threads: usize) -> Result<Array2<f32>>;
+    /// Projects the inputs of all steps at once: `(n, input_width)` -> `(n, projected_width)`
+    /// (a cell whose step reads its raw input returns `x` itself, borrowed).
+    fn project<'a>(&self, x: ArrayView2<'a, f32>, threads: usize)
+        -> Result<CowArray<'a, f32, Ix2>>;
     /// Working memory for [`Stepper::step`], allocated once per sequence.
     fn scratch(&self, batch: usize, threads: usize) -> Scratch;
     /// One step for the whole batch: reads `xp` `(batch, projected_width)` and `states`, writes

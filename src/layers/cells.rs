@@ -478,7 +478,11 @@ macro_rules! dense_stepper_common {
         fn projected_width(&self) -> usize {
             $gates * self.config.units
         }
-        fn project(&self, x: ArrayView2<f32>, threads: usize) -> Result<Array2<f32>> {
+        fn project<'a>(
+            &self,
+            x: ArrayView2<'a, f32>,
+            threads: usize,
+        ) -> Result<ndarray::CowArray<'a, f32, ndarray::Ix2>> {
             crate::cpu::affine(
                 x,
                 &self.packed_kernel,
@@ -486,6 +490,7 @@ macro_rules! dense_stepper_common {
                 self.$bias.as_ref(),
                 threads,
             )
+            .map(Into::into)
         }
     };
 }

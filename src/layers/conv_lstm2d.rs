@@ -603,10 +603,14 @@ impl Stepper for ConvStepper<'_> {
         }
         self.input.out_pixels() * 4 * self.layer.config.filters
     }
-    fn project(&self, x: ArrayView2<f32>, threads: usize) -> Result<Array2<f32>> {
+    fn project<'a>(
+        &self,
+        x: ArrayView2<'a, f32>,
+        threads: usize,
+    ) -> Result<ndarray::CowArray<'a, f32, ndarray::Ix2>> {
         if self.layer.fused && self.tiling.is_some() {
             // The input convolution runs inside each step.
-            return Ok(x.to_owned());
+            return Ok(x.into());
         }
         let n = x.nrows();
         let px = self.input.out_pixels();
@@ -628,6 +632,7 @@ impl Stepper for ConvStepper<'_> {
             threads,
         )?;
         z.into_shape_with_order((n, self.projected_width()))
+            .map(Into::into)
             .map_err(|e| Error::invalid("input", e.to_string()))
     }
     fn scratch(&self, batch: usize, threads: usize) -> Scratch {

@@ -123,8 +123,12 @@ impl Stepper for UserStepper<'_> {
     fn projected_width(&self) -> usize {
         self.input_width
     }
-    fn project(&self, x: ArrayView2<f32>, _threads: usize) -> Result<Array2<f32>> {
-        Ok(x.to_owned())
+    fn project<'a>(
+        &self,
+        x: ArrayView2<'a, f32>,
+        _threads: usize,
+    ) -> Result<ndarray::CowArray<'a, f32, ndarray::Ix2>> {
+        Ok(x.into())
     }
     fn scratch(&self, _batch: usize, _threads: usize) -> Scratch {
         Scratch {
