@@ -17,15 +17,22 @@ pub(crate) struct Scratch {
 }
 
 /// Splits `units` into chunks for `threads` threads when one step does at least
-/// `min_flops_to_split` work; chunk widths are multiples of 16 so that rows stay SIMD-aligned.
-pub(crate) fn plan_chunks(units: usize, threads: usize, step_flops: f64) -> Vec<Chunk> {
+/// `MIN_FLOPS_TO_SPLIT` work; chunk widths are multiples of `align` (16 for units, so that rows
+/// stay SIMD-aligned; 1 for ConvLSTM2D's tile rows) and there are at least two per chunk.
+pub(crate) fn plan_chunks(
+    units: usize,
+    threads: usize,
+    step_flops: f64,
+    align: usize,
+) -> Vec<Chunk> {
     const MIN_FLOPS_TO_SPLIT: f64 = 1.0e5;
-    let n = if threads <= 1 || step_flops < MIN_FLOPS_TO_SPLIT || units < 32 {
+    let align = align.max(1);
+    let n = if threads <= 1 || step_flops < MIN_FLOPS_TO_SPLIT || units < 2 * align {
         1
     } else {
-        threads.min(units / 16)
+        threads.min(units / align)
     };
-    let per = units.div_ceil(n).div_ceil(16) * 16;
+    let per = units.div_ceil(n).div_ceil(align) * align;
     let mut v = Vec::new();
     let mut u0 = 0;
     while u0 < units {

@@ -453,7 +453,7 @@ fn recurrent_product(
 /// Scratch with one `(batch, gates * len)` buffer per chunk of `units`.
 fn gate_scratch(batch: usize, units: usize, gates: usize, threads: usize) -> Scratch {
     let flops = 2.0 * batch as f64 * units as f64 * (gates * units) as f64;
-    let chunks = plan_chunks(units, threads, flops);
+    let chunks = plan_chunks(units, threads, flops, 16);
     let per_chunk = chunks
         .iter()
         .map(|c| vec![Array2::zeros((batch, gates * c.len))])

@@ -414,24 +414,6 @@ impl ConvLSTM2D {
     }
 }
 
-/// Consecutive units split into one chunk per thread when a step does at least 0.1 MFLOP.
-fn unit_chunks(units: usize, threads: usize, flops: f64) -> Vec<Chunk> {
-    let n = if threads <= 1 || flops < 1.0e5 {
-        1
-    } else {
-        threads.min(units).max(1)
-    };
-    let per = units.div_ceil(n).max(1);
-    (0..units)
-        .step_by(per)
-        .map(|u0| Chunk {
-            u0,
-            len: per.min(units - u0),
-            units,
-        })
-        .collect()
-}
-
 /// The output pixels of unit chunks, as row chunks.
 fn pixel_chunks(t: &Tiling, chunks: &[Chunk]) -> Vec<Chunk> {
     let total = chunks.last().map_or(0, |c| t.pixel(c.u0 + c.len));
@@ -468,13 +450,18 @@ fn row_tasks<'s, 'o>(
 }
 
 impl ConvStepper<'_> {
+    /// Whether each step also computes the input convolution (stacked into its Winograd GEMMs).
+    fn fused(&self) -> bool {
+        self.layer.fused && self.tiling.is_some()
+    }
+
     /// Scratch of the Winograd step: chunks of units; per chunk `V`, `M` and the gate buffer
     /// of one group.
     fn scratch_winograd(&self, w: &Winograd, t: &Tiling, batch: usize, threads: usize) -> Scratch {
         let f = self.layer.config.filters;
         let rows = batch * self.recurrent.out_pixels();
         let flops = 2.0 * rows as f64 * self.recurrent.patch_len() as f64 * (4 * f) as f64;
-        let chunks = unit_chunks(t.units(batch), threads, flops);
+        let chunks = plan_chunks(t.units(batch), threads, flops, 1);
         let group = t.group(WINOGRAD_GROUP_TILES);
         let (vl, ml) = w.scratch_len(group * t.cols);
         let per_chunk = chunks
@@ -510,7 +497,7 @@ impl ConvStepper<'_> {
         scratch: &mut Scratch,
     ) -> Result<()> {
         let f = self.layer.config.filters;
-        let fused = self.layer.fused;
+        let fused = self.fused();
         let rows = xp.nrows() * self.recurrent.out_pixels();
         let (frames, xp) = if fused {
             let x = xp
@@ -598,7 +585,7 @@ impl Stepper for ConvStepper<'_> {
         self.input.out_pixels() * self.layer.config.filters
     }
     fn projected_width(&self) -> usize {
-        if self.layer.fused && self.tiling.is_some() {
+        if self.fused() {
             return self.input_width();
         }
         self.input.out_pixels() * 4 * self.layer.config.filters
@@ -608,7 +595,7 @@ impl Stepper for ConvStepper<'_> {
         x: ArrayView2<'a, f32>,
         threads: usize,
     ) -> Result<ndarray::CowArray<'a, f32, ndarray::Ix2>> {
-        if self.layer.fused && self.tiling.is_some() {
+        if self.fused() {
             // The input convolution runs inside each step.
             return Ok(x.into());
         }
@@ -620,6 +607,7 @@ impl Stepper for ConvStepper<'_> {
             n * px,
             threads,
             2.0 * (n * px * self.input.patch_len()) as f64 * 1e3,
+            16,
         );
         let parts = split_rows(cols.view_mut(), &chunks);
         let tasks: Vec<_> = chunks.iter().zip(parts).collect();
@@ -642,7 +630,7 @@ impl Stepper for ConvStepper<'_> {
         let rows = batch * self.recurrent.out_pixels();
         let f = self.layer.config.filters;
         let flops = 2.0 * rows as f64 * self.recurrent.patch_len() as f64 * (4 * f) as f64;
-        let chunks = plan_chunks(rows, threads, flops);
+        let chunks = plan_chunks(rows, threads, flops, 16);
         let per_chunk = chunks
             .iter()
             .map(|c| {
