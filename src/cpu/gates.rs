@@ -23,15 +23,12 @@ fn slice<'a>(v: &'a ndarray::ArrayView1<'a, f32>, what: &str) -> Result<&'a [f32
         .ok_or_else(|| Error::invalid(what, "internal: a row is not contiguous"))
 }
 
-/// Row `b` of `v` as a mutable slice.
-fn row_mut<'a>(v: &'a mut ArrayViewMut2<f32>, b: usize, what: &str) -> Result<&'a mut [f32]> {
-    v.row_mut(b)
-        .into_slice()
-        .ok_or_else(|| Error::invalid(what, "internal: a row is not contiguous"))
-}
-
-/// Row `b` of an owned buffer as a mutable slice.
-fn buf_row_mut<'a>(v: &'a mut Array2<f32>, b: usize, what: &str) -> Result<&'a mut [f32]> {
+/// Row `b` of `v` (a buffer or a view) as a mutable slice.
+fn row_mut<'a, S: ndarray::DataMut<Elem = f32>>(
+    v: &'a mut ndarray::ArrayBase<S, ndarray::Ix2>,
+    b: usize,
+    what: &str,
+) -> Result<&'a mut [f32]> {
     v.row_mut(b)
         .into_slice()
         .ok_or_else(|| Error::invalid(what, "internal: a row is not contiguous"))
@@ -100,7 +97,7 @@ fn lstm_impl<const F: bool>(
 ) -> Result<()> {
     let n = c.len;
     for b in 0..h_out.nrows() {
-        let z = buf_row_mut(hu, b, "hu")?;
+        let z = row_mut(hu, b, "hu")?;
         if let Some(xp) = &xp {
             let xr = xp.row(b);
             add_xp(z, slice(&xr, "xp")?, c, 4);
@@ -154,7 +151,7 @@ fn gru_after_impl<const F: bool>(
     for b in 0..xp.nrows() {
         let xr = xp.row(b);
         let xr = slice(&xr, "xp")?;
-        let z = buf_row_mut(hu, b, "hu")?;
+        let z = row_mut(hu, b, "hu")?;
         if let Some(rb) = recurrent_bias {
             add_xp(z, rb, c, 3);
         }
@@ -199,7 +196,7 @@ fn gru_before_gates_impl<const F: bool>(
     for b in 0..xp.nrows() {
         let xr = xp.row(b);
         let xr = slice(&xr, "xp")?;
-        let z = buf_row_mut(hu, b, "hu")?;
+        let z = row_mut(hu, b, "hu")?;
         add_xp(z, xr, c, 2);
         apply::<F>(rec, &mut z[..2 * n]);
         let hp = h_prev.row(b);
@@ -237,7 +234,7 @@ fn gru_before_update_impl<const F: bool>(
         let xr = slice(&xr, "xp")?;
         let zr = z.row(b);
         let zg = &slice(&zr, "z")?[..n];
-        let q = buf_row_mut(rhu, b, "rhu")?;
+        let q = row_mut(rhu, b, "rhu")?;
         let xh = &xr[2 * c.units + c.u0..2 * c.units + c.u0 + n];
         for j in 0..n {
             q[j] += xh[j];
@@ -272,7 +269,7 @@ fn simple_impl<const F: bool>(
     for b in 0..xp.nrows() {
         let xr = xp.row(b);
         let xr = slice(&xr, "xp")?;
-        let z = buf_row_mut(hu, b, "hu")?;
+        let z = row_mut(hu, b, "hu")?;
         add_xp(z, xr, c, 1);
         apply::<F>(act, z);
         let hn = row_mut(&mut h_out, b, "h")?;

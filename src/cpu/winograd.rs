@@ -1,28 +1,32 @@
-//! Winograd F(4x4, 3x3) convolution for ConvLSTM2D's 3x3 convolutions with stride 1 and no
+//! Winograd F(2x2, 3x3) convolution for ConvLSTM2D's 3x3 convolutions with stride 1 and no
 //! dilation: the recurrent convolution always (it is `same`, stride 1 in Keras), the input
 //! convolution when its own strides and dilation are 1 (either padding).
 //!
-//! Equations (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks", 2016): a 4x4
+//! Equations (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks", 2016): a 2x2
 //! block of outputs `Y` of one output channel is
-//! `Y = Aᵀ [ Σ_c (G g_c Gᵀ) ⊙ (Bᵀ d_c B) ] A`, with `d_c` the 6x6 input patch under the block
-//! (zeros outside the image, as padding) and `g_c` the 3x3 kernel slice of input channel `c`
-//! (a cross-correlation, as TensorFlow's conv2d). At each of the 36 positions `p` of the 6x6
-//! transformed tile, the sum over channels is one GEMM over all tiles:
-//! `M[p] (tiles, out) = V[p] (tiles, in) · U[p] (in, out)`, `U[p] = (G g Gᵀ)[p]` computed once per
-//! layer in f64. That is 36 multiplies per tile and channel pair instead of 16 x 9 = 144.
+//! `Y = Aᵀ [ Σ_s Σ_c (G g_sc Gᵀ) ⊙ (Bᵀ d_sc B) ] A`, with `d_sc` the 4x4 patch of channel `c`
+//! of source `s` under the block (zeros outside the image, as padding) and `g_sc` its 3x3 kernel
+//! slice (a cross-correlation, as TensorFlow's conv2d). A ConvLSTM2D step has two sources, its
+//! input `x_t` and the state `h`, both convolved onto the same output grid. At each of the 16
+//! positions `p` of the 4x4 transformed tile, the sum over sources and channels is one GEMM over
+//! all tiles: `M[p] (tiles, out) = V[p] (tiles, Σ in_s) · U[p] (Σ in_s, out)`, the `U[p] =
+//! (G g Gᵀ)[p]` stacked over sources and computed once per layer in f64. That is 16 multiplies
+//! per 2x2 outputs and channel pair instead of 4 x 9 = 36.
 //!
 //! Layout: frames are channels-last, `(rows * cols * channels)` each. The work is split into
-//! units, one unit being one row of tiles of one frame, i.e. 4 output rows: a contiguous range
+//! units, one unit being one row of tiles of one frame, i.e. 2 output rows: a contiguous range
 //! of output pixels, so a group of consecutive units maps to consecutive output rows (what the
-//! fused gate pass of a ConvLSTM2D step needs). For a group, `V` is `(tiles, 36, in)` and `M`
-//! `(tiles, 36, out)`: one tile's 36 values are contiguous for the transforms, and position
-//! `p`'s GEMM reads and writes rows at strides `36 * in` and `36 * out`. The transforms work on
-//! 16 channels at a time (one AVX-512 register; the loops are written for the compiler to
-//! vectorise, in copies built for AVX-512F and for AVX2 + FMA chosen at run time).
+//! fused gate pass of a ConvLSTM2D step needs). For a group, `V` is `(tiles, 16, Σ in_s)` and
+//! `M` `(tiles, 16, out)`: one tile's 16 values are contiguous for the transforms, and position
+//! `p`'s GEMM reads and writes rows at strides `16 Σ in_s` and `16 out`. The transforms work on
+//! 16 channels at a time (one AVX-512 register; straight-line code on fixed-size lanes for the
+//! compiler to vectorise, in copies built for AVX-512F and for AVX2 + FMA chosen at run time).
 //!
-//! Accuracy: the transform constants (5 and 4 in `B`, 8 in `A`, 1/24 in `G`) amplify f32
-//! rounding about tenfold over a direct convolution; the tests below bound the difference to
-//! an f64 direct convolution, and the Keras parity fixtures run through this path.
+//! Accuracy: F(2x2, 3x3)'s constants are 0, ±1 and 1/2, so it rounds like a direct
+//! convolution (the test below: <= 9e-7 relative to the output scale against f64). F(4x4, 3x3)
+//! was measured too and dropped: about ten times the rounding error, and slower here
+//! (docs/PERFORMANCE.md). The `Tile` trait keeps the algorithm's matrices apart from the
+//! tiling, for a better-conditioned larger tile later.
 
 use crate::cpu::conv::ConvGeometry;
 use crate::cpu::packed::PackedMatrix;
@@ -186,12 +190,10 @@ impl Winograd {
 
     /// The tiling of the output grid of `g` (which must satisfy [`applies`]).
     pub(crate) fn tiling(&self, g: ConvGeometry) -> Tiling {
-        let m = TILE;
         Tiling {
             g,
-            m,
-            rows: g.out_rows.div_ceil(m),
-            cols: g.out_cols.div_ceil(m),
+            rows: g.out_rows.div_ceil(TILE),
+            cols: g.out_cols.div_ceil(TILE),
         }
     }
 
@@ -229,7 +231,6 @@ impl Winograd {
                     || f.len() < last_frame * g.in_rows * g.in_cols * cin
             });
         if bad_source
-            || t.m != TILE
             || u1 < u0
             || out.dim() != (t.pixel(u1) - t.pixel(u0), cout)
             || (cout > 1 && out.strides()[1] != 1)
@@ -290,12 +291,10 @@ impl Winograd {
     }
 }
 
-/// The tiles of one convolution geometry: `rows` rows of `cols` `m x m` output tiles per frame.
+/// The tiles of one convolution geometry: `rows` rows of `cols` 2x2 output tiles per frame.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Tiling {
     g: ConvGeometry,
-    /// Output tile side.
-    m: usize,
     /// Tile rows per frame (units per frame).
     pub rows: usize,
     /// Tiles per unit.
@@ -311,12 +310,12 @@ impl Tiling {
     /// The first output pixel (counted over all frames) of unit `u`; `pixel(units(n))` is the
     /// pixel count of `n` frames.
     pub(crate) fn pixel(&self, u: usize) -> usize {
-        (u / self.rows) * self.g.out_pixels() + (u % self.rows) * self.m * self.g.out_cols
+        (u / self.rows) * self.g.out_pixels() + (u % self.rows) * TILE * self.g.out_cols
     }
 
     /// Most output pixels that `units` consecutive units cover.
     pub(crate) fn max_pixels(&self, units: usize) -> usize {
-        units * self.m * self.g.out_cols
+        units * TILE * self.g.out_cols
     }
 
     /// Units per group: about `tiles` tiles (the GEMMs' row count).
