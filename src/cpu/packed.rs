@@ -233,7 +233,7 @@ mod avx512 {
                 while p < b1 {
                     let abs = p0 + p;
                     let mut nv = (b1 - p).min(per);
-                    if abs % GROUP != 0 {
+                    if !abs.is_multiple_of(GROUP) {
                         // Stay inside this group; the next call starts a group.
                         nv = nv.min(GROUP - abs % GROUP);
                     }
