@@ -20,7 +20,7 @@ pub(crate) mod winograd;
 pub use threads::{num_threads, set_num_threads};
 
 use crate::Result;
-use ndarray::{Array1, Array2, ArrayView2, Axis};
+use ndarray::{Array1, Array2, ArrayView2};
 
 /// `a · b + bias` (bias broadcast over rows) as a new array, with `b` packed once per layer
 /// (`plain` is `b` unpacked, for CPUs without the packed kernel); rows split over `threads`.
@@ -55,17 +55,21 @@ pub(crate) fn affine(
     }
     let parts = sequence::split_rows(out.view_mut(), &rows);
     let tasks: Vec<_> = rows.iter().zip(parts).collect();
-    sequence::for_each_task(tasks, |(c, mut part)| {
-        b.matmul_cols(
+    let bias = match bias {
+        Some(v) => Some(
+            v.as_slice()
+                .ok_or_else(|| crate::Error::invalid("bias", "internal: not contiguous"))?,
+        ),
+        None => None,
+    };
+    sequence::for_each_task(tasks, |(c, part)| {
+        b.matmul_cols_bias(
             a.slice(ndarray::s![c.u0..c.u0 + c.len, ..]),
             0,
-            part.view_mut(),
+            part,
             plain,
-        )?;
-        if let Some(bias) = bias {
-            part += &bias.view().insert_axis(Axis(0));
-        }
-        Ok(())
+            bias,
+        )
     })?;
     Ok(out)
 }

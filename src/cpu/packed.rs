@@ -68,12 +68,30 @@ impl PackedMatrix {
         &self,
         a: ArrayView2<f32>,
         n0: usize,
+        c: ArrayViewMut2<f32>,
+        plain: ArrayView2<f32>,
+    ) -> Result<()> {
+        self.matmul_cols_bias(a, n0, c, plain, None)
+    }
+
+    /// [`PackedMatrix::matmul_cols`] plus `bias` (`len` values, one per column of `c`) added
+    /// to every row, in the kernel's accumulators rather than in a second pass over `c`.
+    pub(crate) fn matmul_cols_bias(
+        &self,
+        a: ArrayView2<f32>,
+        n0: usize,
         mut c: ArrayViewMut2<f32>,
         plain: ArrayView2<f32>,
+        bias: Option<&[f32]>,
     ) -> Result<()> {
         let (m, k) = a.dim();
         let len = c.ncols();
-        if k != self.k || c.nrows() != m || n0 + len > self.n || !n0.is_multiple_of(LANES) {
+        if k != self.k
+            || c.nrows() != m
+            || n0 + len > self.n
+            || !n0.is_multiple_of(LANES)
+            || bias.is_some_and(|b| b.len() != len)
+        {
             return Err(Error::invalid(
                 "packed matmul",
                 format!(
@@ -94,7 +112,8 @@ impl PackedMatrix {
             // floats at row stride `a.strides()[0]`; `c` has `m` rows of `len` contiguous
             // floats at row stride `c.strides()[0]`; `self.panels` is the packing (whole
             // groups) of every panel of `B`, and panels `n0 / 16 ..` cover the columns
-            // `n0 .. n0 + len` (checked above against `self.n`).
+            // `n0 .. n0 + len` (checked above against `self.n`); `bias` is null or holds
+            // `len` floats (checked above).
             unsafe {
                 avx512::matmul(
                     a.as_ptr(),
@@ -104,13 +123,23 @@ impl PackedMatrix {
                     self.panels.as_ptr(),
                     n0 / LANES,
                     len,
+                    bias.map_or(std::ptr::null(), <[f32]>::as_ptr),
                     c.as_mut_ptr(),
                     c.strides()[0] as usize,
                 );
             }
             return Ok(());
         }
-        gemm(a, plain.slice(ndarray::s![.., n0..n0 + len]), c, false)
+        gemm(
+            a,
+            plain.slice(ndarray::s![.., n0..n0 + len]),
+            c.view_mut(),
+            false,
+        )?;
+        if let Some(bias) = bias {
+            c += &ndarray::ArrayView1::from(bias).insert_axis(ndarray::Axis(0));
+        }
+        Ok(())
     }
 }
 
@@ -134,7 +163,7 @@ mod avx512 {
     /// `b`. Panel `v`'s row `kk` is at `b + (v / GROUP) * gstride + (v % GROUP) * 16 +
     /// kk * GROUP * 16`: either the block starts a group (and may run into the next ones,
     /// `gstride` floats apart) or it stays inside one group. The last panel holds `last` valid
-    /// columns.
+    /// columns. `bias` (null for none) holds the block's columns' bias, added to every row.
     #[target_feature(enable = "avx512f")]
     #[allow(clippy::needless_range_loop, clippy::too_many_arguments)]
     unsafe fn micro<const MR: usize, const NV: usize>(
@@ -143,11 +172,27 @@ mod avx512 {
         k: usize,
         b: *const f32,
         gstride: usize,
+        bias: *const f32,
         c: *mut f32,
         ldc: usize,
         last: usize,
     ) {
+        let tail: __mmask16 = if last >= LANES {
+            0xFFFF
+        } else {
+            ((1u32 << last) - 1) as __mmask16
+        };
         let mut acc = [[_mm512_setzero_ps(); NV]; MR];
+        if !bias.is_null() {
+            for v in 0..NV {
+                let mask = if v + 1 == NV { tail } else { 0xFFFF };
+                // SAFETY (caller): `bias` holds the block's valid columns.
+                let bv = _mm512_maskz_loadu_ps(mask, bias.add(v * LANES));
+                for r in 0..MR {
+                    acc[r][v] = bv;
+                }
+            }
+        }
         for kk in 0..k {
             let mut av = [_mm512_setzero_ps(); MR];
             for r in 0..MR {
@@ -162,11 +207,6 @@ mod avx512 {
                 }
             }
         }
-        let tail: __mmask16 = if last >= LANES {
-            0xFFFF
-        } else {
-            ((1u32 << last) - 1) as __mmask16
-        };
         for r in 0..MR {
             for v in 0..NV {
                 let dst = c.add(r * ldc + v * LANES);
@@ -197,13 +237,13 @@ mod avx512 {
         }
     }
 
-    /// `c (m, len) = a (m, k) · B[:, 16 p0 .. 16 p0 + len]`, `B` packed at `packing`.
+    /// `c (m, len) = a (m, k) · B[:, 16 p0 .. 16 p0 + len] (+ bias)`, `B` packed at `packing`.
     ///
     /// # Safety
     /// AVX-512F must be available; `a` must hold `m` rows of `k` floats at stride `lda`;
     /// `packing` must be a [`super::PackedMatrix`]'s panels (whole groups of `k` rows) with at
-    /// least `p0 + ceil(len / 16)` panels; `c` must hold `m` rows of `len` writable floats at
-    /// stride `ldc`.
+    /// least `p0 + ceil(len / 16)` panels; `bias` must be null or hold `len` floats; `c` must
+    /// hold `m` rows of `len` writable floats at stride `ldc`.
     #[target_feature(enable = "avx512f")]
     #[allow(clippy::too_many_arguments)]
     pub(super) unsafe fn matmul(
@@ -214,6 +254,7 @@ mod avx512 {
         packing: *const f32,
         p0: usize,
         len: usize,
+        bias: *const f32,
         c: *mut f32,
         ldc: usize,
     ) {
@@ -242,7 +283,12 @@ mod avx512 {
                     let ap = a.add(r0 * lda);
                     let bp = packing.add(panel_offset(abs, k));
                     let cp = c.add(r0 * ldc + p * LANES);
-                    dispatch!(mr, nv, (ap, lda, k, bp, gstride, cp, ldc, last);
+                    let biasp = if bias.is_null() {
+                        bias
+                    } else {
+                        bias.add(p * LANES)
+                    };
+                    dispatch!(mr, nv, (ap, lda, k, bp, gstride, biasp, cp, ldc, last);
                         (1, 1), (1, 2), (1, 3), (1, 4), (1, 5), (1, 6), (1, 7), (1, 8),
                         (2, 1), (2, 2), (2, 3), (2, 4), (2, 5), (2, 6), (2, 7), (2, 8),
                         (3, 1), (3, 2), (3, 3), (3, 4), (3, 5), (3, 6), (3, 7), (3, 8),
@@ -264,7 +310,7 @@ mod tests {
     use ndarray::Array2;
 
     #[test]
-    fn packed_product_equals_a_plain_product_on_every_block_shape() {
+    fn packed_product_equals_a_plain_product_on_every_block_shape_with_and_without_bias() {
         for &(m, k, n) in &[
             (1usize, 7usize, 5usize),
             (3, 33, 47),
@@ -284,6 +330,21 @@ mod tests {
                     let mut c = Array2::from_elem((m, len + 3), f32::NAN);
                     p.matmul_cols(a.view(), n0, c.slice_mut(ndarray::s![.., ..len]), b.view())
                         .unwrap();
+                    let bias: Vec<f32> = (0..len).map(|j| j as f32 * 0.25 - 1.0).collect();
+                    let mut cb = Array2::from_elem((m, len + 3), f32::NAN);
+                    let cbv = cb.slice_mut(ndarray::s![.., ..len]);
+                    p.matmul_cols_bias(a.view(), n0, cbv, b.view(), Some(&bias))
+                        .unwrap();
+                    for i in 0..m {
+                        assert!(cb[[i, len]].is_nan());
+                        for j in 0..len {
+                            let (g, w) = (cb[[i, j]], want[[i, n0 + j]] + bias[j]);
+                            assert!(
+                                (g - w).abs() <= 1e-5 * (1.0 + w.abs()),
+                                "bias: m{m} k{k} n{n} n0{n0} len{len} ({i},{j}): {g} vs {w}"
+                            );
+                        }
+                    }
                     for i in 0..m {
                         for j in 0..len {
                             let (g, w) = (c[[i, j]], want[[i, n0 + j]]);
