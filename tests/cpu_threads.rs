@@ -122,7 +122,7 @@ fn threaded_cpu_path_matches_an_f64_reference_for_every_cell() {
         )
         .expect("lstm");
         let got = lstm.forward(x.view(), &args).expect("lstm run");
-        let want = reference(&x, &mask, true, u, &|xt, h, c| {
+        let lstm_step = |xt: &[f64], h: &[f64], c: &[f64]| {
             let mut hn = vec![0.0; u];
             let mut cn = vec![0.0; u];
             for j in 0..u {
@@ -136,8 +136,22 @@ fn threaded_cpu_path_matches_an_f64_reference_for_every_cell() {
                 hn[j] = og * cn[j].tanh();
             }
             (hn, cn)
-        });
+        };
+        let want = reference(&x, &mask, true, u, &lstm_step);
         check(&format!("lstm, {threads} thread(s)"), &got, &want);
+        // From batch 8 up the LSTM step computes `x_t W + b` itself instead of reading a
+        // projection of all steps: the same numbers.
+        let x9: Array3<f32> = rand(&[9, t, i], 8, 1.0).into_dimensionality().expect("3-D");
+        let mut mask9 = Array2::from_elem((9, t), true);
+        mask9[[3, 1]] = false;
+        mask9[[8, 5]] = false;
+        let args9 = CallArgs {
+            mask: Some(mask9.view()),
+            ..Default::default()
+        };
+        let got = lstm.forward(x9.view(), &args9).expect("lstm run, batch 9");
+        let want = reference(&x9, &mask9, true, u, &lstm_step);
+        check(&format!("lstm batch 9, {threads} thread(s)"), &got, &want);
 
         // GRU, reset_after = true and false, hard_sigmoid gates for the second.
         for reset_after in [true, false] {

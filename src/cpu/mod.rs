@@ -63,12 +63,13 @@ pub(crate) fn affine(
         None => None,
     };
     sequence::for_each_task(tasks, |(c, part)| {
-        b.matmul_cols_bias(
+        let init = bias.map_or(packed::Init::Zero, packed::Init::Bias);
+        b.matmul_cols_init(
             a.slice(ndarray::s![c.u0..c.u0 + c.len, ..]),
             0,
             part,
             plain,
-            bias,
+            init,
         )
     })?;
     Ok(out)

@@ -26,6 +26,17 @@ fn panel_offset(p: usize, k: usize) -> usize {
     (p / GROUP) * GROUP * k * LANES + (p % GROUP) * LANES
 }
 
+/// What the product starts from.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Init<'a> {
+    /// `c = a · B`.
+    Zero,
+    /// `c = bias + a · B`, `bias` one value per column of `c`, added to every row.
+    Bias(&'a [f32]),
+    /// `c += a · B`.
+    Accumulate,
+}
+
 /// One `(k, n)` matrix packed into 16-column panels (empty where the packed kernel cannot run:
 /// the caller's unpacked matrix is used then).
 #[derive(Debug, Clone, Default)]
@@ -71,18 +82,18 @@ impl PackedMatrix {
         c: ArrayViewMut2<f32>,
         plain: ArrayView2<f32>,
     ) -> Result<()> {
-        self.matmul_cols_bias(a, n0, c, plain, None)
+        self.matmul_cols_init(a, n0, c, plain, Init::Zero)
     }
 
-    /// [`PackedMatrix::matmul_cols`] plus `bias` (`len` values, one per column of `c`) added
-    /// to every row, in the kernel's accumulators rather than in a second pass over `c`.
-    pub(crate) fn matmul_cols_bias(
+    /// [`PackedMatrix::matmul_cols`] starting from `init` (a bias or the old `c`), which the
+    /// kernel loads into its accumulators: no second pass over `c`.
+    pub(crate) fn matmul_cols_init(
         &self,
         a: ArrayView2<f32>,
         n0: usize,
         mut c: ArrayViewMut2<f32>,
         plain: ArrayView2<f32>,
-        bias: Option<&[f32]>,
+        init: Init,
     ) -> Result<()> {
         let (m, k) = a.dim();
         let len = c.ncols();
@@ -90,7 +101,7 @@ impl PackedMatrix {
             || c.nrows() != m
             || n0 + len > self.n
             || !n0.is_multiple_of(LANES)
-            || bias.is_some_and(|b| b.len() != len)
+            || matches!(init, Init::Bias(b) if b.len() != len)
         {
             return Err(Error::invalid(
                 "packed matmul",
@@ -112,8 +123,8 @@ impl PackedMatrix {
             // floats at row stride `a.strides()[0]`; `c` has `m` rows of `len` contiguous
             // floats at row stride `c.strides()[0]`; `self.panels` is the packing (whole
             // groups) of every panel of `B`, and panels `n0 / 16 ..` cover the columns
-            // `n0 .. n0 + len` (checked above against `self.n`); `bias` is null or holds
-            // `len` floats (checked above).
+            // `n0 .. n0 + len` (checked above against `self.n`); a bias holds `len` floats
+            // (checked above).
             unsafe {
                 avx512::matmul(
                     a.as_ptr(),
@@ -123,20 +134,25 @@ impl PackedMatrix {
                     self.panels.as_ptr(),
                     n0 / LANES,
                     len,
-                    bias.map_or(std::ptr::null(), <[f32]>::as_ptr),
+                    match init {
+                        Init::Bias(b) => b.as_ptr(),
+                        _ => std::ptr::null(),
+                    },
+                    matches!(init, Init::Accumulate),
                     c.as_mut_ptr(),
                     c.strides()[0] as usize,
                 );
             }
             return Ok(());
         }
+        let accumulate = matches!(init, Init::Accumulate);
         gemm(
             a,
             plain.slice(ndarray::s![.., n0..n0 + len]),
             c.view_mut(),
-            false,
+            accumulate,
         )?;
-        if let Some(bias) = bias {
+        if let Init::Bias(bias) = init {
             c += &ndarray::ArrayView1::from(bias).insert_axis(ndarray::Axis(0));
         }
         Ok(())
@@ -163,7 +179,8 @@ mod avx512 {
     /// `b`. Panel `v`'s row `kk` is at `b + (v / GROUP) * gstride + (v % GROUP) * 16 +
     /// kk * GROUP * 16`: either the block starts a group (and may run into the next ones,
     /// `gstride` floats apart) or it stays inside one group. The last panel holds `last` valid
-    /// columns. `bias` (null for none) holds the block's columns' bias, added to every row.
+    /// columns. `bias` (null for none) holds the block's columns' bias, added to every row;
+    /// with `accumulate` the block adds to `c` instead of overwriting it.
     #[target_feature(enable = "avx512f")]
     #[allow(clippy::needless_range_loop, clippy::too_many_arguments)]
     unsafe fn micro<const MR: usize, const NV: usize>(
@@ -173,6 +190,7 @@ mod avx512 {
         b: *const f32,
         gstride: usize,
         bias: *const f32,
+        accumulate: bool,
         c: *mut f32,
         ldc: usize,
         last: usize,
@@ -183,7 +201,15 @@ mod avx512 {
             ((1u32 << last) - 1) as __mmask16
         };
         let mut acc = [[_mm512_setzero_ps(); NV]; MR];
-        if !bias.is_null() {
+        if accumulate {
+            for r in 0..MR {
+                for v in 0..NV {
+                    let mask = if v + 1 == NV { tail } else { 0xFFFF };
+                    // SAFETY (caller): `c` holds the block's rows and valid columns.
+                    acc[r][v] = _mm512_maskz_loadu_ps(mask, c.add(r * ldc + v * LANES));
+                }
+            }
+        } else if !bias.is_null() {
             for v in 0..NV {
                 let mask = if v + 1 == NV { tail } else { 0xFFFF };
                 // SAFETY (caller): `bias` holds the block's valid columns.
@@ -243,7 +269,7 @@ mod avx512 {
     /// AVX-512F must be available; `a` must hold `m` rows of `k` floats at stride `lda`;
     /// `packing` must be a [`super::PackedMatrix`]'s panels (whole groups of `k` rows) with at
     /// least `p0 + ceil(len / 16)` panels; `bias` must be null or hold `len` floats; `c` must
-    /// hold `m` rows of `len` writable floats at stride `ldc`.
+    /// hold `m` rows of `len` writable floats at stride `ldc` (read too with `accumulate`).
     #[target_feature(enable = "avx512f")]
     #[allow(clippy::too_many_arguments)]
     pub(super) unsafe fn matmul(
@@ -255,6 +281,7 @@ mod avx512 {
         p0: usize,
         len: usize,
         bias: *const f32,
+        accumulate: bool,
         c: *mut f32,
         ldc: usize,
     ) {
@@ -288,7 +315,7 @@ mod avx512 {
                     } else {
                         bias.add(p * LANES)
                     };
-                    dispatch!(mr, nv, (ap, lda, k, bp, gstride, biasp, cp, ldc, last);
+                    dispatch!(mr, nv, (ap, lda, k, bp, gstride, biasp, accumulate, cp, ldc, last);
                         (1, 1), (1, 2), (1, 3), (1, 4), (1, 5), (1, 6), (1, 7), (1, 8),
                         (2, 1), (2, 2), (2, 3), (2, 4), (2, 5), (2, 6), (2, 7), (2, 8),
                         (3, 1), (3, 2), (3, 3), (3, 4), (3, 5), (3, 6), (3, 7), (3, 8),
@@ -310,7 +337,7 @@ mod tests {
     use ndarray::Array2;
 
     #[test]
-    fn packed_product_equals_a_plain_product_on_every_block_shape_with_and_without_bias() {
+    fn packed_product_equals_a_plain_product_on_every_block_shape_from_zero_bias_or_c() {
         for &(m, k, n) in &[
             (1usize, 7usize, 5usize),
             (3, 33, 47),
@@ -333,12 +360,16 @@ mod tests {
                     let bias: Vec<f32> = (0..len).map(|j| j as f32 * 0.25 - 1.0).collect();
                     let mut cb = Array2::from_elem((m, len + 3), f32::NAN);
                     let cbv = cb.slice_mut(ndarray::s![.., ..len]);
-                    p.matmul_cols_bias(a.view(), n0, cbv, b.view(), Some(&bias))
+                    p.matmul_cols_init(a.view(), n0, cbv, b.view(), Init::Bias(&bias))
+                        .unwrap();
+                    // Accumulating onto the biased product adds the product once more.
+                    let cbv = cb.slice_mut(ndarray::s![.., ..len]);
+                    p.matmul_cols_init(a.view(), n0, cbv, b.view(), Init::Accumulate)
                         .unwrap();
                     for i in 0..m {
                         assert!(cb[[i, len]].is_nan());
                         for j in 0..len {
-                            let (g, w) = (cb[[i, j]], want[[i, n0 + j]] + bias[j]);
+                            let (g, w) = (cb[[i, j]], 2.0 * want[[i, n0 + j]] + bias[j]);
                             assert!(
                                 (g - w).abs() <= 1e-5 * (1.0 + w.abs()),
                                 "bias: m{m} k{k} n{n} n0{n0} len{len} ({i},{j}): {g} vs {w}"

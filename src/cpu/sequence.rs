@@ -93,12 +93,15 @@ pub(crate) trait Stepper: Sync {
     fn state_widths(&self) -> Vec<usize>;
     /// Width of the output of one step.
     fn output_width(&self) -> usize;
-    /// Width of the projected input that [`Stepper::step`] consumes.
-    fn projected_width(&self) -> usize;
-    /// Projects the inputs of all steps at once: `(n, input_width)` -> `(n, projected_width)`
-    /// (a cell whose step reads its raw input returns `x` itself, borrowed).
-    fn project<'a>(&self, x: ArrayView2<'a, f32>, threads: usize)
-        -> Result<CowArray<'a, f32, Ix2>>;
+    /// Projects the inputs of all steps at once: `x` `(steps * batch, input_width)` -> the
+    /// `(steps * batch, width)` rows that [`Stepper::step`] reads, `batch` rows per step (a
+    /// cell whose step reads its raw input, for this batch size, returns `x` itself, borrowed).
+    fn project<'a>(
+        &self,
+        x: ArrayView2<'a, f32>,
+        batch: usize,
+        threads: usize,
+    ) -> Result<CowArray<'a, f32, Ix2>>;
     /// Working memory for [`Stepper::step`], allocated once per sequence.
     fn scratch(&self, batch: usize, threads: usize) -> Scratch;
     /// One step for the whole batch: reads `xp` `(batch, projected_width)` and `states`, writes
@@ -149,7 +152,7 @@ pub(crate) fn run(
         .view()
         .into_shape_with_order((t_len * batch, feat))
         .map_err(|e| crate::Error::invalid("input", e.to_string()))?;
-    let xp = cell.project(flat, threads)?;
+    let xp = cell.project(flat, batch, threads)?;
     let out_w = cell.output_width();
     let mut states = init;
     let mut new_states: Vec<Array2<f32>> = states.iter().map(|s| Array2::zeros(s.dim())).collect();

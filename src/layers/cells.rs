@@ -3,7 +3,7 @@
 use crate::cell::Cell;
 use crate::config::{GRUCellConfig, Initializers, LSTMCellConfig, SimpleRNNCellConfig};
 use crate::cpu::gates::{self, Chunk};
-use crate::cpu::packed::PackedMatrix;
+use crate::cpu::packed::{Init, PackedMatrix};
 use crate::cpu::sequence::{for_each_task, plan_chunks, split_cols, Scratch, Stepper};
 use crate::error::fmt_shape;
 use crate::{Error, Result};
@@ -132,7 +132,7 @@ fn call_via_stepper(
     states: &[ArrayView2<f32>],
 ) -> Result<(Array2<f32>, Vec<Array2<f32>>)> {
     let b = inputs.nrows();
-    let xp = cell.project(inputs, 1)?;
+    let xp = cell.project(inputs, b, 1)?;
     let owned: Vec<Array2<f32>> = states.iter().map(|s| s.to_owned()).collect();
     let mut new_states: Vec<Array2<f32>> = owned.iter().map(|s| Array2::zeros(s.dim())).collect();
     let mut out = Array2::zeros((b, cell.output_width()));
@@ -465,24 +465,26 @@ fn gate_scratch(batch: usize, units: usize, gates: usize, threads: usize) -> Scr
     }
 }
 
-/// The `Stepper` methods every dense built-in cell shares: widths from `units` and `gates`, and
-/// the input projection `x W + b` through the packed kernel (`$bias` is the input bias field).
+/// The `Stepper` methods every dense built-in cell shares: widths from `units`, and the input
+/// projection `x W + b` of all steps through the packed kernel (`$bias` is the input bias
+/// field), unless the cell's `projects_in_step(batch)` says that its step does it.
 macro_rules! dense_stepper_common {
-    ($gates:expr, $bias:ident) => {
+    ($bias:ident) => {
         fn input_width(&self) -> usize {
             self.kernel.nrows()
         }
         fn output_width(&self) -> usize {
             self.config.units
         }
-        fn projected_width(&self) -> usize {
-            $gates * self.config.units
-        }
         fn project<'a>(
             &self,
             x: ArrayView2<'a, f32>,
+            batch: usize,
             threads: usize,
         ) -> Result<ndarray::CowArray<'a, f32, ndarray::Ix2>> {
+            if self.projects_in_step(batch) {
+                return Ok(x.into());
+            }
             crate::cpu::affine(
                 x,
                 &self.packed_kernel,
@@ -495,8 +497,39 @@ macro_rules! dense_stepper_common {
     };
 }
 
+impl SimpleRNNCell {
+    /// Always false: the input projection runs once for all steps.
+    fn projects_in_step(&self, _batch: usize) -> bool {
+        false
+    }
+}
+
+impl GRUCell {
+    /// Always false: the input projection runs once for all steps.
+    fn projects_in_step(&self, _batch: usize) -> bool {
+        false
+    }
+}
+
+/// Batch rows from which the LSTM step computes `x_t W + b` itself (see
+/// [`LSTMCell::projects_in_step`]).
+const LSTM_IN_STEP_MIN_BATCH: usize = 8;
+
+impl LSTMCell {
+    /// Whether each step computes its own input product `x_t W + b` (into the gate buffer,
+    /// then `h U` accumulated onto it) instead of reading it from a projection of all steps.
+    /// From a few batch rows up the per-step product runs at the kernel's full rate, and the
+    /// `(steps * batch, 4 * units)` projection is never written to and read back from memory,
+    /// nor added to the gates in a separate pass; at batch 1 the projection of all steps is
+    /// one efficient GEMM while a per-step one would re-read `W` each step. Needs whole
+    /// 16-column panels per gate (`units % 16 == 0`).
+    fn projects_in_step(&self, batch: usize) -> bool {
+        batch >= LSTM_IN_STEP_MIN_BATCH && self.config.units.is_multiple_of(16)
+    }
+}
+
 impl Stepper for SimpleRNNCell {
-    dense_stepper_common!(1, bias);
+    dense_stepper_common!(bias);
     fn state_widths(&self) -> Vec<usize> {
         vec![self.config.units]
     }
@@ -530,7 +563,7 @@ impl Stepper for SimpleRNNCell {
 }
 
 impl Stepper for GRUCell {
-    dense_stepper_common!(3, input_bias);
+    dense_stepper_common!(input_bias);
     fn state_widths(&self) -> Vec<usize> {
         vec![self.config.units]
     }
@@ -614,7 +647,7 @@ impl Stepper for GRUCell {
 }
 
 impl Stepper for LSTMCell {
-    dense_stepper_common!(4, bias);
+    dense_stepper_common!(bias);
     fn state_widths(&self) -> Vec<usize> {
         vec![self.config.units, self.config.units]
     }
@@ -640,9 +673,34 @@ impl Stepper for LSTMCell {
             .zip(scratch.per_chunk.iter_mut())
             .zip(h_outs.into_iter().zip(c_outs))
             .collect();
+        let in_step = self.projects_in_step(xp.nrows());
+        let bias = match &self.bias {
+            Some(b) => Some(
+                b.as_slice()
+                    .ok_or_else(|| Error::invalid("bias", "internal: not contiguous"))?,
+            ),
+            None => None,
+        };
         for_each_task(tasks, |((c, bufs), (h_out, c_out))| {
-            recurrent_product(h, &self.recurrent_kernel, &self.packed, 4, *c, &mut bufs[0])?;
-            gates::lstm(Some(xp), &mut bufs[0], c_prev, h_out, c_out, act, rec, *c)
+            if !in_step {
+                recurrent_product(h, &self.recurrent_kernel, &self.packed, 4, *c, &mut bufs[0])?;
+                return gates::lstm(Some(xp), &mut bufs[0], c_prev, h_out, c_out, act, rec, *c);
+            }
+            // `xp` is `x_t`: per gate, `x_t W + b` then `+= h U`, in the chunk's block.
+            let hu = &mut bufs[0];
+            for (g, p) in self.packed.iter().enumerate() {
+                let n0 = g * c.units + c.u0;
+                let init = bias.map_or(Init::Zero, |b| Init::Bias(&b[n0..n0 + c.len]));
+                let mut block = hu.slice_mut(s![.., g * c.len..(g + 1) * c.len]);
+                let kernel = self.kernel.view();
+                self.packed_kernel
+                    .matmul_cols_init(xp, n0, block.view_mut(), kernel, init)?;
+                let plain = self
+                    .recurrent_kernel
+                    .slice(s![.., g * c.units..(g + 1) * c.units]);
+                p.matmul_cols_init(h, c.u0, block, plain, Init::Accumulate)?;
+            }
+            gates::lstm(None, hu, c_prev, h_out, c_out, act, rec, *c)
         })?;
         out.assign(&h_new[0]);
         Ok(())

@@ -584,15 +584,10 @@ impl Stepper for ConvStepper<'_> {
     fn output_width(&self) -> usize {
         self.input.out_pixels() * self.layer.config.filters
     }
-    fn projected_width(&self) -> usize {
-        if self.fused() {
-            return self.input_width();
-        }
-        self.input.out_pixels() * 4 * self.layer.config.filters
-    }
     fn project<'a>(
         &self,
         x: ArrayView2<'a, f32>,
+        _batch: usize,
         threads: usize,
     ) -> Result<ndarray::CowArray<'a, f32, ndarray::Ix2>> {
         if self.fused() {
@@ -619,7 +614,7 @@ impl Stepper for ConvStepper<'_> {
             self.layer.bias.as_ref(),
             threads,
         )?;
-        z.into_shape_with_order((n, self.projected_width()))
+        z.into_shape_with_order((n, self.input.out_pixels() * 4 * self.layer.config.filters))
             .map(Into::into)
             .map_err(|e| Error::invalid("input", e.to_string()))
     }

@@ -120,12 +120,10 @@ impl Stepper for UserStepper<'_> {
     fn output_width(&self) -> usize {
         self.cell.output_size()
     }
-    fn projected_width(&self) -> usize {
-        self.input_width
-    }
     fn project<'a>(
         &self,
         x: ArrayView2<'a, f32>,
+        _batch: usize,
         _threads: usize,
     ) -> Result<ndarray::CowArray<'a, f32, ndarray::Ix2>> {
         Ok(x.into())
