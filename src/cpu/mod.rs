@@ -22,16 +22,15 @@ pub use threads::{num_threads, set_num_threads};
 use crate::Result;
 use ndarray::{Array1, Array2, ArrayView2};
 
-/// `a · b + bias` (bias broadcast over rows) as a new array, with `b` packed once per layer
-/// (`plain` is `b` unpacked, for CPUs without the packed kernel); rows split over `threads`.
+/// `a · b + bias` (bias broadcast over rows) as a new array, with `b` packed once per layer;
+/// rows split over `threads`.
 pub(crate) fn affine(
     a: ArrayView2<f32>,
     b: &packed::PackedMatrix,
-    plain: ArrayView2<f32>,
     bias: Option<&Array1<f32>>,
     threads: usize,
 ) -> Result<Array2<f32>> {
-    let (m, n) = (a.nrows(), plain.ncols());
+    let (m, n) = (a.nrows(), b.ncols());
     let mut out = Array2::zeros((m, n));
     let flops = 2.0 * (m * a.ncols() * n) as f64;
     // One block of rows per thread (multiples of 8, the kernel's row block) when the product
@@ -64,13 +63,7 @@ pub(crate) fn affine(
     };
     sequence::for_each_task(tasks, |(c, part)| {
         let init = bias.map_or(packed::Init::Zero, packed::Init::Bias);
-        b.matmul_cols_init(
-            a.slice(ndarray::s![c.u0..c.u0 + c.len, ..]),
-            0,
-            part,
-            plain,
-            init,
-        )
+        b.matmul_cols_init(a.slice(ndarray::s![c.u0..c.u0 + c.len, ..]), 0, part, init)
     })?;
     Ok(out)
 }

@@ -15,7 +15,7 @@
 
 use crate::cpu::gemm::gemm;
 use crate::{Error, Result};
-use ndarray::{ArrayView2, ArrayViewMut2};
+use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 
 const LANES: usize = 16;
 /// Panels per group.
@@ -37,13 +37,15 @@ pub(crate) enum Init<'a> {
     Accumulate,
 }
 
-/// One `(k, n)` matrix packed into 16-column panels (empty where the packed kernel cannot run:
-/// the caller's unpacked matrix is used then).
+/// One `(k, n)` matrix packed into 16-column panels, or, where the packed kernel cannot run
+/// (no AVX-512F), kept row-major for the `gemm` crate.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct PackedMatrix {
     k: usize,
     n: usize,
-    panels: Vec<f32>,
+    /// The panels, or the row-major matrix when `row_major`.
+    data: Vec<f32>,
+    row_major: bool,
 }
 
 impl PackedMatrix {
@@ -54,7 +56,8 @@ impl PackedMatrix {
             return PackedMatrix {
                 k,
                 n,
-                panels: Vec::new(),
+                data: b.iter().copied().collect(),
+                row_major: true,
             };
         }
         let np = n.div_ceil(LANES);
@@ -70,19 +73,28 @@ impl PackedMatrix {
                 }
             }
         }
-        PackedMatrix { k, n, panels }
+        PackedMatrix {
+            k,
+            n,
+            data: panels,
+            row_major: false,
+        }
+    }
+
+    /// Columns of the matrix.
+    pub(crate) fn ncols(&self) -> usize {
+        self.n
     }
 
     /// `c = a · B[:, n0 .. n0 + c.ncols()]`, where `n0` is a multiple of 16. `a` is
-    /// `(m, k)`; `c` is `(m, len)`, any row stride. `plain` is `B` unpacked, for the fallback.
+    /// `(m, k)`; `c` is `(m, len)`, any row stride.
     pub(crate) fn matmul_cols(
         &self,
         a: ArrayView2<f32>,
         n0: usize,
         c: ArrayViewMut2<f32>,
-        plain: ArrayView2<f32>,
     ) -> Result<()> {
-        self.matmul_cols_init(a, n0, c, plain, Init::Zero)
+        self.matmul_cols_init(a, n0, c, Init::Zero)
     }
 
     /// [`PackedMatrix::matmul_cols`] starting from `init` (a bias or the old `c`), which the
@@ -92,7 +104,6 @@ impl PackedMatrix {
         a: ArrayView2<f32>,
         n0: usize,
         mut c: ArrayViewMut2<f32>,
-        plain: ArrayView2<f32>,
         init: Init,
     ) -> Result<()> {
         let (m, k) = a.dim();
@@ -118,10 +129,12 @@ impl PackedMatrix {
             return Ok(());
         }
         #[cfg(target_arch = "x86_64")]
-        if !self.panels.is_empty() && a.strides()[1] == 1 && c.strides()[1] == 1 && k > 0 {
+        // (A column stride is irrelevant for one column: ndarray may report any value.)
+        let unit = |stride: isize, cols: usize| stride == 1 || cols == 1;
+        if !self.row_major && unit(a.strides()[1], k) && unit(c.strides()[1], len) && k > 0 {
             // SAFETY: AVX-512F was detected at pack time; `a` has `m` rows of `k` contiguous
             // floats at row stride `a.strides()[0]`; `c` has `m` rows of `len` contiguous
-            // floats at row stride `c.strides()[0]`; `self.panels` is the packing (whole
+            // floats at row stride `c.strides()[0]`; `self.data` is the packing (whole
             // groups) of every panel of `B`, and panels `n0 / 16 ..` cover the columns
             // `n0 .. n0 + len` (checked above against `self.n`); a bias holds `len` floats
             // (checked above).
@@ -131,7 +144,7 @@ impl PackedMatrix {
                     a.strides()[0] as usize,
                     m,
                     k,
-                    self.panels.as_ptr(),
+                    self.data.as_ptr(),
                     n0 / LANES,
                     len,
                     match init {
@@ -145,6 +158,27 @@ impl PackedMatrix {
             }
             return Ok(());
         }
+        if !self.row_major {
+            // Strides the packed kernel does not take: unpack (not a path the crate uses).
+            let mut plain = Array2::zeros((k, self.n));
+            for p in 0..self.n.div_ceil(LANES) {
+                let base = panel_offset(p, k);
+                for kk in 0..k {
+                    for l in 0..LANES.min(self.n - p * LANES) {
+                        plain[[kk, p * LANES + l]] = self.data[base + kk * GROUP * LANES + l];
+                    }
+                }
+            }
+            let packed = PackedMatrix {
+                k,
+                n: self.n,
+                data: plain.into_iter().collect(),
+                row_major: true,
+            };
+            return packed.matmul_cols_init(a, n0, c, init);
+        }
+        let plain = ArrayView2::from_shape((k, self.n), &self.data)
+            .map_err(|e| Error::invalid("packed matmul", e.to_string()))?;
         let accumulate = matches!(init, Init::Accumulate);
         gemm(
             a,
@@ -355,16 +389,24 @@ mod tests {
             for n0 in (0..n).step_by(16) {
                 for len in [n - n0, (n - n0).min(16), (n - n0).min(37)] {
                     let mut c = Array2::from_elem((m, len + 3), f32::NAN);
-                    p.matmul_cols(a.view(), n0, c.slice_mut(ndarray::s![.., ..len]), b.view())
+                    p.matmul_cols(a.view(), n0, c.slice_mut(ndarray::s![.., ..len]))
                         .unwrap();
+                    // `a` with a column stride other than 1: the unpacking fallback.
+                    let at = a.t().to_owned();
+                    let mut ct = Array2::zeros((m, len));
+                    p.matmul_cols(at.t(), n0, ct.view_mut()).unwrap();
+                    for ((i, j), g) in ct.indexed_iter() {
+                        let w = want[[i, n0 + j]];
+                        assert!((g - w).abs() <= 1e-5 * (1.0 + w.abs()), "strided a");
+                    }
                     let bias: Vec<f32> = (0..len).map(|j| j as f32 * 0.25 - 1.0).collect();
                     let mut cb = Array2::from_elem((m, len + 3), f32::NAN);
                     let cbv = cb.slice_mut(ndarray::s![.., ..len]);
-                    p.matmul_cols_init(a.view(), n0, cbv, b.view(), Init::Bias(&bias))
+                    p.matmul_cols_init(a.view(), n0, cbv, Init::Bias(&bias))
                         .unwrap();
                     // Accumulating onto the biased product adds the product once more.
                     let cbv = cb.slice_mut(ndarray::s![.., ..len]);
-                    p.matmul_cols_init(a.view(), n0, cbv, b.view(), Init::Accumulate)
+                    p.matmul_cols_init(a.view(), n0, cbv, Init::Accumulate)
                         .unwrap();
                     for i in 0..m {
                         assert!(cb[[i, len]].is_nan());
@@ -429,7 +471,7 @@ mod timing {
                     })
                     .fold(f64::INFINITY, f64::min)
             };
-            let tp = best(&mut || p.matmul_cols(a.view(), 0, c.view_mut(), b.view()).unwrap());
+            let tp = best(&mut || p.matmul_cols(a.view(), 0, c.view_mut()).unwrap());
             let tg = best(&mut || gemm(a.view(), b.view(), c.view_mut(), false).unwrap());
             let f = 2.0 * (m * k * n) as f64;
             println!(

@@ -122,8 +122,6 @@ pub(crate) struct Winograd {
     cout: usize,
     /// `U[p]` `(k, out)` per position, packed for the GEMM kernel.
     packed: Vec<PackedMatrix>,
-    /// `U[p]` unpacked (the GEMM fallback without AVX-512).
-    plain: Vec<Array2<f32>>,
 }
 
 /// Whether a convolution of this geometry runs through [`Winograd`].
@@ -184,7 +182,6 @@ impl Winograd {
             k,
             cout,
             packed,
-            plain,
         })
     }
 
@@ -265,7 +262,7 @@ impl Winograd {
                 &mut m[p * cout..ml],
             )
             .map_err(err)?;
-            self.packed[p].matmul_cols(a, 0, c, self.plain[p].view())?;
+            self.packed[p].matmul_cols(a, 0, c)?;
         }
         let rows = out.nrows();
         // (ndarray reports stride 0 on an axis of length 1.)

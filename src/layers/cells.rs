@@ -432,20 +432,16 @@ fn pack_gates(u: &Array2<f32>, gates: usize) -> Vec<PackedMatrix> {
 /// side in `hu` (each `len` wide).
 fn recurrent_product(
     h: ArrayView2<f32>,
-    u: &Array2<f32>,
     packed: &[PackedMatrix],
     gates: usize,
     c: Chunk,
     hu: &mut Array2<f32>,
 ) -> Result<()> {
-    for (g, p) in packed.iter().enumerate().take(gates) {
-        let plain = u.slice(s![.., g * c.units..(g + 1) * c.units]);
-        p.matmul_cols(
-            h,
-            c.u0,
-            hu.slice_mut(s![.., g * c.len..(g + 1) * c.len]),
-            plain,
-        )?;
+    let mut rest = hu.view_mut();
+    for p in packed.iter().take(gates) {
+        let (block, tail) = rest.split_at(Axis(1), c.len);
+        p.matmul_cols(h, c.u0, block)?;
+        rest = tail;
     }
     Ok(())
 }
@@ -485,14 +481,7 @@ macro_rules! dense_stepper_common {
             if self.projects_in_step(batch) {
                 return Ok(x.into());
             }
-            crate::cpu::affine(
-                x,
-                &self.packed_kernel,
-                self.kernel.view(),
-                self.$bias.as_ref(),
-                threads,
-            )
-            .map(Into::into)
+            crate::cpu::affine(x, &self.packed_kernel, self.$bias.as_ref(), threads).map(Into::into)
         }
     };
 }
@@ -554,7 +543,7 @@ impl Stepper for SimpleRNNCell {
             .zip(outs)
             .collect();
         for_each_task(tasks, |((c, bufs), h_out)| {
-            recurrent_product(h, &self.recurrent_kernel, &self.packed, 1, *c, &mut bufs[0])?;
+            recurrent_product(h, &self.packed, 1, *c, &mut bufs[0])?;
             gates::simple(xp, &mut bufs[0], h_out, act, *c)
         })?;
         out.assign(&new_states[0]);
@@ -591,7 +580,6 @@ impl Stepper for GRUCell {
         let act = self.config.activation;
         let rec = self.config.recurrent_activation;
         let h = states[0].view();
-        let u = &self.recurrent_kernel;
         if self.config.reset_after {
             let rb = match &self.recurrent_bias {
                 Some(b) => Some(
@@ -608,11 +596,10 @@ impl Stepper for GRUCell {
                 .zip(outs)
                 .collect();
             for_each_task(tasks, |((c, bufs), h_out)| {
-                recurrent_product(h, u, &self.packed, 3, *c, &mut bufs[0])?;
+                recurrent_product(h, &self.packed, 3, *c, &mut bufs[0])?;
                 gates::gru_after(xp, &mut bufs[0], rb, h, h_out, act, rec, *c)
             })?;
         } else {
-            let units = self.config.units;
             let (shared, chunks) = (&mut scratch.shared, &scratch.chunks);
             let rh = &mut shared[0];
             {
@@ -623,12 +610,11 @@ impl Stepper for GRUCell {
                     .zip(rh_parts)
                     .collect();
                 for_each_task(tasks, |((c, bufs), rh_out)| {
-                    recurrent_product(h, u, &self.packed, 2, *c, &mut bufs[0])?;
+                    recurrent_product(h, &self.packed, 2, *c, &mut bufs[0])?;
                     gates::gru_before_gates(xp, &mut bufs[0], h, rh_out, rec, *c)
                 })?;
             }
             let rh = rh.view();
-            let u_h = u.slice(s![.., 2 * units..]);
             let outs = split_cols(new_states[0].view_mut(), chunks);
             let tasks: Vec<_> = chunks
                 .iter()
@@ -637,7 +623,7 @@ impl Stepper for GRUCell {
                 .collect();
             for_each_task(tasks, |((c, bufs), h_out)| {
                 let (zbuf, rhu) = bufs.split_at_mut(1);
-                self.packed[2].matmul_cols(rh, c.u0, rhu[0].view_mut(), u_h)?;
+                self.packed[2].matmul_cols(rh, c.u0, rhu[0].view_mut())?;
                 gates::gru_before_update(xp, &zbuf[0], &mut rhu[0], h, h_out, act, *c)
             })?;
         }
@@ -683,24 +669,21 @@ impl Stepper for LSTMCell {
         };
         for_each_task(tasks, |((c, bufs), (h_out, c_out))| {
             if !in_step {
-                recurrent_product(h, &self.recurrent_kernel, &self.packed, 4, *c, &mut bufs[0])?;
+                recurrent_product(h, &self.packed, 4, *c, &mut bufs[0])?;
                 return gates::lstm(Some(xp), &mut bufs[0], c_prev, h_out, c_out, act, rec, *c);
             }
             // `xp` is `x_t`: per gate, `x_t W + b` then `+= h U`, in the chunk's block.
-            let hu = &mut bufs[0];
+            let mut rest = bufs[0].view_mut();
             for (g, p) in self.packed.iter().enumerate() {
                 let n0 = g * c.units + c.u0;
                 let init = bias.map_or(Init::Zero, |b| Init::Bias(&b[n0..n0 + c.len]));
-                let mut block = hu.slice_mut(s![.., g * c.len..(g + 1) * c.len]);
-                let kernel = self.kernel.view();
+                let (mut block, tail) = rest.split_at(Axis(1), c.len);
                 self.packed_kernel
-                    .matmul_cols_init(xp, n0, block.view_mut(), kernel, init)?;
-                let plain = self
-                    .recurrent_kernel
-                    .slice(s![.., g * c.units..(g + 1) * c.units]);
-                p.matmul_cols_init(h, c.u0, block, plain, Init::Accumulate)?;
+                    .matmul_cols_init(xp, n0, block.view_mut(), init)?;
+                p.matmul_cols_init(h, c.u0, block, Init::Accumulate)?;
+                rest = tail;
             }
-            gates::lstm(None, hu, c_prev, h_out, c_out, act, rec, *c)
+            gates::lstm(None, &mut bufs[0], c_prev, h_out, c_out, act, rec, *c)
         })?;
         out.assign(&h_new[0]);
         Ok(())

@@ -51,8 +51,6 @@ struct ConvStepper<'a> {
     layer: &'a ConvLSTM2D,
     input: ConvGeometry,
     recurrent: ConvGeometry,
-    kernel: ArrayView2<'a, f32>,
-    recurrent_kernel: ArrayView2<'a, f32>,
     /// The tiling of the output grid when the recurrent convolution (and, with `fused`, the
     /// input one) runs through Winograd.
     tiling: Option<Tiling>,
@@ -223,16 +221,6 @@ impl ConvLSTM2D {
             crate::config::Padding::Same,
         )
         .ok_or_else(|| Error::invalid("input", "empty recurrent convolution"))?;
-        let k = self.kernel.view();
-        let (kh, kw, cin, g) = k.dim();
-        let kernel = k
-            .into_shape_with_order((kh * kw * cin, g))
-            .map_err(|e| Error::invalid("kernel", e.to_string()))?;
-        let rk = self
-            .recurrent_kernel
-            .view()
-            .into_shape_with_order((kh * kw * f, g))
-            .map_err(|e| Error::invalid("recurrent_kernel", e.to_string()))?;
         let tiling = match &self.winograd {
             Some(w) if winograd::applies(&recurrent) => Some(w.tiling(recurrent)),
             _ => None,
@@ -242,8 +230,6 @@ impl ConvLSTM2D {
             tiling,
             input,
             recurrent,
-            kernel,
-            recurrent_kernel: rk,
         })
     }
 
@@ -610,7 +596,6 @@ impl Stepper for ConvStepper<'_> {
         let z = crate::cpu::affine(
             cols.view(),
             &self.layer.packed_kernel,
-            self.kernel,
             self.layer.bias.as_ref(),
             threads,
         )?;
@@ -685,12 +670,9 @@ impl Stepper for ConvStepper<'_> {
             let (cols, hu) = bufs.split_at_mut(1);
             self.recurrent
                 .im2col_rows(h_prev, c.u0, cols[0].view_mut())?;
-            self.layer.packed.matmul_cols(
-                cols[0].view(),
-                0,
-                hu[0].view_mut(),
-                self.recurrent_kernel,
-            )?;
+            self.layer
+                .packed
+                .matmul_cols(cols[0].view(), 0, hu[0].view_mut())?;
             let rows = c.u0..c.u0 + c.len;
             let whole = Chunk {
                 u0: 0,
