@@ -47,18 +47,35 @@ macro_rules! multiversion {
         $(#[$m])*
         $vis fn $name($($arg: $ty),*) -> $ret {
             #[cfg(target_arch = "x86_64")]
-            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-                // SAFETY: the CPU supports AVX2 and FMA, checked on the line above; the
-                // function has no other requirement.
-                return unsafe { $avx($($arg),*) };
+            {
+                use std::arch::is_x86_feature_detected as has;
+                if has!("avx512f") && has!("avx2") && has!("fma") {
+                    // SAFETY: the CPU supports AVX-512F, AVX2 and FMA, checked on the line
+                    // above; the function has no other requirement.
+                    return unsafe { $avx::avx512($($arg),*) };
+                }
+                if has!("avx2") && has!("fma") {
+                    // SAFETY: the CPU supports AVX2 and FMA, checked on the line above; the
+                    // function has no other requirement.
+                    return unsafe { $avx::avx2($($arg),*) };
+                }
             }
             $imp::<false>($($arg),*)
         }
 
         #[cfg(target_arch = "x86_64")]
-        #[target_feature(enable = "avx2,fma")]
-        unsafe fn $avx($($arg: $ty),*) -> $ret {
-            $imp::<true>($($arg),*)
+        mod $avx {
+            use super::*;
+
+            #[target_feature(enable = "avx2,fma")]
+            pub(super) unsafe fn avx2($($arg: $ty),*) -> $ret {
+                $imp::<true>($($arg),*)
+            }
+
+            #[target_feature(enable = "avx512f,avx2,fma")]
+            pub(super) unsafe fn avx512($($arg: $ty),*) -> $ret {
+                $imp::<true>($($arg),*)
+            }
         }
     };
 }
