@@ -14,6 +14,9 @@
 #   racecheck  compute-sanitizer --tool racecheck over the GPU tests (RECURRENT_GPU_QUICK=1)
 #   cudnn      (not in the default list) cuDNN through PyTorch on issue 4's shape set, f32,
 #              bf16 and f16, JSON rows in cudnn_<dtype>.jsonl (benches/cudnn_reference.py)
+#   compare    (not in the default list) issue 4's ratio table: cuDNN and ours side by side,
+#              f32, tf32, bf16, f16 (benches/gpu_compare.py; table.md, rows.jsonl, ratios.svg
+#              under compare/). Give it a call of its own: it can take the whole budget.
 # Default: all of them, in this order. Each phase has a time cap, and the whole run stops
 # starting phases when RECURRENT_SESSION_BUDGET_S (default 570 s; the device tool allows 600 s
 # per command) is spent: skipped phases say so. If the full run does not fit, call it twice:
@@ -203,7 +206,7 @@ phase_fixtures() {
 }
 
 phase_bench() {
-    capped 200 "$bundle/recurrent" bench --device cuda >"$out/bench.log" 2>&1
+    capped 200 "$bundle/recurrent" bench --device cuda --set gpu --warmup 2 --repeats 10 >"$out/bench.log" 2>&1
     local r=$?
     tail -n 40 "$out/bench.log"
     return "$r"
@@ -216,6 +219,15 @@ phase_cudnn() {
         echo "cudnn $dt: $(wc -l <"$out/cudnn_$dt.jsonl") rows; $(tail -n 1 "$out/cudnn_$dt.err")"
     done
     return "$rc"
+}
+
+phase_compare() {
+    capped 560 python3 benches/gpu_compare.py --bin "$bundle/recurrent" --out "$out/compare" \
+        --dtypes f32 tf32 bf16 f16 >"$out/compare.log" 2>"$out/compare.err"
+    local r=$?
+    cat "$out/compare.log"
+    tail -n 5 "$out/compare.err"
+    return "$r"
 }
 
 phase_sanitizer() {
@@ -254,7 +266,8 @@ for p in "${phases[@]}"; do
         memcheck) phase_sanitizer memcheck 280 ;;
         racecheck) phase_sanitizer racecheck 280 ;;
         cudnn) phase_cudnn ;;
-        *) echo "unknown phase '$p' (info tests fixtures bench memcheck racecheck cudnn)"; false ;;
+        compare) phase_compare ;;
+        *) echo "unknown phase '$p' (info tests fixtures bench memcheck racecheck cudnn compare)"; false ;;
     esac
     r=$?
     if [ "$r" -eq 0 ]; then

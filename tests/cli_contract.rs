@@ -719,3 +719,60 @@ fn dtype_f16_stays_close_to_f32() {
 fn dtype_bf16_stays_close_to_f32() {
     half_storage_close_to_f32("bf16");
 }
+
+#[test]
+fn bench_of_four_stacked_lstm_cells_reports_one_json_row() {
+    let out = std::process::Command::new(BIN)
+        .args([
+            "bench",
+            "--layer",
+            "lstm4",
+            "--batch",
+            "2",
+            "--seq",
+            "3",
+            "--input",
+            "8",
+            "--units",
+            "16",
+            "--repeats",
+            "2",
+            "--json",
+        ])
+        .output()
+        .expect("run the binary");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let row: serde_json::Value = serde_json::from_str(text.trim()).expect("one JSON object");
+    assert_eq!(row["layer"], "lstm4");
+    assert_eq!(row["layers"], 4);
+    assert_eq!(row["dtype"], "f32");
+    // 2 T B gates H ((I + H) + 3 * 2H) = 2 * 3 * 2 * 4 * 16 * (24 + 96)
+    let flops = 2.0 * 3.0 * 2.0 * 4.0 * 16.0 * 120.0;
+    let us = row["median_us"].as_f64().expect("median_us");
+    let gflops = row["gflops"].as_f64().expect("gflops");
+    assert!((gflops - flops / (us * 1e3)).abs() <= 1e-9 * gflops.max(1.0));
+}
+
+#[test]
+fn bench_refuses_a_gpu_dtype_on_the_cpu() {
+    let out = std::process::Command::new(BIN)
+        .args([
+            "bench", "--layer", "lstm", "--batch", "1", "--seq", "2", "--input", "4", "--units",
+            "4", "--dtype", "bf16",
+        ])
+        .output()
+        .expect("run the binary");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--dtype") && err.contains("bf16"), "{err}");
+    assert!(
+        out.stdout.is_empty(),
+        "nothing timed: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}

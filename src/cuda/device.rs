@@ -143,6 +143,29 @@ impl CudaDevice {
             .map_err(|e| cuda_err("synchronizing the stream", e))
     }
 
+    /// Runs `work` (which queues kernels and copies on this device's stream) between two CUDA
+    /// events and returns the GPU time between them in milliseconds; waits for the end event.
+    pub fn time_ms(&self, work: impl FnOnce() -> Result<()>) -> Result<f64> {
+        let flags = Some(cudarc::driver::sys::CUevent_flags::CU_EVENT_DEFAULT);
+        let ev = |what: &str| {
+            self.inner
+                .ctx
+                .new_event(flags)
+                .map_err(|e| cuda_err(&format!("creating the {what} event"), e))
+        };
+        let (start, end) = (ev("start")?, ev("end")?);
+        start
+            .record(&self.inner.stream)
+            .map_err(|e| cuda_err("recording the start event", e))?;
+        work()?;
+        end.record(&self.inner.stream)
+            .map_err(|e| cuda_err("recording the end event", e))?;
+        let ms = start
+            .elapsed_ms(&end)
+            .map_err(|e| cuda_err("reading the events' elapsed time", e))?;
+        Ok(f64::from(ms))
+    }
+
     /// With `true`, every output and scratch buffer that a forward pass allocates is filled with
     /// NaN before its kernels run, so that an element no kernel writes shows up as NaN (tests).
     pub fn set_poison(&self, on: bool) {

@@ -1,4 +1,4 @@
-//! `recurrent bench`: times layers at a default shape set or one shape from flags.
+//! `recurrent bench`: times layers at a named shape set or one shape from flags.
 
 use clap::{Args, ValueEnum};
 use ndarray::ArrayD;
@@ -6,7 +6,7 @@ use recurrent::config::{
     ConvLSTM2DConfig, GRUCellConfig, LSTMCellConfig, Padding, SequenceOptions, SimpleRNNCellConfig,
 };
 use recurrent::initializers::Initializer;
-use recurrent::layers::{ConvLSTM2D, SimpleRNN, GRU, LSTM};
+use recurrent::layers::{AnyCell, ConvLSTM2D, LSTMCell, SimpleRNN, GRU, LSTM, RNN};
 use recurrent::{Error, Result};
 use std::time::Instant;
 
@@ -19,6 +19,8 @@ pub enum BenchLayer {
     GruResetBefore,
     SimpleRnn,
     ConvLstm2d,
+    /// `RNN` over 4 stacked `LSTMCell`s (I -> H -> H -> H -> H).
+    Lstm4,
 }
 
 impl BenchLayer {
@@ -29,11 +31,12 @@ impl BenchLayer {
             BenchLayer::GruResetBefore => "gru_reset_before",
             BenchLayer::SimpleRnn => "simple_rnn",
             BenchLayer::ConvLstm2d => "conv_lstm2d",
+            BenchLayer::Lstm4 => "lstm4",
         }
     }
     fn gates(self) -> usize {
         match self {
-            BenchLayer::Lstm | BenchLayer::ConvLstm2d => 4,
+            BenchLayer::Lstm | BenchLayer::ConvLstm2d | BenchLayer::Lstm4 => 4,
             BenchLayer::Gru | BenchLayer::GruResetBefore => 3,
             BenchLayer::SimpleRnn => 1,
         }
@@ -46,13 +49,52 @@ pub enum BenchDevice {
     Cuda,
 }
 
-/// Flags of `recurrent bench`. With no shape flags, the default shape set runs.
+/// The named shape sets.
+#[derive(Clone, Copy, ValueEnum)]
+pub enum ShapeSet {
+    /// Issue 5's CPU set (LSTM and GRU at five shapes, SimpleRNN, reset-before GRU, ConvLSTM2D).
+    Cpu,
+    /// Issue 4's GPU set (twelve LSTM / GRU rows, 4 stacked LSTM cells, four ConvLSTM2D rows).
+    Gpu,
+}
+
+/// Storage and math of a timed run.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum, Debug)]
+pub enum BenchDtype {
+    /// f32 storage and math (no TF32).
+    F32,
+    /// f32 storage, TF32 tensor cores allowed.
+    Tf32,
+    /// f16 storage, f32 accumulation.
+    F16,
+    /// bf16 storage, f32 accumulation.
+    Bf16,
+}
+
+impl BenchDtype {
+    fn name(self) -> &'static str {
+        match self {
+            BenchDtype::F32 => "f32",
+            BenchDtype::Tf32 => "tf32",
+            BenchDtype::F16 => "f16",
+            BenchDtype::Bf16 => "bf16",
+        }
+    }
+}
+
+/// Flags of `recurrent bench`. With no shape flags, a named shape set runs.
 #[derive(Args)]
 pub struct BenchArgs {
     /// Where to run.
     #[arg(long, value_enum, default_value = "cpu")]
     device: BenchDevice,
-    /// One layer to time (with the shape flags); default: the default shape set.
+    /// The named shape set to run without --layer (default: cpu on the CPU, gpu on CUDA).
+    #[arg(long, value_enum)]
+    set: Option<ShapeSet>,
+    /// Storage / math: f32 everywhere; tf32, f16, bf16 are GPU dtypes (see the README).
+    #[arg(long, value_enum, default_value = "f32")]
+    dtype: BenchDtype,
+    /// One layer to time (with the shape flags); default: a named shape set.
     #[arg(long, value_enum)]
     layer: Option<BenchLayer>,
     /// Batch size.
@@ -73,9 +115,16 @@ pub struct BenchArgs {
     /// ConvLSTM2D kernel size (square, padding same).
     #[arg(long, default_value_t = 3)]
     kernel: usize,
-    /// Timed runs per shape (after one warm-up run).
-    #[arg(long, default_value_t = 5)]
-    repeats: usize,
+    /// Timed runs per shape (default 5 on the CPU, 30 on CUDA, each on the next of 3 inputs).
+    #[arg(long)]
+    repeats: Option<usize>,
+    /// Untimed runs first (default 1 on the CPU, 5 on CUDA).
+    #[arg(long)]
+    warmup: Option<usize>,
+    /// Peak of the device in TFLOP/s for the table's "% peak" column (e.g. a dense GEMM
+    /// measured on the same GPU and dtype); no column without it.
+    #[arg(long)]
+    peak_tflops: Option<f64>,
     /// CPU threads (default: the number of available cores).
     #[arg(long)]
     threads: Option<usize>,
@@ -110,6 +159,8 @@ impl Shape {
             let px = (self.image * self.image) as f64;
             let kk = (self.kernel * self.kernel) as f64;
             2.0 * t * b * px * kk * (i + h) * g * h
+        } else if self.layer == BenchLayer::Lstm4 {
+            2.0 * t * b * g * h * ((i + h) + 3.0 * 2.0 * h)
         } else {
             2.0 * t * b * (i + h) * g * h
         }
@@ -164,10 +215,66 @@ fn default_shapes() -> Vec<Shape> {
     v
 }
 
+/// Issue 4's GPU shape set (the same rows as `benches/cudnn_reference.py`): (B, T, I, H)
+/// GRU 1,1,512,512 · LSTM 1,100,512,512 · LSTM 1,1000,256,256 · LSTM 8,1000,32,64 · GRU
+/// 32,100,64,128 · LSTM 4,50,1536,1536 · GRU 4,187,2816,2816 · LSTM 16,1024,768,768 · LSTM
+/// 128,25,1024,1024 · GRU 64,1500,1024,1024 · LSTM 256,50,1024,1024 · 4 stacked LSTM cells
+/// 64,100,512,512; ConvLSTM2D (B, T, channels @ side x side, filters, kernel, same) 1,10,16@16,
+/// 64,5 · 8,10,64@64,64,3 · 32,20,64@64,64,3 · 5,19,1@64,64,5. GRU is reset_after (cuDNN's).
+fn gpu_shapes() -> Vec<Shape> {
+    use BenchLayer::{ConvLstm2d, Gru, Lstm, Lstm4};
+    let dense = [
+        (Gru, 1, 1, 512, 512),
+        (Lstm, 1, 100, 512, 512),
+        (Lstm, 1, 1000, 256, 256),
+        (Lstm, 8, 1000, 32, 64),
+        (Gru, 32, 100, 64, 128),
+        (Lstm, 4, 50, 1536, 1536),
+        (Gru, 4, 187, 2816, 2816),
+        (Lstm, 16, 1024, 768, 768),
+        (Lstm, 128, 25, 1024, 1024),
+        (Gru, 64, 1500, 1024, 1024),
+        (Lstm, 256, 50, 1024, 1024),
+        (Lstm4, 64, 100, 512, 512),
+    ];
+    let conv = [
+        (1, 10, 16, 16, 64, 5),
+        (8, 10, 64, 64, 64, 3),
+        (32, 20, 64, 64, 64, 3),
+        (5, 19, 1, 64, 64, 5),
+    ];
+    let mut v: Vec<Shape> = dense
+        .iter()
+        .map(|&(layer, batch, seq, input, units)| Shape {
+            layer,
+            batch,
+            seq,
+            input,
+            units,
+            image: 0,
+            kernel: 0,
+        })
+        .collect();
+    v.extend(
+        conv.iter()
+            .map(|&(batch, seq, input, image, units, kernel)| Shape {
+                layer: ConvLstm2d,
+                batch,
+                seq,
+                input,
+                units,
+                image,
+                kernel,
+            }),
+    );
+    v
+}
+
 enum Built {
     Lstm(LSTM),
     Gru(GRU),
     Simple(SimpleRNN),
+    Stack(RNN),
     Conv(Box<ConvLSTM2D>),
 }
 
@@ -211,6 +318,16 @@ fn build(s: &Shape) -> Result<(Built, ArrayD<f32>)> {
             c.padding = Padding::Same;
             Built::Conv(Box::new(ConvLSTM2D::build(c, s.input, 1)?))
         }
+        BenchLayer::Lstm4 => {
+            let cells = (0..4u64)
+                .map(|k| {
+                    let input = if k == 0 { s.input } else { s.units };
+                    let cfg = LSTMCellConfig::tf_keras(s.units);
+                    LSTMCell::build(cfg, input, 1 + k).map(AnyCell::from)
+                })
+                .collect::<Result<Vec<_>>>()?;
+            Built::Stack(RNN::stacked(cells, seq)?)
+        }
     };
     Ok((layer, x))
 }
@@ -227,6 +344,7 @@ fn run_once(layer: &mut Built, x: &ArrayD<f32>) -> Result<()> {
                 Built::Lstm(l) => l.call(x3)?,
                 Built::Gru(l) => l.call(x3)?,
                 Built::Simple(l) => l.call(x3)?,
+                Built::Stack(l) => l.call(x3)?,
                 Built::Conv(_) => return Err(Error::invalid("bench", "unreachable")),
             }
         }
@@ -241,9 +359,11 @@ struct Timing {
     max_us: f64,
 }
 
-fn time(s: &Shape, repeats: usize) -> Result<Timing> {
+fn time(s: &Shape, warmup: usize, repeats: usize) -> Result<Timing> {
     let (mut layer, x) = build(s)?;
-    run_once(&mut layer, &x)?; // warm-up: page in weights, allocate
+    for _ in 0..warmup {
+        run_once(&mut layer, &x)?; // page in weights, allocate
+    }
     let mut t = Vec::with_capacity(repeats.max(1));
     for _ in 0..repeats.max(1) {
         let start = Instant::now();
@@ -258,27 +378,37 @@ fn time(s: &Shape, repeats: usize) -> Result<Timing> {
     })
 }
 
-/// Times the layer of `s` on the GPU: weights and input uploaded once, then `repeats` forward
-/// passes after one warm-up, each followed by a device synchronisation before the clock stops.
+/// Times the layer of `s` on the GPU: weights and 3 different inputs uploaded once, `warmup`
+/// untimed forward passes, then `repeats` passes, each on the next input and timed with CUDA
+/// events around it (GPU time; the host-side launch cost counts where the GPU waits for it).
 #[cfg(feature = "cuda")]
-fn time_cuda(dev: &recurrent::cuda::CudaDevice, s: &Shape, repeats: usize) -> Result<Timing> {
+fn time_cuda(
+    dev: &recurrent::cuda::CudaDevice,
+    s: &Shape,
+    warmup: usize,
+    repeats: usize,
+) -> Result<Timing> {
     use recurrent::cuda::CudaLayer;
     let (layer, x) = build(s)?;
     let mut g = match &layer {
         Built::Lstm(l) => CudaLayer::lstm(dev, l)?,
         Built::Gru(l) => CudaLayer::gru(dev, l)?,
         Built::Simple(l) => CudaLayer::simple_rnn(dev, l)?,
+        Built::Stack(l) => CudaLayer::from_rnn(dev, l)?,
         Built::Conv(l) => CudaLayer::conv_lstm2d(dev, l)?,
     };
-    let xd = dev.upload(x.view())?;
-    g.forward_device(&xd, None, None)?;
+    let inputs = (0..3)
+        .map(|k| dev.upload(x.mapv(|v| v * (1.0 - 0.1 * k as f32)).view()))
+        .collect::<Result<Vec<_>>>()?;
+    for k in 0..warmup {
+        g.forward_device(&inputs[k % 3], None, None)?;
+    }
     dev.synchronize()?;
     let mut t = Vec::with_capacity(repeats.max(1));
-    for _ in 0..repeats.max(1) {
-        let start = Instant::now();
-        g.forward_device(&xd, None, None)?;
-        dev.synchronize()?;
-        t.push(start.elapsed().as_secs_f64() * 1e6);
+    for k in 0..repeats.max(1) {
+        let xd = &inputs[k % 3];
+        let ms = dev.time_ms(|| g.forward_device(xd, None, None).map(|_| ()))?;
+        t.push(ms * 1e3);
     }
     t.sort_by(|a, b| a.total_cmp(b));
     Ok(Timing {
@@ -306,6 +436,33 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     };
     #[cfg(not(feature = "cuda"))]
     let device_name = "cpu".to_string();
+    let on_gpu = matches!(args.device, BenchDevice::Cuda);
+    match (on_gpu, args.dtype) {
+        (_, BenchDtype::F32) | (true, BenchDtype::Tf32) => {}
+        (false, other) => {
+            return Err(Error::invalid(
+                "--dtype",
+                format!(
+                    "the CPU path computes in f32; expected f32, found {}",
+                    other.name()
+                ),
+            ))
+        }
+        (true, other) => {
+            return Err(Error::invalid(
+                "--dtype",
+                format!(
+                    "{} storage is not implemented on the CUDA path yet (issue 3); expected f32 or tf32",
+                    other.name()
+                ),
+            ))
+        }
+    }
+    // The CUDA kernels have no TF32 path yet: tf32 (TF32 allowed) runs the f32 kernels; the
+    // JSON says so in "math".
+    let math = "f32";
+    let repeats = args.repeats.unwrap_or(if on_gpu { 30 } else { 5 }).max(1);
+    let warmup = args.warmup.unwrap_or(if on_gpu { 5 } else { 1 });
     if let Some(t) = args.threads {
         if t == 0 {
             return Err(Error::invalid(
@@ -323,9 +480,15 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                 || args.input.is_some()
                 || args.units.is_some()
             {
-                return Err(Error::invalid("--layer", "shape flags need --layer (lstm, gru, gru-reset-before, simple-rnn, conv-lstm2d)"));
+                return Err(Error::invalid("--layer", "shape flags need --layer (lstm, gru, gru-reset-before, simple-rnn, conv-lstm2d, lstm4)"));
             }
-            default_shapes()
+            match args
+                .set
+                .unwrap_or(if on_gpu { ShapeSet::Gpu } else { ShapeSet::Cpu })
+            {
+                ShapeSet::Cpu => default_shapes(),
+                ShapeSet::Gpu => gpu_shapes(),
+            }
         }
         Some(layer) => {
             let need = |v: Option<usize>, flag: &str| {
@@ -343,36 +506,43 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             }]
         }
     };
+    let dtype = args.dtype.name();
     if !args.json {
         println!(
-            "recurrent bench, device {device_name}, f32, {threads} CPU thread(s), median of {} runs after 1 warm-up",
-            args.repeats.max(1)
+            "recurrent bench, device {device_name}, {dtype}, {threads} CPU thread(s), median of {repeats} runs after {warmup} warm-up(s)"
         );
         println!(
-            "{:<17} {:>5} {:>5} {:>6} {:>6} {:>12} {:>12} {:>9}",
-            "layer", "B", "T", "I", "H", "median ms", "us/step", "GFLOP/s"
+            "{:<17} {:>5} {:>5} {:>6} {:>6} {:>12} {:>12} {:>9} {:>7}",
+            "layer", "B", "T", "I", "H", "median ms", "us/step", "GFLOP/s", "% peak"
         );
     }
     for s in &shapes {
         #[cfg(feature = "cuda")]
         let t = match &cuda {
-            Some(dev) => time_cuda(dev, s, args.repeats)?,
-            None => time(s, args.repeats)?,
+            Some(dev) => time_cuda(dev, s, warmup, repeats)?,
+            None => time(s, warmup, repeats)?,
         };
         #[cfg(not(feature = "cuda"))]
-        let t = time(s, args.repeats)?;
+        let t = time(s, warmup, repeats)?;
         let gflops = s.flops() / (t.median_us * 1e3);
         let per_step = t.median_us / s.seq as f64;
+        let peak = args.peak_tflops.map(|p| 100.0 * gflops / (p * 1e3));
         if args.json {
             let mut o = serde_json::json!({
-                "device": device_name, "dtype": "f32", "threads": threads,
+                "device": device_name, "dtype": dtype, "math": math, "threads": threads,
                 "layer": s.layer.name(), "batch": s.batch, "seq": s.seq, "input": s.input, "units": s.units,
                 "median_us": t.median_us, "min_us": t.min_us, "max_us": t.max_us,
-                "us_per_step": per_step, "gflops": gflops, "repeats": args.repeats.max(1),
+                "us_per_step": per_step, "gflops": gflops, "tflops": gflops / 1e3,
+                "repeats": repeats, "warmup": warmup,
             });
             if s.layer == BenchLayer::ConvLstm2d {
                 o["image"] = s.image.into();
                 o["kernel"] = s.kernel.into();
+            } else {
+                o["layers"] = (if s.layer == BenchLayer::Lstm4 { 4 } else { 1 }).into();
+            }
+            if let Some(p) = peak {
+                o["percent_of_peak"] = p.into();
             }
             println!("{o}");
         } else {
@@ -384,8 +554,9 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             } else {
                 (s.input.to_string(), s.units.to_string())
             };
+            let peak = peak.map_or("-".to_string(), |p| format!("{p:.1}"));
             println!(
-                "{:<17} {:>5} {:>5} {:>6} {:>6} {:>12.3} {:>12.2} {:>9.2}",
+                "{:<17} {:>5} {:>5} {:>6} {:>6} {:>12.3} {:>12.2} {:>9.2} {:>7}",
                 s.layer.name(),
                 s.batch,
                 s.seq,
@@ -393,7 +564,8 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                 h,
                 t.median_us / 1e3,
                 per_step,
-                gflops
+                gflops,
+                peak
             );
         }
     }
