@@ -511,9 +511,14 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         println!(
             "recurrent bench, device {device_name}, {dtype}, {threads} CPU thread(s), median of {repeats} runs after {warmup} warm-up(s)"
         );
+        let peak_col = if args.peak_tflops.is_some() {
+            format!(" {:>7}", "% peak")
+        } else {
+            String::new()
+        };
         println!(
-            "{:<17} {:>5} {:>5} {:>6} {:>6} {:>12} {:>12} {:>9} {:>7}",
-            "layer", "B", "T", "I", "H", "median ms", "us/step", "GFLOP/s", "% peak"
+            "{:<17} {:>5} {:>5} {:>6} {:>6} {:>12} {:>12} {:>9}{peak_col}",
+            "layer", "B", "T", "I", "H", "median ms", "us/step", "GFLOP/s"
         );
     }
     for s in &shapes {
@@ -554,9 +559,9 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             } else {
                 (s.input.to_string(), s.units.to_string())
             };
-            let peak = peak.map_or("-".to_string(), |p| format!("{p:.1}"));
+            let peak = peak.map_or(String::new(), |p| format!(" {p:>7.1}"));
             println!(
-                "{:<17} {:>5} {:>5} {:>6} {:>6} {:>12.3} {:>12.2} {:>9.2} {:>7}",
+                "{:<17} {:>5} {:>5} {:>6} {:>6} {:>12.3} {:>12.2} {:>9.2}{}",
                 s.layer.name(),
                 s.batch,
                 s.seq,
