@@ -145,6 +145,39 @@ struct Shape {
 }
 
 impl Shape {
+    /// A dense layer's shape (B, T, I, H).
+    fn dense(layer: BenchLayer, batch: usize, seq: usize, input: usize, units: usize) -> Self {
+        Shape {
+            layer,
+            batch,
+            seq,
+            input,
+            units,
+            image: 0,
+            kernel: 0,
+        }
+    }
+
+    /// A ConvLSTM2D shape: B, T, channels @ image x image, filters, kernel x kernel.
+    fn conv(
+        batch: usize,
+        seq: usize,
+        input: usize,
+        image: usize,
+        units: usize,
+        kernel: usize,
+    ) -> Self {
+        Shape {
+            layer: BenchLayer::ConvLstm2d,
+            batch,
+            seq,
+            input,
+            units,
+            image,
+            kernel,
+        }
+    }
+
     /// FLOPs of one forward pass: `2 T B (I + H) gates H` (ConvLSTM2D: per pixel, with
     /// `k*k*(C + F)` in place of `I + H`).
     fn flops(&self) -> f64 {
@@ -181,37 +214,13 @@ fn default_shapes() -> Vec<Shape> {
     ];
     for layer in [BenchLayer::Lstm, BenchLayer::Gru] {
         for &(batch, seq, input, units) in &sizes {
-            v.push(Shape {
-                layer,
-                batch,
-                seq,
-                input,
-                units,
-                image: 0,
-                kernel: 0,
-            });
+            v.push(Shape::dense(layer, batch, seq, input, units));
         }
     }
     for layer in [BenchLayer::GruResetBefore, BenchLayer::SimpleRnn] {
-        v.push(Shape {
-            layer,
-            batch: 16,
-            seq: 100,
-            input: 256,
-            units: 256,
-            image: 0,
-            kernel: 0,
-        });
+        v.push(Shape::dense(layer, 16, 100, 256, 256));
     }
-    v.push(Shape {
-        layer: BenchLayer::ConvLstm2d,
-        batch: 4,
-        seq: 10,
-        input: 16,
-        units: 32,
-        image: 32,
-        kernel: 3,
-    });
+    v.push(Shape::conv(4, 10, 16, 32, 32, 3));
     v
 }
 
@@ -222,7 +231,7 @@ fn default_shapes() -> Vec<Shape> {
 /// 64,100,512,512; ConvLSTM2D (B, T, channels @ side x side, filters, kernel, same) 1,10,16@16,
 /// 64,5 · 8,10,64@64,64,3 · 32,20,64@64,64,3 · 5,19,1@64,64,5. GRU is reset_after (cuDNN's).
 fn gpu_shapes() -> Vec<Shape> {
-    use BenchLayer::{ConvLstm2d, Gru, Lstm, Lstm4};
+    use BenchLayer::{Gru, Lstm, Lstm4};
     let dense = [
         (Gru, 1, 1, 512, 512),
         (Lstm, 1, 100, 512, 512),
@@ -245,27 +254,11 @@ fn gpu_shapes() -> Vec<Shape> {
     ];
     let mut v: Vec<Shape> = dense
         .iter()
-        .map(|&(layer, batch, seq, input, units)| Shape {
-            layer,
-            batch,
-            seq,
-            input,
-            units,
-            image: 0,
-            kernel: 0,
-        })
+        .map(|&(layer, b, t, i, h)| Shape::dense(layer, b, t, i, h))
         .collect();
     v.extend(
         conv.iter()
-            .map(|&(batch, seq, input, image, units, kernel)| Shape {
-                layer: ConvLstm2d,
-                batch,
-                seq,
-                input,
-                units,
-                image,
-                kernel,
-            }),
+            .map(|&(b, t, c, side, f, k)| Shape::conv(b, t, c, side, f, k)),
     );
     v
 }
