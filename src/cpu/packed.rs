@@ -370,6 +370,43 @@ mod tests {
     use super::*;
     use ndarray::Array2;
 
+    /// The `gemm`-crate path that CPUs without AVX-512F take (forced here), from zero, a bias
+    /// and the old `c`.
+    #[test]
+    fn row_major_fallback_equals_a_plain_product_from_zero_bias_or_c() {
+        let (m, k, n) = (5usize, 19usize, 41usize);
+        let a = Array2::from_shape_fn((m, k), |(i, j)| ((i * 7 + j * 3) % 11) as f32 * 0.1 - 0.5);
+        let b = Array2::from_shape_fn((k, n), |(i, j)| ((i * 5 + j * 13) % 17) as f32 * 0.05 - 0.4);
+        let want = a.dot(&b);
+        let p = PackedMatrix {
+            k,
+            n,
+            data: b.iter().copied().collect(),
+            row_major: true,
+        };
+        let (n0, len) = (16usize, 25usize);
+        let bias: Vec<f32> = (0..len).map(|j| j as f32 * 0.5 - 3.0).collect();
+        let mut c = Array2::from_elem((m, len), f32::NAN);
+        p.matmul_cols_init(a.view(), n0, c.view_mut(), Init::Bias(&bias))
+            .unwrap();
+        p.matmul_cols_init(a.view(), n0, c.view_mut(), Init::Accumulate)
+            .unwrap();
+        let mut z = Array2::from_elem((m, len), f32::NAN);
+        p.matmul_cols(a.view(), n0, z.view_mut()).unwrap();
+        for ((i, j), &g) in c.indexed_iter() {
+            let w = 2.0 * want[[i, n0 + j]] + bias[j];
+            assert!(
+                (g - w).abs() <= 1e-5 * (1.0 + w.abs()),
+                "({i},{j}): {g} vs {w}"
+            );
+            let w = want[[i, n0 + j]];
+            assert!(
+                (z[[i, j]] - w).abs() <= 1e-5 * (1.0 + w.abs()),
+                "zero init ({i},{j})"
+            );
+        }
+    }
+
     #[test]
     fn packed_product_equals_a_plain_product_on_every_block_shape_from_zero_bias_or_c() {
         for &(m, k, n) in &[
