@@ -15,7 +15,7 @@
 
 use crate::cpu::gemm::gemm;
 use crate::{Error, Result};
-use ndarray::{Array2, ArrayView2, ArrayViewMut2};
+use ndarray::{ArrayView2, ArrayViewMut2};
 
 const LANES: usize = 16;
 /// Panels per group.
@@ -129,53 +129,14 @@ impl PackedMatrix {
             return Ok(());
         }
         #[cfg(target_arch = "x86_64")]
-        // (A column stride is irrelevant for one column: ndarray may report any value.)
-        let unit = |stride: isize, cols: usize| stride == 1 || cols == 1;
-        if !self.row_major && unit(a.strides()[1], k) && unit(c.strides()[1], len) && k > 0 {
-            // SAFETY: AVX-512F was detected at pack time; `a` has `m` rows of `k` contiguous
-            // floats at row stride `a.strides()[0]`; `c` has `m` rows of `len` contiguous
-            // floats at row stride `c.strides()[0]`; `self.data` is the packing (whole
-            // groups) of every panel of `B`, and panels `n0 / 16 ..` cover the columns
-            // `n0 .. n0 + len` (checked above against `self.n`); a bias holds `len` floats
-            // (checked above).
-            unsafe {
-                avx512::matmul(
-                    a.as_ptr(),
-                    a.strides()[0] as usize,
-                    m,
-                    k,
-                    self.data.as_ptr(),
-                    n0 / LANES,
-                    len,
-                    match init {
-                        Init::Bias(b) => b.as_ptr(),
-                        _ => std::ptr::null(),
-                    },
-                    matches!(init, Init::Accumulate),
-                    c.as_mut_ptr(),
-                    c.strides()[0] as usize,
-                );
-            }
-            return Ok(());
+        if !self.row_major {
+            return self.packed_product(a, n0, c, init);
         }
         if !self.row_major {
-            // Strides the packed kernel does not take: unpack (not a path the crate uses).
-            let mut plain = Array2::zeros((k, self.n));
-            for p in 0..self.n.div_ceil(LANES) {
-                let base = panel_offset(p, k);
-                for kk in 0..k {
-                    for l in 0..LANES.min(self.n - p * LANES) {
-                        plain[[kk, p * LANES + l]] = self.data[base + kk * GROUP * LANES + l];
-                    }
-                }
-            }
-            let packed = PackedMatrix {
-                k,
-                n: self.n,
-                data: plain.into_iter().collect(),
-                row_major: true,
-            };
-            return packed.matmul_cols_init(a, n0, c, init);
+            return Err(Error::invalid(
+                "packed matmul",
+                "internal: packed panels without the packed kernel",
+            ));
         }
         let plain = ArrayView2::from_shape((k, self.n), &self.data)
             .map_err(|e| Error::invalid("packed matmul", e.to_string()))?;
@@ -188,6 +149,73 @@ impl PackedMatrix {
         )?;
         if let Init::Bias(bias) = init {
             c += &ndarray::ArrayView1::from(bias).insert_axis(ndarray::Axis(0));
+        }
+        Ok(())
+    }
+
+    /// The product on the packed panels (AVX-512F). Operands the kernel cannot address (a
+    /// negative row stride, a column stride other than 1) are copied to standard layout first.
+    #[cfg(target_arch = "x86_64")]
+    fn packed_product(
+        &self,
+        a: ArrayView2<f32>,
+        n0: usize,
+        mut c: ArrayViewMut2<f32>,
+        init: Init,
+    ) -> Result<()> {
+        let ((m, k), len) = (a.dim(), c.ncols());
+        if k == 0 {
+            match init {
+                Init::Zero => c.fill(0.0),
+                Init::Bias(b) => {
+                    c.assign(&ndarray::ArrayView1::from(b).insert_axis(ndarray::Axis(0)))
+                }
+                Init::Accumulate => {}
+            }
+            return Ok(());
+        }
+        // Strides the kernel takes: rows at a non-negative stride, unit column stride; either
+        // is irrelevant on an axis of length 1 (ndarray may report any value there).
+        let fits = |st: &[isize], rows: usize, cols: usize| {
+            (st[0] >= 0 || rows == 1) && (st[1] == 1 || cols == 1)
+        };
+        if !fits(a.strides(), m, k) {
+            let a = a.as_standard_layout();
+            return self.packed_product(a.view(), n0, c, init);
+        }
+        if !fits(c.strides(), m, len) {
+            let mut tmp = match init {
+                Init::Accumulate => c.as_standard_layout().into_owned(),
+                _ => ndarray::Array2::zeros((m, len)),
+            };
+            self.packed_product(a, n0, tmp.view_mut(), init)?;
+            c.assign(&tmp);
+            return Ok(());
+        }
+        let row_stride = |st: &[isize], rows: usize| if rows == 1 { 0 } else { st[0] as usize };
+        // SAFETY: AVX-512F was detected at pack time (the panels exist only then); `a` has `m`
+        // rows of `k` contiguous floats at the non-negative row stride passed (0 for one row),
+        // `c` has `m` rows of `len` contiguous floats likewise (checked just above); `self.data`
+        // is the packing (whole groups) of every panel of `B`, and panels `n0 / 16 ..` cover
+        // the columns `n0 .. n0 + len` (checked by the caller against `self.n`); a bias holds
+        // `len` floats (checked by the caller).
+        unsafe {
+            avx512::matmul(
+                a.as_ptr(),
+                row_stride(a.strides(), m),
+                m,
+                k,
+                self.data.as_ptr(),
+                n0 / LANES,
+                len,
+                match init {
+                    Init::Bias(b) => b.as_ptr(),
+                    _ => std::ptr::null(),
+                },
+                matches!(init, Init::Accumulate),
+                c.as_mut_ptr(),
+                row_stride(c.strides(), m),
+            );
         }
         Ok(())
     }
@@ -283,7 +311,7 @@ mod avx512 {
         ($mr:expr, $nv:expr, $args:tt; $( ($m:literal, $v:literal) ),* ) => {
             match ($mr, $nv) {
                 $( ($m, $v) => micro::<$m, $v> $args, )*
-                _ => {}
+                _ => debug_assert!(false, "no kernel for this block shape"),
             }
         };
     }
@@ -349,6 +377,7 @@ mod avx512 {
                     } else {
                         bias.add(p * LANES)
                     };
+                    // Every (mr, nv) that the two lines above can produce is listed.
                     dispatch!(mr, nv, (ap, lda, k, bp, gstride, biasp, accumulate, cp, ldc, last);
                         (1, 1), (1, 2), (1, 3), (1, 4), (1, 5), (1, 6), (1, 7), (1, 8),
                         (2, 1), (2, 2), (2, 3), (2, 4), (2, 5), (2, 6), (2, 7), (2, 8),
@@ -428,13 +457,24 @@ mod tests {
                     let mut c = Array2::from_elem((m, len + 3), f32::NAN);
                     p.matmul_cols(a.view(), n0, c.slice_mut(ndarray::s![.., ..len]))
                         .unwrap();
-                    // `a` with a column stride other than 1: the unpacking fallback.
+                    // Operands the kernel cannot address directly (copied to standard
+                    // layout): `a` with a column stride other than 1, `a` and `c` with
+                    // negative row strides (rows reversed).
                     let at = a.t().to_owned();
                     let mut ct = Array2::zeros((m, len));
                     p.matmul_cols(at.t(), n0, ct.view_mut()).unwrap();
+                    let mut cr = Array2::from_elem((m, len), 1.0f32);
+                    let rev = ndarray::s![..;-1, ..];
+                    p.matmul_cols_init(a.slice(rev), n0, cr.slice_mut(rev), Init::Accumulate)
+                        .unwrap();
                     for ((i, j), g) in ct.indexed_iter() {
                         let w = want[[i, n0 + j]];
                         assert!((g - w).abs() <= 1e-5 * (1.0 + w.abs()), "strided a");
+                        let g = cr[[i, j]];
+                        assert!(
+                            (g - w - 1.0).abs() <= 1e-5 * (2.0 + w.abs()),
+                            "reversed rows"
+                        );
                     }
                     let bias: Vec<f32> = (0..len).map(|j| j as f32 * 0.25 - 1.0).collect();
                     let mut cb = Array2::from_elem((m, len + 3), f32::NAN);

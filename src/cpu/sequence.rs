@@ -104,8 +104,9 @@ pub(crate) trait Stepper: Sync {
     ) -> Result<CowArray<'a, f32, Ix2>>;
     /// Working memory for [`Stepper::step`], allocated once per sequence.
     fn scratch(&self, batch: usize, threads: usize) -> Scratch;
-    /// One step for the whole batch: reads `xp` `(batch, projected_width)` and `states`, writes
-    /// every element of `new_states` and `out`.
+    /// One step for the whole batch: reads `xp` (this step's `batch` rows of what
+    /// [`Stepper::project`] returned) and `states`, writes every element of `new_states` and
+    /// `out`.
     fn step(
         &self,
         xp: ArrayView2<f32>,

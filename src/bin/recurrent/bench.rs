@@ -115,7 +115,7 @@ pub struct BenchArgs {
     /// ConvLSTM2D kernel size (square, padding same).
     #[arg(long, default_value_t = 3)]
     kernel: usize,
-    /// Timed runs per shape (default 5 on the CPU, 30 on CUDA, each on the next of 3 inputs).
+    /// Timed runs per shape (default 5 on the CPU; 30 on CUDA, rotating over 3 inputs).
     #[arg(long)]
     repeats: Option<usize>,
     /// Untimed runs first (default 1 on the CPU, 5 on CUDA).
@@ -466,6 +466,12 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         recurrent::cpu::set_num_threads(t);
     }
     let threads = recurrent::cpu::num_threads();
+    if args.layer.is_some() && args.set.is_some() {
+        return Err(Error::invalid(
+            "--set",
+            "expected either a named shape set or --layer with shape flags, found both",
+        ));
+    }
     let shapes = match args.layer {
         None => {
             if args.batch.is_some()
