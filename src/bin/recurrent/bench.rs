@@ -413,22 +413,6 @@ fn time_cuda(
 
 /// Runs `recurrent bench`.
 pub fn run(args: &BenchArgs) -> Result<()> {
-    #[cfg(not(feature = "cuda"))]
-    if matches!(args.device, BenchDevice::Cuda) {
-        return Err(Error::NotCompiledWithCuda);
-    }
-    #[cfg(feature = "cuda")]
-    let cuda = match args.device {
-        BenchDevice::Cuda => Some(recurrent::cuda::CudaDevice::new(0)?),
-        BenchDevice::Cpu => None,
-    };
-    #[cfg(feature = "cuda")]
-    let device_name = match &cuda {
-        Some(d) => format!("cuda ({})", d.name()?),
-        None => "cpu".to_string(),
-    };
-    #[cfg(not(feature = "cuda"))]
-    let device_name = "cpu".to_string();
     let on_gpu = matches!(args.device, BenchDevice::Cuda);
     match (on_gpu, args.dtype) {
         (_, BenchDtype::F32) | (true, BenchDtype::Tf32) => {}
@@ -451,6 +435,22 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             ))
         }
     }
+    #[cfg(not(feature = "cuda"))]
+    if matches!(args.device, BenchDevice::Cuda) {
+        return Err(Error::NotCompiledWithCuda);
+    }
+    #[cfg(feature = "cuda")]
+    let cuda = match args.device {
+        BenchDevice::Cuda => Some(recurrent::cuda::CudaDevice::new(0)?),
+        BenchDevice::Cpu => None,
+    };
+    #[cfg(feature = "cuda")]
+    let device_name = match &cuda {
+        Some(d) => format!("cuda ({})", d.name()?),
+        None => "cpu".to_string(),
+    };
+    #[cfg(not(feature = "cuda"))]
+    let device_name = "cpu".to_string();
     // The CUDA kernels have no TF32 path yet: tf32 (TF32 allowed) runs the f32 kernels; the
     // JSON says so in "math".
     let math = "f32";
