@@ -522,6 +522,8 @@ mod timing {
     fn time_packed_against_gemm() {
         for &(m, k, n) in &[
             (1usize, 128usize, 512usize),
+            (100, 128, 512),
+            (100, 128, 384),
             (1, 512, 2048),
             (16, 256, 1024),
             (100, 512, 2048),
