@@ -4,7 +4,7 @@ use crate::cell::Cell;
 use crate::config::{GRUCellConfig, Initializers, LSTMCellConfig, SimpleRNNCellConfig};
 use crate::cpu::gates::{self, Chunk};
 use crate::cpu::packed::{Init, PackedMatrix};
-use crate::cpu::sequence::{for_each_task, plan_chunks, split_cols, Scratch, Stepper};
+use crate::cpu::sequence::{for_each_chunk, plan_chunks, Scratch, Stepper};
 use crate::error::fmt_shape;
 use crate::{Error, Result};
 use ndarray::{concatenate, s, Array1, Array2, ArrayD, ArrayView2, Axis, Ix1, Ix2};
@@ -535,17 +535,16 @@ impl Stepper for SimpleRNNCell {
     ) -> Result<()> {
         let h = states[0].view();
         let act = self.config.activation;
-        let outs = split_cols(new_states[0].view_mut(), &scratch.chunks);
-        let tasks: Vec<_> = scratch
-            .chunks
-            .iter()
-            .zip(scratch.per_chunk.iter_mut())
-            .zip(outs)
-            .collect();
-        for_each_task(tasks, |((c, bufs), h_out)| {
-            recurrent_product(h, &self.packed, 1, *c, &mut bufs[0])?;
-            gates::simple(xp, &mut bufs[0], h_out, act, *c)
-        })?;
+        let outs = [new_states[0].view_mut()];
+        for_each_chunk(
+            &scratch.chunks,
+            &mut scratch.per_chunk,
+            outs,
+            |c, bufs, [h_out]| {
+                recurrent_product(h, &self.packed, 1, *c, &mut bufs[0])?;
+                gates::simple(xp, &mut bufs[0], h_out, act, *c)
+            },
+        )?;
         out.assign(&new_states[0]);
         Ok(())
     }
@@ -588,40 +587,29 @@ impl Stepper for GRUCell {
                 ),
                 None => None,
             };
-            let outs = split_cols(new_states[0].view_mut(), &scratch.chunks);
-            let tasks: Vec<_> = scratch
-                .chunks
-                .iter()
-                .zip(scratch.per_chunk.iter_mut())
-                .zip(outs)
-                .collect();
-            for_each_task(tasks, |((c, bufs), h_out)| {
-                recurrent_product(h, &self.packed, 3, *c, &mut bufs[0])?;
-                gates::gru_after(xp, &mut bufs[0], rb, h, h_out, act, rec, *c)
-            })?;
+            let outs = [new_states[0].view_mut()];
+            for_each_chunk(
+                &scratch.chunks,
+                &mut scratch.per_chunk,
+                outs,
+                |c, bufs, [h_out]| {
+                    recurrent_product(h, &self.packed, 3, *c, &mut bufs[0])?;
+                    gates::gru_after(xp, &mut bufs[0], rb, h, h_out, act, rec, *c)
+                },
+            )?;
         } else {
             let (shared, chunks) = (&mut scratch.shared, &scratch.chunks);
             let rh = &mut shared[0];
             {
-                let rh_parts = split_cols(rh.view_mut(), chunks);
-                let tasks: Vec<_> = chunks
-                    .iter()
-                    .zip(scratch.per_chunk.iter_mut())
-                    .zip(rh_parts)
-                    .collect();
-                for_each_task(tasks, |((c, bufs), rh_out)| {
+                let outs = [rh.view_mut()];
+                for_each_chunk(chunks, &mut scratch.per_chunk, outs, |c, bufs, [rh_out]| {
                     recurrent_product(h, &self.packed, 2, *c, &mut bufs[0])?;
                     gates::gru_before_gates(xp, &mut bufs[0], h, rh_out, rec, *c)
                 })?;
             }
             let rh = rh.view();
-            let outs = split_cols(new_states[0].view_mut(), chunks);
-            let tasks: Vec<_> = chunks
-                .iter()
-                .zip(scratch.per_chunk.iter_mut())
-                .zip(outs)
-                .collect();
-            for_each_task(tasks, |((c, bufs), h_out)| {
+            let outs = [new_states[0].view_mut()];
+            for_each_chunk(chunks, &mut scratch.per_chunk, outs, |c, bufs, [h_out]| {
                 let (zbuf, rhu) = bufs.split_at_mut(1);
                 self.packed[2].matmul_cols(rh, c.u0, rhu[0].view_mut())?;
                 gates::gru_before_update(xp, &zbuf[0], &mut rhu[0], h, h_out, act, *c)
@@ -651,14 +639,6 @@ impl Stepper for LSTMCell {
         let (act, rec) = (self.config.activation, self.config.recurrent_activation);
         let (h, c_prev) = (states[0].view(), states[1].view());
         let (h_new, c_new) = new_states.split_at_mut(1);
-        let h_outs = split_cols(h_new[0].view_mut(), &scratch.chunks);
-        let c_outs = split_cols(c_new[0].view_mut(), &scratch.chunks);
-        let tasks: Vec<_> = scratch
-            .chunks
-            .iter()
-            .zip(scratch.per_chunk.iter_mut())
-            .zip(h_outs.into_iter().zip(c_outs))
-            .collect();
         let in_step = self.projects_in_step(xp.nrows());
         let bias = match &self.bias {
             Some(b) => Some(
@@ -667,24 +647,31 @@ impl Stepper for LSTMCell {
             ),
             None => None,
         };
-        for_each_task(tasks, |((c, bufs), (h_out, c_out))| {
-            if !in_step {
-                recurrent_product(h, &self.packed, 4, *c, &mut bufs[0])?;
-                return gates::lstm(Some(xp), &mut bufs[0], c_prev, h_out, c_out, act, rec, *c);
-            }
-            // `xp` is `x_t`: per gate, `x_t W + b` then `+= h U`, in the chunk's block.
-            let mut rest = bufs[0].view_mut();
-            for (g, p) in self.packed.iter().enumerate() {
-                let n0 = g * c.units + c.u0;
-                let init = bias.map_or(Init::Zero, |b| Init::Bias(&b[n0..n0 + c.len]));
-                let (mut block, tail) = rest.split_at(Axis(1), c.len);
-                self.packed_kernel
-                    .matmul_cols_init(xp, n0, block.view_mut(), init)?;
-                p.matmul_cols_init(h, c.u0, block, Init::Accumulate)?;
-                rest = tail;
-            }
-            gates::lstm(None, &mut bufs[0], c_prev, h_out, c_out, act, rec, *c)
-        })?;
+        let outs = [h_new[0].view_mut(), c_new[0].view_mut()];
+        let chunks = &scratch.chunks;
+        for_each_chunk(
+            chunks,
+            &mut scratch.per_chunk,
+            outs,
+            |c, bufs, [h_out, c_out]| {
+                if !in_step {
+                    recurrent_product(h, &self.packed, 4, *c, &mut bufs[0])?;
+                    return gates::lstm(Some(xp), &mut bufs[0], c_prev, h_out, c_out, act, rec, *c);
+                }
+                // `xp` is `x_t`: per gate, `x_t W + b` then `+= h U`, in the chunk's block.
+                let mut rest = bufs[0].view_mut();
+                for (g, p) in self.packed.iter().enumerate() {
+                    let n0 = g * c.units + c.u0;
+                    let init = bias.map_or(Init::Zero, |b| Init::Bias(&b[n0..n0 + c.len]));
+                    let (mut block, tail) = rest.split_at(Axis(1), c.len);
+                    self.packed_kernel
+                        .matmul_cols_init(xp, n0, block.view_mut(), init)?;
+                    p.matmul_cols_init(h, c.u0, block, Init::Accumulate)?;
+                    rest = tail;
+                }
+                gates::lstm(None, &mut bufs[0], c_prev, h_out, c_out, act, rec, *c)
+            },
+        )?;
         out.assign(&h_new[0]);
         Ok(())
     }
