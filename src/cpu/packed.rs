@@ -399,13 +399,24 @@ mod tests {
     use super::*;
     use ndarray::Array2;
 
+    /// `a (m, k)` and `b (k, n)` with small non-trivial values.
+    fn operands(m: usize, k: usize, n: usize) -> (Array2<f32>, Array2<f32>) {
+        let a = Array2::from_shape_fn((m, k), |(i, j)| ((i * 7 + j * 3) % 11) as f32 * 0.1 - 0.5);
+        let b = Array2::from_shape_fn((k, n), |(i, j)| ((i * 5 + j * 13) % 17) as f32 * 0.05 - 0.4);
+        (a, b)
+    }
+
+    /// `got` is within f32 rounding of `want` (a product of length <= 64).
+    fn close(got: f32, want: f32) -> bool {
+        (got - want).abs() <= 1e-5 * (1.0 + want.abs())
+    }
+
     /// The `gemm`-crate path that CPUs without AVX-512F take (forced here), from zero, a bias
     /// and the old `c`.
     #[test]
     fn row_major_fallback_equals_a_plain_product_from_zero_bias_or_c() {
         let (m, k, n) = (5usize, 19usize, 41usize);
-        let a = Array2::from_shape_fn((m, k), |(i, j)| ((i * 7 + j * 3) % 11) as f32 * 0.1 - 0.5);
-        let b = Array2::from_shape_fn((k, n), |(i, j)| ((i * 5 + j * 13) % 17) as f32 * 0.05 - 0.4);
+        let (a, b) = operands(m, k, n);
         let want = a.dot(&b);
         let p = PackedMatrix {
             k,
@@ -424,15 +435,9 @@ mod tests {
         p.matmul_cols(a.view(), n0, z.view_mut()).unwrap();
         for ((i, j), &g) in c.indexed_iter() {
             let w = 2.0 * want[[i, n0 + j]] + bias[j];
-            assert!(
-                (g - w).abs() <= 1e-5 * (1.0 + w.abs()),
-                "({i},{j}): {g} vs {w}"
-            );
+            assert!(close(g, w), "({i},{j}): {g} vs {w}");
             let w = want[[i, n0 + j]];
-            assert!(
-                (z[[i, j]] - w).abs() <= 1e-5 * (1.0 + w.abs()),
-                "zero init ({i},{j})"
-            );
+            assert!(close(z[[i, j]], w), "zero init ({i},{j})");
         }
     }
 
@@ -446,10 +451,7 @@ mod tests {
             (64, 48, 96),
             (2, 1, 17),
         ] {
-            let a =
-                Array2::from_shape_fn((m, k), |(i, j)| ((i * 7 + j * 3) % 11) as f32 * 0.1 - 0.5);
-            let b =
-                Array2::from_shape_fn((k, n), |(i, j)| ((i * 5 + j * 13) % 17) as f32 * 0.05 - 0.4);
+            let (a, b) = operands(m, k, n);
             let want = a.dot(&b);
             let p = PackedMatrix::pack(b.view());
             for n0 in (0..n).step_by(16) {
@@ -469,7 +471,7 @@ mod tests {
                         .unwrap();
                     for ((i, j), g) in ct.indexed_iter() {
                         let w = want[[i, n0 + j]];
-                        assert!((g - w).abs() <= 1e-5 * (1.0 + w.abs()), "strided a");
+                        assert!(close(*g, w), "strided a");
                         let g = cr[[i, j]];
                         assert!(
                             (g - w - 1.0).abs() <= 1e-5 * (2.0 + w.abs()),
@@ -490,7 +492,7 @@ mod tests {
                         for j in 0..len {
                             let (g, w) = (cb[[i, j]], 2.0 * want[[i, n0 + j]] + bias[j]);
                             assert!(
-                                (g - w).abs() <= 1e-5 * (1.0 + w.abs()),
+                                close(g, w),
                                 "bias: m{m} k{k} n{n} n0{n0} len{len} ({i},{j}): {g} vs {w}"
                             );
                         }
@@ -499,7 +501,7 @@ mod tests {
                         for j in 0..len {
                             let (g, w) = (c[[i, j]], want[[i, n0 + j]]);
                             assert!(
-                                (g - w).abs() <= 1e-5 * (1.0 + w.abs()),
+                                close(g, w),
                                 "m{m} k{k} n{n} n0{n0} len{len} ({i},{j}): {g} vs {w}"
                             );
                         }
