@@ -31,9 +31,10 @@
 //   of 16 through shared memory: the A tile is gathered from h_prev on the fly (zero outside the
 //   image), the B tile from RK. Grid (min(row tiles, 65535), ceil(F / 16)), grid-stride on rows.
 //
-// ---- entry points: conv_lstm_step_f32_{tanh_sigmoid, tanh_hard_sigmoid, generic} (activation
-//   ids as trailing ints, used by _generic only), conv_input_f32; f16 / bf16 generic variants
-//   only with -DRECURRENT_HALF_KERNELS.
+// ---- entry points: conv_lstm_step_{f32,f16,bf16}_{tanh_sigmoid, tanh_hard_sigmoid, generic}
+//   (activation ids as trailing ints, used by _generic only), conv_input_{f32,f16,bf16}. The
+//   dtype names the storage type of the weights (W, RK, bias) only: x, xp, h, c, prev_out and
+//   seq are f32 in every variant (the host converts f16 / bf16 inputs and outputs, see rnn.cu).
 
 #include "common.cuh"
 
@@ -44,13 +45,13 @@ constexpr int BK = 16;
 constexpr int THREADS = 256;
 }  // namespace cstep
 
-template <typename T, int ACT, int REC>
+template <typename W, int ACT, int REC>
 __device__ __forceinline__ void conv_lstm_step_impl(
     int B, int P, int F, int rows, int cols, int kh, int kw, int pad_top, int pad_left,
     const float* __restrict__ xp, long long xp_step_off, long long xp_b_stride,
-    const T* __restrict__ RK, const T* __restrict__ h_prev, T* __restrict__ h_next,
-    T* __restrict__ c, T* __restrict__ prev_out, const unsigned char* __restrict__ mask,
-    int has_mask, long long mask_off, long long mask_b_stride, T* __restrict__ seq, int has_seq,
+    const W* __restrict__ RK, const float* __restrict__ h_prev, float* __restrict__ h_next,
+    float* __restrict__ c, float* __restrict__ prev_out, const unsigned char* __restrict__ mask,
+    int has_mask, long long mask_off, long long mask_b_stride, float* __restrict__ seq, int has_seq,
     long long seq_off, long long seq_b_stride, long long seq_p_stride, long long seq_f_stride,
     int act, int rec) {
     using namespace cstep;
@@ -169,12 +170,12 @@ __device__ __forceinline__ void conv_lstm_step_impl(
     }
 }
 
-#define CONV_STEP_PARAMS(T)                                                                   \
+#define CONV_STEP_PARAMS(W)                                                                   \
     int B, int P, int F, int rows, int cols, int kh, int kw, int pad_top, int pad_left,        \
         const float *__restrict__ xp, long long xp_step_off, long long xp_b_stride,           \
-        const T *__restrict__ RK, const T *__restrict__ h_prev, T *__restrict__ h_next,       \
-        T *__restrict__ c, T *__restrict__ prev_out, const unsigned char *__restrict__ mask,  \
-        int has_mask, long long mask_off, long long mask_b_stride, T *__restrict__ seq,       \
+        const W *__restrict__ RK, const float *__restrict__ h_prev, float *__restrict__ h_next,       \
+        float *__restrict__ c, float *__restrict__ prev_out, const unsigned char *__restrict__ mask,  \
+        int has_mask, long long mask_off, long long mask_b_stride, float *__restrict__ seq,       \
         int has_seq, long long seq_off, long long seq_b_stride, long long seq_p_stride,       \
         long long seq_f_stride, int act, int rec
 #define CONV_STEP_ARGS                                                                         \
@@ -182,18 +183,18 @@ __device__ __forceinline__ void conv_lstm_step_impl(
         h_next, c, prev_out, mask, has_mask, mask_off, mask_b_stride, seq, has_seq, seq_off,   \
         seq_b_stride, seq_p_stride, seq_f_stride, act, rec
 
-#define CONV_STEP_ENTRY(NAME, T, A, R)                                                      \
-    extern "C" __global__ void __launch_bounds__(cstep::THREADS) NAME(CONV_STEP_PARAMS(T)) { \
-        conv_lstm_step_impl<T, A, R>(CONV_STEP_ARGS);                                       \
+#define CONV_STEP_ENTRY(NAME, W, A, R)                                                      \
+    extern "C" __global__ void __launch_bounds__(cstep::THREADS) NAME(CONV_STEP_PARAMS(W)) { \
+        conv_lstm_step_impl<W, A, R>(CONV_STEP_ARGS);                                       \
     }
 
-CONV_STEP_ENTRY(conv_lstm_step_f32_tanh_sigmoid, float, ACT_TANH, ACT_SIGMOID)
-CONV_STEP_ENTRY(conv_lstm_step_f32_tanh_hard_sigmoid, float, ACT_TANH, ACT_HARD_SIGMOID)
-CONV_STEP_ENTRY(conv_lstm_step_f32_generic, float, ACT_RUNTIME, ACT_RUNTIME)
-#ifdef RECURRENT_HALF_KERNELS
-CONV_STEP_ENTRY(conv_lstm_step_f16_generic, __half, ACT_RUNTIME, ACT_RUNTIME)
-CONV_STEP_ENTRY(conv_lstm_step_bf16_generic, __nv_bfloat16, ACT_RUNTIME, ACT_RUNTIME)
-#endif
+#define CONV_STEP_SET(DT, W)                                                                \
+    CONV_STEP_ENTRY(conv_lstm_step_##DT##_tanh_sigmoid, W, ACT_TANH, ACT_SIGMOID)          \
+    CONV_STEP_ENTRY(conv_lstm_step_##DT##_tanh_hard_sigmoid, W, ACT_TANH, ACT_HARD_SIGMOID) \
+    CONV_STEP_ENTRY(conv_lstm_step_##DT##_generic, W, ACT_RUNTIME, ACT_RUNTIME)
+CONV_STEP_SET(f32, float)
+CONV_STEP_SET(f16, __half)
+CONV_STEP_SET(bf16, __nv_bfloat16)
 
 // ---- input convolution of every frame: implicit GEMM
 // xp[(n*P + p), :] = sum over (ky, kx, ch) of x[n, oy*sy_ + ky*dy - pad_top,
@@ -235,23 +236,21 @@ struct Im2colA {
     }
 };
 
-#define CONV_INPUT_PARAMS(T)                                                                 \
-    long long M, int N, int K, const T *__restrict__ x, long long frame_stride, long long sy, \
+#define CONV_INPUT_PARAMS(W)                                                                 \
+    long long M, int N, int K, const float *__restrict__ x, long long frame_stride, long long sy, \
         long long sx, long long sc, int in_rows, int in_cols, int cin, int out_cols, int P,  \
         int kw, int stride_y, int stride_x, int dil_y, int dil_x, int pad_top, int pad_left, \
-        const T *__restrict__ W, const T *__restrict__ bias, int has_bias,                   \
+        const W *__restrict__ Wk, const W *__restrict__ bias, int has_bias,                  \
         float *__restrict__ xp
 
-#define CONV_INPUT_ENTRY(NAME, T)                                                            \
-    extern "C" __global__ void __launch_bounds__(gemm::THREADS) NAME(CONV_INPUT_PARAMS(T)) {  \
-        const Im2colA<T> a{x,       frame_stride, sy,       sx,       sc,    in_rows,         \
+#define CONV_INPUT_ENTRY(NAME, W)                                                            \
+    extern "C" __global__ void __launch_bounds__(gemm::THREADS) NAME(CONV_INPUT_PARAMS(W)) {  \
+        const Im2colA<float> a{x,       frame_stride, sy,       sx,       sc,    in_rows,         \
                            in_cols, cin,          out_cols, P,        kw,    stride_y,        \
                            stride_x, dil_y,       dil_x,    pad_top,  pad_left};              \
-        gemm_bias_tile(M, N, K, a, W, N, bias, has_bias, xp, (long long)N);                  \
+        gemm_bias_tile(M, N, K, a, Wk, N, bias, has_bias, xp, (long long)N);                  \
     }
 
 CONV_INPUT_ENTRY(conv_input_f32, float)
-#ifdef RECURRENT_HALF_KERNELS
 CONV_INPUT_ENTRY(conv_input_f16, __half)
 CONV_INPUT_ENTRY(conv_input_bf16, __nv_bfloat16)
-#endif

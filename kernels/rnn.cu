@@ -20,7 +20,8 @@
 //   xp        f32 (rows, G*U): row of (batch b, step) at b * xp_b_stride + xp_step_off. The
 //             host picks the strides: batch-major input rows b*T+t, time-major t*B+b, and the
 //             step's source time t (reversed for go_backwards), so no input is ever transposed.
-//   Um        (U, ldu) recurrent_kernel; gate g of unit j is column col0 + g*U + j.
+//   Um        (U, ldu) recurrent_kernel (storage type W); gate g of unit j is column
+//             col0 + g*U + j.
 //   h_prev    (B, U), read by every block; h_next (B, U) written: ping-pong buffers.
 //   c, prev_out (B, U): read and written in place, each element only by its owner thread.
 //   mask      u8 (B, T) as the user gave it, element mask[b * mask_b_stride + mask_off].
@@ -41,9 +42,16 @@
 //     pairs (act, rec):  _tanh_sigmoid, _tanh_hard_sigmoid, and _generic (ids as run-time ints)
 //     single:            _tanh, _sigmoid, _hard_sigmoid, _relu, and _generic
 //   Every entry point takes the activation ids as trailing ints; the compile-time variants
-//   ignore them. f16 / bf16 variants of the generic kernels are compiled only with
-//   -DRECURRENT_HALF_KERNELS (scripts/kernel_report.sh checks them; the crate does not ship
-//   them yet).
+//   ignore them. Each exists for three weight storage types: `_f32_`, `_f16_` (__half) and
+//   `_bf16_` (__nv_bfloat16), e.g. lstm_step_f16_tanh_sigmoid; gemm_bias_{f32,f16,bf16};
+//   convert_{f32_to_f16, f32_to_bf16, f16_to_f32, bf16_to_f32}.
+//
+// ---- storage types (f16 / bf16 storage with f32 accumulation)
+//   Only the weights (W, Um, biases) are read in the storage type. xp, h, c, prev_out, the
+//   GRU scratch and the sequence output are f32 in every variant: the host converts an f16 /
+//   bf16 input to f32 before the projection and the returned output and states to the storage
+//   type after the last step (convert_*), so rounding happens where the CPU path's f16 / bf16
+//   semantics round (weights, inputs, initial states, outputs) and nowhere in between.
 
 #include "common.cuh"
 
@@ -58,9 +66,9 @@ static_assert(BR <= KW, "each of the first BR warps finishes one batch row");
 // Runs the recurrent product of G gate blocks for every group of BR batch rows and calls
 // `epi(b, j, z)` once per owned (row, unit) with z[g] = sum_k h[b, k] * Um[k, col0 + g*U + j].
 // Every thread of the block must call this (it holds barriers).
-template <typename T, int G, typename Epilogue>
-__device__ __forceinline__ void dense_step(int B, int U, const T* __restrict__ h,
-                                           const T* __restrict__ Um, int ldu, int col0,
+template <typename W, int G, typename Epilogue>
+__device__ __forceinline__ void dense_step(int B, int U, const float* __restrict__ h,
+                                           const W* __restrict__ Um, int ldu, int col0,
                                            Epilogue epi) {
     using namespace step;
     __shared__ float red[KW][G][BR][LANES];
@@ -86,7 +94,7 @@ __device__ __forceinline__ void dense_step(int B, int U, const T* __restrict__ h
             for (int r = 0; r < BR; ++r) {
                 hv[r] = (b0 + r < B) ? load_f32(h + (long long)(b0 + r) * U + k) : 0.0f;
             }
-            const T* urow = Um + (long long)k * ldu + col0 + j;
+            const W* urow = Um + (long long)k * ldu + col0 + j;
 #pragma unroll
             for (int g = 0; g < G; ++g) {
                 const float u = jok ? load_f32(urow + (long long)g * U) : 0.0f;
@@ -132,14 +140,14 @@ __device__ __forceinline__ bool is_real(const unsigned char* __restrict__ mask, 
 
 // ---- LSTM
 
-template <typename T, int ACT, int REC>
+template <typename W, int ACT, int REC>
 __device__ __forceinline__ void lstm_step_impl(
     int B, int U, const float* __restrict__ xp, long long xp_step_off, long long xp_b_stride,
-    const T* __restrict__ Um, const T* __restrict__ h_prev, T* __restrict__ h_next,
-    T* __restrict__ c, T* __restrict__ prev_out, const unsigned char* __restrict__ mask,
-    int has_mask, long long mask_off, long long mask_b_stride, T* __restrict__ seq, int has_seq,
+    const W* __restrict__ Um, const float* __restrict__ h_prev, float* __restrict__ h_next,
+    float* __restrict__ c, float* __restrict__ prev_out, const unsigned char* __restrict__ mask,
+    int has_mask, long long mask_off, long long mask_b_stride, float* __restrict__ seq, int has_seq,
     long long seq_off, long long seq_b_stride, int act, int rec) {
-    dense_step<T, 4>(B, U, h_prev, Um, 4 * U, 0, [&](int b, int j, const float (&z)[4]) {
+    dense_step<W, 4>(B, U, h_prev, Um, 4 * U, 0, [&](int b, int j, const float (&z)[4]) {
         const long long e = (long long)b * U + j;
         float out;
         if (is_real(mask, has_mask, mask_off, mask_b_stride, b)) {
@@ -163,39 +171,39 @@ __device__ __forceinline__ void lstm_step_impl(
     });
 }
 
-#define LSTM_PARAMS(T)                                                                        \
+#define LSTM_PARAMS(W)                                                                        \
     int B, int U, const float *__restrict__ xp, long long xp_step_off, long long xp_b_stride, \
-        const T *__restrict__ Um, const T *__restrict__ h_prev, T *__restrict__ h_next,       \
-        T *__restrict__ c, T *__restrict__ prev_out, const unsigned char *__restrict__ mask,  \
-        int has_mask, long long mask_off, long long mask_b_stride, T *__restrict__ seq,       \
+        const W *__restrict__ Um, const float *__restrict__ h_prev, float *__restrict__ h_next,       \
+        float *__restrict__ c, float *__restrict__ prev_out, const unsigned char *__restrict__ mask,  \
+        int has_mask, long long mask_off, long long mask_b_stride, float *__restrict__ seq,       \
         int has_seq, long long seq_off, long long seq_b_stride, int act, int rec
 #define LSTM_ARGS                                                                             \
     B, U, xp, xp_step_off, xp_b_stride, Um, h_prev, h_next, c, prev_out, mask, has_mask,     \
         mask_off, mask_b_stride, seq, has_seq, seq_off, seq_b_stride, act, rec
 
-#define LSTM_ENTRY(NAME, T, A, R)                                                  \
-    extern "C" __global__ void __launch_bounds__(step::THREADS) NAME(LSTM_PARAMS(T)) { \
-        lstm_step_impl<T, A, R>(LSTM_ARGS);                                        \
+#define LSTM_ENTRY(NAME, W, A, R)                                                  \
+    extern "C" __global__ void __launch_bounds__(step::THREADS) NAME(LSTM_PARAMS(W)) { \
+        lstm_step_impl<W, A, R>(LSTM_ARGS);                                        \
     }
 
-LSTM_ENTRY(lstm_step_f32_tanh_sigmoid, float, ACT_TANH, ACT_SIGMOID)
-LSTM_ENTRY(lstm_step_f32_tanh_hard_sigmoid, float, ACT_TANH, ACT_HARD_SIGMOID)
-LSTM_ENTRY(lstm_step_f32_generic, float, ACT_RUNTIME, ACT_RUNTIME)
-#ifdef RECURRENT_HALF_KERNELS
-LSTM_ENTRY(lstm_step_f16_generic, __half, ACT_RUNTIME, ACT_RUNTIME)
-LSTM_ENTRY(lstm_step_bf16_generic, __nv_bfloat16, ACT_RUNTIME, ACT_RUNTIME)
-#endif
+#define LSTM_SET(DT, W)                                                        \
+    LSTM_ENTRY(lstm_step_##DT##_tanh_sigmoid, W, ACT_TANH, ACT_SIGMOID)         \
+    LSTM_ENTRY(lstm_step_##DT##_tanh_hard_sigmoid, W, ACT_TANH, ACT_HARD_SIGMOID) \
+    LSTM_ENTRY(lstm_step_##DT##_generic, W, ACT_RUNTIME, ACT_RUNTIME)
+LSTM_SET(f32, float)
+LSTM_SET(f16, __half)
+LSTM_SET(bf16, __nv_bfloat16)
 
 // ---- GRU, reset_after = true
 
-template <typename T, int ACT, int REC>
+template <typename W, int ACT, int REC>
 __device__ __forceinline__ void gru_after_step_impl(
     int B, int U, const float* __restrict__ xp, long long xp_step_off, long long xp_b_stride,
-    const T* __restrict__ Um, const T* __restrict__ rb, int has_rb, const T* __restrict__ h_prev,
-    T* __restrict__ h_next, T* __restrict__ prev_out, const unsigned char* __restrict__ mask,
-    int has_mask, long long mask_off, long long mask_b_stride, T* __restrict__ seq, int has_seq,
+    const W* __restrict__ Um, const W* __restrict__ rb, int has_rb, const float* __restrict__ h_prev,
+    float* __restrict__ h_next, float* __restrict__ prev_out, const unsigned char* __restrict__ mask,
+    int has_mask, long long mask_off, long long mask_b_stride, float* __restrict__ seq, int has_seq,
     long long seq_off, long long seq_b_stride, int act, int rec) {
-    dense_step<T, 3>(B, U, h_prev, Um, 3 * U, 0, [&](int b, int j, const float (&z)[3]) {
+    dense_step<W, 3>(B, U, h_prev, Um, 3 * U, 0, [&](int b, int j, const float (&z)[3]) {
         const long long e = (long long)b * U + j;
         float out;
         if (is_real(mask, has_mask, mask_off, mask_b_stride, b)) {
@@ -219,40 +227,40 @@ __device__ __forceinline__ void gru_after_step_impl(
     });
 }
 
-#define GRU_AFTER_PARAMS(T)                                                                   \
+#define GRU_AFTER_PARAMS(W)                                                                   \
     int B, int U, const float *__restrict__ xp, long long xp_step_off, long long xp_b_stride, \
-        const T *__restrict__ Um, const T *__restrict__ rb, int has_rb,                       \
-        const T *__restrict__ h_prev, T *__restrict__ h_next, T *__restrict__ prev_out,       \
+        const W *__restrict__ Um, const W *__restrict__ rb, int has_rb,                       \
+        const float *__restrict__ h_prev, float *__restrict__ h_next, float *__restrict__ prev_out,       \
         const unsigned char *__restrict__ mask, int has_mask, long long mask_off,             \
-        long long mask_b_stride, T *__restrict__ seq, int has_seq, long long seq_off,         \
+        long long mask_b_stride, float *__restrict__ seq, int has_seq, long long seq_off,         \
         long long seq_b_stride, int act, int rec
 #define GRU_AFTER_ARGS                                                                      \
     B, U, xp, xp_step_off, xp_b_stride, Um, rb, has_rb, h_prev, h_next, prev_out, mask,    \
         has_mask, mask_off, mask_b_stride, seq, has_seq, seq_off, seq_b_stride, act, rec
 
-#define GRU_AFTER_ENTRY(NAME, T, A, R)                                                  \
-    extern "C" __global__ void __launch_bounds__(step::THREADS) NAME(GRU_AFTER_PARAMS(T)) { \
-        gru_after_step_impl<T, A, R>(GRU_AFTER_ARGS);                                   \
+#define GRU_AFTER_ENTRY(NAME, W, A, R)                                                  \
+    extern "C" __global__ void __launch_bounds__(step::THREADS) NAME(GRU_AFTER_PARAMS(W)) { \
+        gru_after_step_impl<W, A, R>(GRU_AFTER_ARGS);                                   \
     }
 
-GRU_AFTER_ENTRY(gru_after_step_f32_tanh_sigmoid, float, ACT_TANH, ACT_SIGMOID)
-GRU_AFTER_ENTRY(gru_after_step_f32_tanh_hard_sigmoid, float, ACT_TANH, ACT_HARD_SIGMOID)
-GRU_AFTER_ENTRY(gru_after_step_f32_generic, float, ACT_RUNTIME, ACT_RUNTIME)
-#ifdef RECURRENT_HALF_KERNELS
-GRU_AFTER_ENTRY(gru_after_step_f16_generic, __half, ACT_RUNTIME, ACT_RUNTIME)
-GRU_AFTER_ENTRY(gru_after_step_bf16_generic, __nv_bfloat16, ACT_RUNTIME, ACT_RUNTIME)
-#endif
+#define GRU_AFTER_SET(DT, W)                                                              \
+    GRU_AFTER_ENTRY(gru_after_step_##DT##_tanh_sigmoid, W, ACT_TANH, ACT_SIGMOID)         \
+    GRU_AFTER_ENTRY(gru_after_step_##DT##_tanh_hard_sigmoid, W, ACT_TANH, ACT_HARD_SIGMOID) \
+    GRU_AFTER_ENTRY(gru_after_step_##DT##_generic, W, ACT_RUNTIME, ACT_RUNTIME)
+GRU_AFTER_SET(f32, float)
+GRU_AFTER_SET(f16, __half)
+GRU_AFTER_SET(bf16, __nv_bfloat16)
 
 // ---- GRU, reset_after = false: kernel A (gates z, r and r * h), kernel B (candidate, update)
 
 // Kernel A: columns [0, 2U) of Um. Writes z (f32) and rh = r * h (storage type) for every row,
 // masked or not (kernel B applies the mask).
-template <typename T, int REC>
+template <typename W, int REC>
 __device__ __forceinline__ void gru_before_gates_impl(
     int B, int U, const float* __restrict__ xp, long long xp_step_off, long long xp_b_stride,
-    const T* __restrict__ Um, const T* __restrict__ h_prev, float* __restrict__ zbuf,
-    T* __restrict__ rh, int rec) {
-    dense_step<T, 2>(B, U, h_prev, Um, 3 * U, 0, [&](int b, int j, const float (&z)[2]) {
+    const W* __restrict__ Um, const float* __restrict__ h_prev, float* __restrict__ zbuf,
+    float* __restrict__ rh, int rec) {
+    dense_step<W, 2>(B, U, h_prev, Um, 3 * U, 0, [&](int b, int j, const float (&z)[2]) {
         const long long e = (long long)b * U + j;
         const float* x = xp + (long long)b * xp_b_stride + xp_step_off + j;
         const float zg = activate<REC>(x[0] + z[0], rec);
@@ -262,35 +270,35 @@ __device__ __forceinline__ void gru_before_gates_impl(
     });
 }
 
-#define GRU_GATES_PARAMS(T)                                                                   \
+#define GRU_GATES_PARAMS(W)                                                                   \
     int B, int U, const float *__restrict__ xp, long long xp_step_off, long long xp_b_stride, \
-        const T *__restrict__ Um, const T *__restrict__ h_prev, float *__restrict__ zbuf,     \
-        T *__restrict__ rh, int rec
+        const W *__restrict__ Um, const float *__restrict__ h_prev, float *__restrict__ zbuf,     \
+        float *__restrict__ rh, int rec
 #define GRU_GATES_ARGS B, U, xp, xp_step_off, xp_b_stride, Um, h_prev, zbuf, rh, rec
 
-#define GRU_GATES_ENTRY(NAME, T, R)                                                     \
-    extern "C" __global__ void __launch_bounds__(step::THREADS) NAME(GRU_GATES_PARAMS(T)) { \
-        gru_before_gates_impl<T, R>(GRU_GATES_ARGS);                                    \
+#define GRU_GATES_ENTRY(NAME, W, R)                                                     \
+    extern "C" __global__ void __launch_bounds__(step::THREADS) NAME(GRU_GATES_PARAMS(W)) { \
+        gru_before_gates_impl<W, R>(GRU_GATES_ARGS);                                    \
     }
 
-GRU_GATES_ENTRY(gru_before_gates_f32_sigmoid, float, ACT_SIGMOID)
-GRU_GATES_ENTRY(gru_before_gates_f32_hard_sigmoid, float, ACT_HARD_SIGMOID)
-GRU_GATES_ENTRY(gru_before_gates_f32_generic, float, ACT_RUNTIME)
-#ifdef RECURRENT_HALF_KERNELS
-GRU_GATES_ENTRY(gru_before_gates_f16_generic, __half, ACT_RUNTIME)
-GRU_GATES_ENTRY(gru_before_gates_bf16_generic, __nv_bfloat16, ACT_RUNTIME)
-#endif
+#define GRU_GATES_SET(DT, W)                                                     \
+    GRU_GATES_ENTRY(gru_before_gates_##DT##_sigmoid, W, ACT_SIGMOID)             \
+    GRU_GATES_ENTRY(gru_before_gates_##DT##_hard_sigmoid, W, ACT_HARD_SIGMOID)   \
+    GRU_GATES_ENTRY(gru_before_gates_##DT##_generic, W, ACT_RUNTIME)
+GRU_GATES_SET(f32, float)
+GRU_GATES_SET(f16, __half)
+GRU_GATES_SET(bf16, __nv_bfloat16)
 
 // Kernel B: columns [2U, 3U) of Um applied to rh; the state update and the mask.
-template <typename T, int ACT>
+template <typename W, int ACT>
 __device__ __forceinline__ void gru_before_update_impl(
     int B, int U, const float* __restrict__ xp, long long xp_step_off, long long xp_b_stride,
-    const T* __restrict__ Um, const T* __restrict__ rh, const float* __restrict__ zbuf,
-    const T* __restrict__ h_prev, T* __restrict__ h_next, T* __restrict__ prev_out,
+    const W* __restrict__ Um, const float* __restrict__ rh, const float* __restrict__ zbuf,
+    const float* __restrict__ h_prev, float* __restrict__ h_next, float* __restrict__ prev_out,
     const unsigned char* __restrict__ mask, int has_mask, long long mask_off,
-    long long mask_b_stride, T* __restrict__ seq, int has_seq, long long seq_off,
+    long long mask_b_stride, float* __restrict__ seq, int has_seq, long long seq_off,
     long long seq_b_stride, int act) {
-    dense_step<T, 1>(B, U, rh, Um, 3 * U, 2 * U, [&](int b, int j, const float (&z)[1]) {
+    dense_step<W, 1>(B, U, rh, Um, 3 * U, 2 * U, [&](int b, int j, const float (&z)[1]) {
         const long long e = (long long)b * U + j;
         float out;
         if (is_real(mask, has_mask, mask_off, mask_b_stride, b)) {
@@ -310,40 +318,40 @@ __device__ __forceinline__ void gru_before_update_impl(
     });
 }
 
-#define GRU_UPDATE_PARAMS(T)                                                                  \
+#define GRU_UPDATE_PARAMS(W)                                                                  \
     int B, int U, const float *__restrict__ xp, long long xp_step_off, long long xp_b_stride, \
-        const T *__restrict__ Um, const T *__restrict__ rh, const float *__restrict__ zbuf,   \
-        const T *__restrict__ h_prev, T *__restrict__ h_next, T *__restrict__ prev_out,       \
+        const W *__restrict__ Um, const float *__restrict__ rh, const float *__restrict__ zbuf,   \
+        const float *__restrict__ h_prev, float *__restrict__ h_next, float *__restrict__ prev_out,       \
         const unsigned char *__restrict__ mask, int has_mask, long long mask_off,             \
-        long long mask_b_stride, T *__restrict__ seq, int has_seq, long long seq_off,         \
+        long long mask_b_stride, float *__restrict__ seq, int has_seq, long long seq_off,         \
         long long seq_b_stride, int act
 #define GRU_UPDATE_ARGS                                                                      \
     B, U, xp, xp_step_off, xp_b_stride, Um, rh, zbuf, h_prev, h_next, prev_out, mask,       \
         has_mask, mask_off, mask_b_stride, seq, has_seq, seq_off, seq_b_stride, act
 
-#define GRU_UPDATE_ENTRY(NAME, T, A)                                                     \
-    extern "C" __global__ void __launch_bounds__(step::THREADS) NAME(GRU_UPDATE_PARAMS(T)) { \
-        gru_before_update_impl<T, A>(GRU_UPDATE_ARGS);                                   \
+#define GRU_UPDATE_ENTRY(NAME, W, A)                                                     \
+    extern "C" __global__ void __launch_bounds__(step::THREADS) NAME(GRU_UPDATE_PARAMS(W)) { \
+        gru_before_update_impl<W, A>(GRU_UPDATE_ARGS);                                   \
     }
 
-GRU_UPDATE_ENTRY(gru_before_update_f32_tanh, float, ACT_TANH)
-GRU_UPDATE_ENTRY(gru_before_update_f32_relu, float, ACT_RELU)
-GRU_UPDATE_ENTRY(gru_before_update_f32_generic, float, ACT_RUNTIME)
-#ifdef RECURRENT_HALF_KERNELS
-GRU_UPDATE_ENTRY(gru_before_update_f16_generic, __half, ACT_RUNTIME)
-GRU_UPDATE_ENTRY(gru_before_update_bf16_generic, __nv_bfloat16, ACT_RUNTIME)
-#endif
+#define GRU_UPDATE_SET(DT, W)                                           \
+    GRU_UPDATE_ENTRY(gru_before_update_##DT##_tanh, W, ACT_TANH)        \
+    GRU_UPDATE_ENTRY(gru_before_update_##DT##_relu, W, ACT_RELU)        \
+    GRU_UPDATE_ENTRY(gru_before_update_##DT##_generic, W, ACT_RUNTIME)
+GRU_UPDATE_SET(f32, float)
+GRU_UPDATE_SET(f16, __half)
+GRU_UPDATE_SET(bf16, __nv_bfloat16)
 
 // ---- SimpleRNN
 
-template <typename T, int ACT>
+template <typename W, int ACT>
 __device__ __forceinline__ void simple_step_impl(
     int B, int U, const float* __restrict__ xp, long long xp_step_off, long long xp_b_stride,
-    const T* __restrict__ Um, const T* __restrict__ h_prev, T* __restrict__ h_next,
-    T* __restrict__ prev_out, const unsigned char* __restrict__ mask, int has_mask,
-    long long mask_off, long long mask_b_stride, T* __restrict__ seq, int has_seq,
+    const W* __restrict__ Um, const float* __restrict__ h_prev, float* __restrict__ h_next,
+    float* __restrict__ prev_out, const unsigned char* __restrict__ mask, int has_mask,
+    long long mask_off, long long mask_b_stride, float* __restrict__ seq, int has_seq,
     long long seq_off, long long seq_b_stride, int act) {
-    dense_step<T, 1>(B, U, h_prev, Um, U, 0, [&](int b, int j, const float (&z)[1]) {
+    dense_step<W, 1>(B, U, h_prev, Um, U, 0, [&](int b, int j, const float (&z)[1]) {
         const long long e = (long long)b * U + j;
         float out;
         if (is_real(mask, has_mask, mask_off, mask_b_stride, b)) {
@@ -361,57 +369,44 @@ __device__ __forceinline__ void simple_step_impl(
     });
 }
 
-#define SIMPLE_PARAMS(T)                                                                      \
+#define SIMPLE_PARAMS(W)                                                                      \
     int B, int U, const float *__restrict__ xp, long long xp_step_off, long long xp_b_stride, \
-        const T *__restrict__ Um, const T *__restrict__ h_prev, T *__restrict__ h_next,       \
-        T *__restrict__ prev_out, const unsigned char *__restrict__ mask, int has_mask,       \
-        long long mask_off, long long mask_b_stride, T *__restrict__ seq, int has_seq,        \
+        const W *__restrict__ Um, const float *__restrict__ h_prev, float *__restrict__ h_next,       \
+        float *__restrict__ prev_out, const unsigned char *__restrict__ mask, int has_mask,       \
+        long long mask_off, long long mask_b_stride, float *__restrict__ seq, int has_seq,        \
         long long seq_off, long long seq_b_stride, int act
 #define SIMPLE_ARGS                                                                          \
     B, U, xp, xp_step_off, xp_b_stride, Um, h_prev, h_next, prev_out, mask, has_mask,       \
         mask_off, mask_b_stride, seq, has_seq, seq_off, seq_b_stride, act
 
-#define SIMPLE_ENTRY(NAME, T, A)                                                     \
-    extern "C" __global__ void __launch_bounds__(step::THREADS) NAME(SIMPLE_PARAMS(T)) { \
-        simple_step_impl<T, A>(SIMPLE_ARGS);                                         \
+#define SIMPLE_ENTRY(NAME, W, A)                                                     \
+    extern "C" __global__ void __launch_bounds__(step::THREADS) NAME(SIMPLE_PARAMS(W)) { \
+        simple_step_impl<W, A>(SIMPLE_ARGS);                                         \
     }
 
-SIMPLE_ENTRY(simple_step_f32_tanh, float, ACT_TANH)
-SIMPLE_ENTRY(simple_step_f32_relu, float, ACT_RELU)
-SIMPLE_ENTRY(simple_step_f32_generic, float, ACT_RUNTIME)
-#ifdef RECURRENT_HALF_KERNELS
-SIMPLE_ENTRY(simple_step_f16_generic, __half, ACT_RUNTIME)
-SIMPLE_ENTRY(simple_step_bf16_generic, __nv_bfloat16, ACT_RUNTIME)
-#endif
+#define SIMPLE_SET(DT, W)                                       \
+    SIMPLE_ENTRY(simple_step_##DT##_tanh, W, ACT_TANH)          \
+    SIMPLE_ENTRY(simple_step_##DT##_relu, W, ACT_RELU)          \
+    SIMPLE_ENTRY(simple_step_##DT##_generic, W, ACT_RUNTIME)
+SIMPLE_SET(f32, float)
+SIMPLE_SET(f16, __half)
+SIMPLE_SET(bf16, __nv_bfloat16)
 
 // ---- projection: xp = x W + b for every step at once (one launch per layer call)
 // Grid (ceil(N / 64), min(ceil(M / 64), 65535)), block 256; see gemm_bias_tile in common.cuh.
+// A (the input sequence) is f32; the weights and bias are in the entry's storage type.
 
-extern "C" __global__ void __launch_bounds__(gemm::THREADS)
-    gemm_bias_f32(long long M, int N, int K, const float* __restrict__ A, long long lda,
-                  const float* __restrict__ Bm, int ldb, const float* __restrict__ bias,
-                  int has_bias, float* __restrict__ C, long long ldc) {
-    const DenseA<float> a{A, lda};
-    gemm_bias_tile(M, N, K, a, Bm, ldb, bias, has_bias, C, ldc);
-}
-
-#ifdef RECURRENT_HALF_KERNELS
-extern "C" __global__ void __launch_bounds__(gemm::THREADS)
-    gemm_bias_f16(long long M, int N, int K, const __half* __restrict__ A, long long lda,
-                  const __half* __restrict__ Bm, int ldb, const __half* __restrict__ bias,
-                  int has_bias, float* __restrict__ C, long long ldc) {
-    const DenseA<__half> a{A, lda};
-    gemm_bias_tile(M, N, K, a, Bm, ldb, bias, has_bias, C, ldc);
-}
-extern "C" __global__ void __launch_bounds__(gemm::THREADS)
-    gemm_bias_bf16(long long M, int N, int K, const __nv_bfloat16* __restrict__ A, long long lda,
-                   const __nv_bfloat16* __restrict__ Bm, int ldb,
-                   const __nv_bfloat16* __restrict__ bias, int has_bias, float* __restrict__ C,
-                   long long ldc) {
-    const DenseA<__nv_bfloat16> a{A, lda};
-    gemm_bias_tile(M, N, K, a, Bm, ldb, bias, has_bias, C, ldc);
-}
-#endif
+#define GEMM_ENTRY(NAME, W)                                                                   \
+    extern "C" __global__ void __launch_bounds__(gemm::THREADS)                               \
+        NAME(long long M, int N, int K, const float* __restrict__ A, long long lda,          \
+             const W* __restrict__ Bm, int ldb, const W* __restrict__ bias, int has_bias,     \
+             float* __restrict__ C, long long ldc) {                                          \
+        const DenseA<float> a{A, lda};                                                        \
+        gemm_bias_tile(M, N, K, a, Bm, ldb, bias, has_bias, C, ldc);                          \
+    }
+GEMM_ENTRY(gemm_bias_f32, float)
+GEMM_ENTRY(gemm_bias_f16, __half)
+GEMM_ENTRY(gemm_bias_bf16, __nv_bfloat16)
 
 // ---- helpers
 
@@ -423,6 +418,21 @@ extern "C" __global__ void fill_f32(long long n, float v, float* __restrict__ p)
         p[i] = v;
     }
 }
+
+// Storage conversions, element i of n: f32 -> f16 / bf16 (round to nearest even, as the `half`
+// crate's from_f32) and back (exact). Grid-stride; any grid.
+#define CONVERT_ENTRY(NAME, S, D)                                                      \
+    extern "C" __global__ void NAME(long long n, const S* __restrict__ src,             \
+                                    D* __restrict__ dst) {                             \
+        for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n;    \
+             i += (long long)gridDim.x * blockDim.x) {                                 \
+            store_f32(dst + i, load_f32(src + i));                                     \
+        }                                                                              \
+    }
+CONVERT_ENTRY(convert_f32_to_f16, float, __half)
+CONVERT_ENTRY(convert_f32_to_bf16, float, __nv_bfloat16)
+CONVERT_ENTRY(convert_f16_to_f32, __half, float)
+CONVERT_ENTRY(convert_bf16_to_f32, __nv_bfloat16, float)
 
 // (B, P, F) <-> (B, F, P): to_cf = 1 turns channels-last pixels (B, P, F) into channels-first
 // (B, F, P); to_cf = 0 the reverse. One thread per element, indexed by the destination.

@@ -2,7 +2,7 @@
 # Resource report of every kernel: compiles each kernels/*.cu to a cubin for a real GPU target
 # (default sm_90, H100 / H200; override with RECURRENT_REPORT_ARCH=sm_80 etc.) with
 # `ptxas -v`, and prints per kernel: registers, static shared memory, stack frame and spills.
-# The f16 / bf16 variants (-DRECURRENT_HALF_KERNELS, not shipped yet) are compiled too.
+# The f16 / bf16 variants (weights in half storage) are part of every file.
 #
 # Exits 1 when any kernel spills (spill stores or loads > 0) or nvcc fails: spills mean local
 # memory traffic in the per-step kernels, which the design keeps at zero.
@@ -39,7 +39,7 @@ status=0
 for src in "$root"/kernels/*.cu; do
     name="$(basename "$src" .cu)"
     log="$tmp/$name.log"
-    if ! "$nvcc" -cubin -arch="$arch" -O3 -std=c++17 -I "$root/kernels" -DRECURRENT_HALF_KERNELS \
+    if ! "$nvcc" -cubin -arch="$arch" -O3 -std=c++17 -I "$root/kernels" \
         -Xptxas -v -o "$tmp/$name.cubin" "$src" >"$log" 2>&1; then
         cat "$log" >&2
         echo "error: nvcc failed on $src" >&2

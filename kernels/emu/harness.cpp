@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <random>
 #include <string>
+#include <type_traits>
 
 static std::mt19937 rng(12345);
 static float U01() { return std::uniform_real_distribution<float>(-1, 1)(rng); }
@@ -46,13 +47,69 @@ static void check(const char* what, const std::vector<float>& got, const std::ve
     ++passes;
 }
 
+// The entry points of one weight storage type.
+template <class Wt> struct Entries;
+#define ENTRIES(DT, WT)                                                                     \
+    template <> struct Entries<WT> {                                                        \
+        static constexpr const char* name = #DT;                                            \
+        static constexpr auto gemm = gemm_bias_##DT;                                        \
+        static constexpr auto lstm = lstm_step_##DT##_generic;                              \
+        static constexpr auto gru_after = gru_after_step_##DT##_generic;                    \
+        static constexpr auto gru_gates = gru_before_gates_##DT##_generic;                  \
+        static constexpr auto gru_update = gru_before_update_##DT##_generic;                \
+        static constexpr auto simple = simple_step_##DT##_generic;                          \
+        static constexpr auto conv_input = conv_input_##DT;                                 \
+        static constexpr auto conv_step = conv_lstm_step_##DT##_tanh_hard_sigmoid;          \
+    };
+ENTRIES(f32, float)
+ENTRIES(f16, __half)
+ENTRIES(bf16, __nv_bfloat16)
+
+// Weights in storage type Wt: `v` is rounded in place (the reference sees the stored values)
+// and returned as Wt.
+template <class Wt> static Wt to_wt(float f) {
+    if constexpr (std::is_same_v<Wt, float>) return f;
+    else if constexpr (std::is_same_v<Wt, __half>) return __float2half_rn(f);
+    else return __float2bfloat16_rn(f);
+}
+template <class Wt> static std::vector<Wt> stored(std::vector<float>& v) {
+    std::vector<Wt> w(v.size());
+    for (size_t i = 0; i < v.size(); ++i) { w[i] = to_wt<Wt>(v[i]); v[i] = load_f32(&w[i]); }
+    return w;
+}
+// An input in storage type Wt, through the convert kernels as the host does: f32 -> Wt -> f32
+// (identity for f32). `x` becomes the stored values.
+template <class Wt> static void store_input(std::vector<float>& x) {
+    if constexpr (!std::is_same_v<Wt, float>) {
+        long long n = (long long)x.size();
+        std::vector<Wt> xs(x.size());
+        std::vector<float> back(x.size(), NAN);
+        if constexpr (std::is_same_v<Wt, __half>) {
+            launch({3, 1, 1}, {64, 1, 1}, [&] { convert_f32_to_f16(n, x.data(), xs.data()); });
+            launch({2, 1, 1}, {32, 1, 1}, [&] { convert_f16_to_f32(n, xs.data(), back.data()); });
+        } else {
+            launch({3, 1, 1}, {64, 1, 1}, [&] { convert_f32_to_bf16(n, x.data(), xs.data()); });
+            launch({2, 1, 1}, {32, 1, 1}, [&] { convert_bf16_to_f32(n, xs.data(), back.data()); });
+        }
+        for (size_t i = 0; i < x.size(); ++i) {
+            if (back[i] != load_f32(&xs[i]) || xs[i].bits != to_wt<Wt>(x[i]).bits) { printf("FAIL convert %s [%zu]\n", Entries<Wt>::name, i); ++failures; return; }
+        }
+        x = back;
+    }
+}
+
 enum Kind { LSTM, GRUA, GRUB, SIMPLE };
 static int gates(Kind k) { return k == LSTM ? 4 : k == SIMPLE ? 1 : 3; }
 
-// One dense cell, batch-major input (b*T + t rows), batch-major output, as dense.rs launches it.
+// One dense cell, batch-major input (b*T + t rows), batch-major output, as dense.rs launches it,
+// with weights (and the input) stored as Wt.
+template <class Wt = float>
 static void dense_case(Kind kind, int B, int T, int I, int U, bool back, bool use_mask, bool use_init, int act, int rec, bool tm) {
     int G = gates(kind), GU = G * U;
     auto x = rnd((size_t)B * T * I, 1), W = rnd((size_t)I * GU, 0.5), Um = rnd((size_t)U * GU, 0.4), b = rnd(GU, 0.5), rb = rnd(kind == GRUA ? GU : 1, 0.5);
+    auto Ws = stored<Wt>(W); auto Ums = stored<Wt>(Um); auto bs = stored<Wt>(b); auto rbs = stored<Wt>(rb);
+    store_input<Wt>(x);
+    using E = Entries<Wt>;
     std::vector<unsigned char> mask((size_t)B * T, 1);
     if (use_mask) for (auto& m : mask) m = (rng() % 10) >= 3;
     auto h0 = use_init ? rnd((size_t)B * U, 1) : std::vector<float>((size_t)B * U, 0);
@@ -100,23 +157,23 @@ static void dense_case(Kind kind, int B, int T, int I, int U, bool back, bool us
     // ---- kernels, launched as dense.rs does
     std::vector<float> xp((size_t)B * T * GU), hs[2] = {h0, std::vector<float>((size_t)B * U, NAN)}, cs = c0, po((size_t)B * U, 0), sq((size_t)B * T * U, NAN), zb((size_t)B * U, NAN), rhb((size_t)B * U, NAN);
     long long M = (long long)B * T;
-    launch({(unsigned)((GU + 63) / 64), (unsigned)((M + 63) / 64), 1}, {256, 1, 1}, [&] { gemm_bias_f32(M, GU, I, x.data(), I, W.data(), GU, b.data(), 1, xp.data(), GU); });
+    launch({(unsigned)((GU + 63) / 64), (unsigned)((M + 63) / 64), 1}, {256, 1, 1}, [&] { E::gemm(M, GU, I, x.data(), I, Ws.data(), GU, bs.data(), 1, xp.data(), GU); });
     dim3 grid{(unsigned)((U + 31) / 32), (unsigned)std::min((B + 3) / 4, 65535), 1}, block{32, 8, 1};
     for (int s = 0; s < T; ++s) {
         int ts = back ? T - 1 - s : s;
         long long xo = tm ? (long long)ts * B * GU : (long long)ts * GU, xbs = tm ? GU : (long long)T * GU;
         long long so = tm ? (long long)s * B * U : (long long)s * U, sbs = tm ? U : (long long)T * U;
         float* hp = hs[s % 2].data(); float* hn = hs[(s + 1) % 2].data();
-        if (kind == LSTM) launch(grid, block, [&] { lstm_step_f32_generic(B, U, xp.data(), xo, xbs, Um.data(), hp, hn, cs.data(), po.data(), mask.data(), use_mask, ts, T, sq.data(), 1, so, sbs, act, rec); });
-        if (kind == GRUA) launch(grid, block, [&] { gru_after_step_f32_generic(B, U, xp.data(), xo, xbs, Um.data(), rb.data(), 1, hp, hn, po.data(), mask.data(), use_mask, ts, T, sq.data(), 1, so, sbs, act, rec); });
+        if (kind == LSTM) launch(grid, block, [&] { E::lstm(B, U, xp.data(), xo, xbs, Ums.data(), hp, hn, cs.data(), po.data(), mask.data(), use_mask, ts, T, sq.data(), 1, so, sbs, act, rec); });
+        if (kind == GRUA) launch(grid, block, [&] { E::gru_after(B, U, xp.data(), xo, xbs, Ums.data(), rbs.data(), 1, hp, hn, po.data(), mask.data(), use_mask, ts, T, sq.data(), 1, so, sbs, act, rec); });
         if (kind == GRUB) {
-            launch(grid, block, [&] { gru_before_gates_f32_generic(B, U, xp.data(), xo, xbs, Um.data(), hp, zb.data(), rhb.data(), rec); });
-            launch(grid, block, [&] { gru_before_update_f32_generic(B, U, xp.data(), xo, xbs, Um.data(), rhb.data(), zb.data(), hp, hn, po.data(), mask.data(), use_mask, ts, T, sq.data(), 1, so, sbs, act); });
+            launch(grid, block, [&] { E::gru_gates(B, U, xp.data(), xo, xbs, Ums.data(), hp, zb.data(), rhb.data(), rec); });
+            launch(grid, block, [&] { E::gru_update(B, U, xp.data(), xo, xbs, Ums.data(), rhb.data(), zb.data(), hp, hn, po.data(), mask.data(), use_mask, ts, T, sq.data(), 1, so, sbs, act); });
         }
-        if (kind == SIMPLE) launch(grid, block, [&] { simple_step_f32_generic(B, U, xp.data(), xo, xbs, Um.data(), hp, hn, po.data(), mask.data(), use_mask, ts, T, sq.data(), 1, so, sbs, act); });
+        if (kind == SIMPLE) launch(grid, block, [&] { E::simple(B, U, xp.data(), xo, xbs, Ums.data(), hp, hn, po.data(), mask.data(), use_mask, ts, T, sq.data(), 1, so, sbs, act); });
     }
     char name[200];
-    snprintf(name, sizeof name, "kind%d B%d T%d I%d U%d back%d mask%d init%d act%d rec%d tm%d", kind, B, T, I, U, back, use_mask, use_init, act, rec, tm);
+    snprintf(name, sizeof name, "%s kind%d B%d T%d I%d U%d back%d mask%d init%d act%d rec%d tm%d", E::name, kind, B, T, I, U, back, use_mask, use_init, act, rec, tm);
     check((std::string(name) + " seq").c_str(), sq, seq);
     check((std::string(name) + " h").c_str(), hs[T % 2], h);
     if (kind == LSTM) check((std::string(name) + " c").c_str(), cs, c);
@@ -124,13 +181,17 @@ static void dense_case(Kind kind, int B, int T, int I, int U, bool back, bool us
 }
 
 // ConvLSTM2D, as conv.rs launches it: input conv (implicit GEMM) then the fused steps.
+template <class Wt = float>
 static void conv_case(int B, int T, int R, int C, int Cin, int F, int kh, int kw, int sy, int sx, int dy, int dx, bool same, bool cf, bool back, bool use_mask) {
+    using E = Entries<Wt>;
     auto axis = [](int in, int k, int s, int d, bool same, int& out, int& pad) { int eff = (k - 1) * d + 1; if (same) { out = (in + s - 1) / s; int need = (out - 1) * s + eff; int tot = need > in ? need - in : 0; pad = tot / 2; } else { out = (in - eff) / s + 1; pad = 0; } };
     int OR, OC, pt, pl, rpt, rpl, d1, d2;
     axis(R, kh, sy, dy, same, OR, pt); axis(C, kw, sx, dx, same, OC, pl);
     axis(OR, kh, 1, 1, true, d1, rpt); axis(OC, kw, 1, 1, true, d2, rpl);
     int P = OR * OC, N4 = 4 * F;
     auto x = rnd((size_t)B * T * R * C * Cin, 1), W = rnd((size_t)kh * kw * Cin * N4, 0.3), RK = rnd((size_t)kh * kw * F * N4, 0.3), bias = rnd(N4, 0.5);
+    auto Ws = stored<Wt>(W); auto RKs = stored<Wt>(RK); auto biass = stored<Wt>(bias);
+    store_input<Wt>(x);
     std::vector<unsigned char> mask((size_t)B * T, 1);
     if (use_mask) for (auto& m : mask) m = (rng() % 10) >= 3;
     auto X = [&](int n, int iy, int ix, int ch) -> double { size_t fr = (size_t)n * R * C * Cin; return cf ? x[fr + ((size_t)ch * R + iy) * C + ix] : x[fr + ((size_t)iy * C + ix) * Cin + ch]; };
@@ -168,17 +229,17 @@ static void conv_case(int B, int T, int R, int C, int Cin, int F, int kh, int kw
     long long M = (long long)B * T * P;
     std::vector<float> xp((size_t)M * N4, NAN);
     long long fs = (long long)R * C * Cin, ssy = cf ? C : (long long)C * Cin, ssx = cf ? 1 : Cin, ssc = cf ? (long long)R * C : 1;
-    launch({(unsigned)((N4 + 63) / 64), (unsigned)((M + 63) / 64), 1}, {256, 1, 1}, [&] { conv_input_f32(M, N4, kh * kw * Cin, x.data(), fs, ssy, ssx, ssc, R, C, Cin, OC, P, kw, sy, sx, dy, dx, pt, pl, W.data(), bias.data(), 1, xp.data()); });
+    launch({(unsigned)((N4 + 63) / 64), (unsigned)((M + 63) / 64), 1}, {256, 1, 1}, [&] { E::conv_input(M, N4, kh * kw * Cin, x.data(), fs, ssy, ssx, ssc, R, C, Cin, OC, P, kw, sy, sx, dy, dx, pt, pl, Ws.data(), biass.data(), 1, xp.data()); });
     std::vector<float> hs[2] = {std::vector<float>((size_t)B * P * F, 0), std::vector<float>((size_t)B * P * F, NAN)}, cs((size_t)B * P * F, 0), po((size_t)B * P * F, 0), sq((size_t)B * T * P * F, NAN);
     long long sbs = cf ? (long long)T * F * P : (long long)T * P * F, sps = cf ? 1 : F, sfs = cf ? P : 1;
     dim3 grid{(unsigned)std::min((B * P + 63) / 64, 65535), (unsigned)((F + 15) / 16), 1};
     for (int s = 0; s < T; ++s) {
         int ts = back ? T - 1 - s : s;
         float* hp = hs[s % 2].data(); float* hn = hs[(s + 1) % 2].data();
-        launch(grid, {256, 1, 1}, [&] { conv_lstm_step_f32_tanh_hard_sigmoid(B, P, F, OR, OC, kh, kw, rpt, rpl, xp.data(), (long long)ts * P * N4, (long long)T * P * N4, RK.data(), hp, hn, cs.data(), po.data(), mask.data(), use_mask, ts, T, sq.data(), 1, (long long)s * P * F, sbs, sps, sfs, 0, 2); });
+        launch(grid, {256, 1, 1}, [&] { E::conv_step(B, P, F, OR, OC, kh, kw, rpt, rpl, xp.data(), (long long)ts * P * N4, (long long)T * P * N4, RKs.data(), hp, hn, cs.data(), po.data(), mask.data(), use_mask, ts, T, sq.data(), 1, (long long)s * P * F, sbs, sps, sfs, 0, 2); });
     }
     char name[200];
-    snprintf(name, sizeof name, "conv B%d T%d %dx%d cin%d F%d k%dx%d s%d%d d%d%d same%d cf%d back%d mask%d", B, T, R, C, Cin, F, kh, kw, sy, sx, dy, dx, same, cf, back, use_mask);
+    snprintf(name, sizeof name, "%s conv B%d T%d %dx%d cin%d F%d k%dx%d s%d%d d%d%d same%d cf%d back%d mask%d", E::name, B, T, R, C, Cin, F, kh, kw, sy, sx, dy, dx, same, cf, back, use_mask);
     check((std::string(name) + " seq").c_str(), sq, seq);
     check((std::string(name) + " h").c_str(), hs[T % 2], h);
     check((std::string(name) + " c").c_str(), cs, c);
@@ -198,6 +259,14 @@ int main() {
     conv_case(1, 2, 6, 5, 2, 4, 2, 3, 2, 1, 1, 1, true, false, true, false);
     conv_case(2, 2, 7, 7, 2, 3, 3, 3, 1, 1, 2, 2, true, true, false, true);
     conv_case(3, 2, 9, 4, 1, 33, 4, 4, 1, 1, 1, 1, true, false, false, true);
+    // f16 / bf16 weight and input storage (f32 states and math): against the same double
+    // reference computed from the stored (rounded) weights and inputs.
+    for (Kind k : {LSTM, GRUA, GRUB, SIMPLE}) {
+        dense_case<__half>(k, 5, 4, 7, 33, true, true, true, 0, 2, false);
+        dense_case<__nv_bfloat16>(k, 6, 3, 3, 9, true, true, true, 3, 8, true);
+    }
+    conv_case<__half>(2, 3, 7, 6, 3, 17, 3, 2, 1, 2, 1, 1, false, true, true, true);
+    conv_case<__nv_bfloat16>(2, 2, 7, 7, 2, 3, 3, 3, 1, 1, 2, 2, true, false, false, true);
     printf("emulator: %d passed, %d failed\n", passes, failures);
     return failures != 0;
 }
