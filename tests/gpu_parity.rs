@@ -97,8 +97,10 @@ mod gpu {
         }
     }
 
-    /// xorshift64*: small, fast, and enough for test data.
-    struct Rng(u64);
+    /// xorshift64*: small, fast, and enough for test data. Every number it draws is rounded to
+    /// `round` (f32 by default), so that weights, inputs and states of a storage-type test are
+    /// exactly representable in it.
+    struct Rng(u64, StorageType);
 
     impl Rng {
         fn new(test: &str) -> Self {
@@ -112,7 +114,7 @@ mod gpu {
                         .unwrap_or(0x9E37_79B9_7F4A_7C15)
                 });
             eprintln!("{test}: RECURRENT_TEST_SEED={seed}");
-            Rng(seed | 1)
+            Rng(seed | 1, StorageType::F32)
         }
         fn next(&mut self) -> u64 {
             self.0 ^= self.0 >> 12;
@@ -123,7 +125,7 @@ mod gpu {
         /// Uniform in `[-s, s)`.
         fn sym(&mut self, s: f32) -> f32 {
             let u = (self.next() >> 40) as f32 / (1u64 << 24) as f32;
-            (2.0 * u - 1.0) * s
+            self.1.round_value((2.0 * u - 1.0) * s)
         }
         fn arr(&mut self, shape: &[usize], s: f32) -> ArrayD<f32> {
             let n = shape.iter().product();
@@ -162,7 +164,8 @@ mod gpu {
     /// The contract's tolerance. NaN matches only NaN where the CPU reference itself is NaN
     /// (inf - inf in exploding activation pairs); a NaN where the reference is a number (a
     /// poisoned element no kernel wrote) fails.
-    fn close(got: f32, want: f32) -> bool {
+    /// `rel` is 1e-4 for f32; the storage-type tests widen it by one rounding of the output.
+    fn close_rel(got: f32, want: f32, rel: f32) -> bool {
         if want.is_nan() {
             return got.is_nan();
         }
@@ -172,11 +175,20 @@ mod gpu {
         if want.abs() > HUGE || got.abs() > HUGE {
             return want.abs() > HUGE && got.abs() > HUGE && want.signum() == got.signum();
         }
-        (got - want).abs() <= 1e-5 + 1e-4 * want.abs()
+        (got - want).abs() <= 1e-5 + rel * want.abs()
     }
 
     /// The largest error, or the first mismatch.
     fn compare_arrays(what: &str, got: &ArrayD<f32>, want: &ArrayD<f32>) -> Result<f32, String> {
+        compare_arrays_rel(what, got, want, 1e-4)
+    }
+
+    fn compare_arrays_rel(
+        what: &str,
+        got: &ArrayD<f32>,
+        want: &ArrayD<f32>,
+        rel: f32,
+    ) -> Result<f32, String> {
         if got.shape() != want.shape() {
             return Err(format!(
                 "{what}: shape {:?}, want {:?}",
@@ -186,7 +198,7 @@ mod gpu {
         }
         let mut worst = 0.0f32;
         for (i, (a, b)) in got.iter().zip(want.iter()).enumerate() {
-            if !close(*a, *b) {
+            if !close_rel(*a, *b, rel) {
                 return Err(format!("{what}[flat {i}]: got {a}, want {b}"));
             }
             if a.is_finite() && b.is_finite() && b.abs() <= HUGE {
@@ -197,7 +209,11 @@ mod gpu {
     }
 
     fn compare_outputs(got: &Output, want: &Output) -> Result<f32, String> {
-        let mut worst = compare_arrays("output", &got.output, &want.output)?;
+        compare_outputs_rel(got, want, 1e-4)
+    }
+
+    fn compare_outputs_rel(got: &Output, want: &Output, rel: f32) -> Result<f32, String> {
+        let mut worst = compare_arrays_rel("output", &got.output, &want.output, rel)?;
         if got.states.len() != want.states.len() {
             return Err(format!(
                 "{} states, want {}",
@@ -206,7 +222,7 @@ mod gpu {
             ));
         }
         for (k, (g, w)) in got.states.iter().zip(&want.states).enumerate() {
-            worst = worst.max(compare_arrays(&format!("states[{k}]"), g, w)?);
+            worst = worst.max(compare_arrays_rel(&format!("states[{k}]"), g, w, rel)?);
         }
         Ok(worst)
     }
@@ -1001,6 +1017,245 @@ mod gpu {
             compare_outputs(&got, &want)
         })();
         report.add("lstm -> gru on the device", r);
+        report.finish();
+    }
+
+    /// One storage-type case: the CPU layer on weights, input and states already rounded to
+    /// `dt` (the Rng draws them so), its outputs rounded to `dt` (the CPU path's `--dtype`
+    /// semantics), against the GPU layer storing everything in `dt`. Every GPU value must be
+    /// exactly representable in `dt`, and within `1e-5 + rel |ref|`.
+    fn half_vs_cpu(
+        dev: &CudaDevice,
+        layer: &mut KerasLayer,
+        dt: StorageType,
+        rel: f32,
+        x: ArrayViewD<f32>,
+        mask: Option<&Array2<bool>>,
+        init: Option<&[ArrayD<f32>]>,
+    ) -> Result<f32, String> {
+        let args = CallArgs {
+            mask: mask.map(|m| m.view()),
+            initial_state: init,
+            constants: &[],
+        };
+        let mut want = layer
+            .forward(x.clone(), &args)
+            .map_err(|e| format!("cpu: {e}"))?;
+        dt.round(&mut want.output);
+        for s in &mut want.states {
+            dt.round(s);
+        }
+        let mut gpu =
+            CudaLayer::from_keras_as(dev, layer, dt).map_err(|e| format!("upload: {e}"))?;
+        if gpu.dtype() != dt {
+            return Err(format!("layer dtype {:?}, want {dt:?}", gpu.dtype()));
+        }
+        let got = gpu.forward(x, &args).map_err(|e| format!("gpu: {e}"))?;
+        for a in std::iter::once(&got.output).chain(&got.states) {
+            if let Some(v) = a.iter().find(|v| !v.is_nan() && dt.round_value(**v) != **v) {
+                return Err(format!("{v} is not a {} value", dt.name()));
+            }
+        }
+        compare_outputs_rel(&got, &want, rel)
+    }
+
+    /// f16 / bf16 storage: every dense cell kind, a stack, ConvLSTM2D in both data formats,
+    /// with masks, initial states, go_backwards and time_major; device tensors in the storage
+    /// type (upload_as, chaining two half layers, the dtype of outputs, a refused f32 input).
+    #[test]
+    fn gpu_half_storage() {
+        let test = "gpu_half_storage";
+        let Some(dev) = device(test) else { return };
+        let mut rng = Rng::new(test);
+        let mut report = Report::new(test);
+        for dt in [StorageType::F16, StorageType::BF16] {
+            rng.1 = dt;
+            // f32 tolerance plus one rounding of the output to the storage type.
+            let rel = 1e-4
+                + if dt == StorageType::F16 {
+                    2f32.powi(-10)
+                } else {
+                    2f32.powi(-7)
+                };
+            let n = dt.name();
+            let presets = [
+                (true, false, false, true, true),
+                (false, true, true, false, false),
+            ];
+            for kind in [
+                Dense::Lstm,
+                Dense::GruAfter,
+                Dense::GruBefore,
+                Dense::Simple,
+            ] {
+                for (rs, back, tm, with_mask, with_init) in presets {
+                    let opts = SequenceOptions {
+                        return_sequences: rs,
+                        go_backwards: back,
+                        time_major: tm,
+                        return_state: true,
+                        ..Default::default()
+                    };
+                    let (b, t, i, u) = (3, 5, 6, 37);
+                    let cell = dense_cell(
+                        &mut rng,
+                        kind,
+                        i,
+                        u,
+                        Activation::Tanh,
+                        Activation::Sigmoid,
+                        1.0,
+                    );
+                    let widths = cell.state_size();
+                    let mut layer = dense_layer(cell, opts);
+                    let x = seq_input(&mut rng, &opts, b, t, i);
+                    let mask = with_mask.then(|| rng.mask(b, t));
+                    let init = with_init.then(|| state_arrays(&mut rng, b, &widths));
+                    report.add(
+                        &format!("{n} {kind:?} {opts:?} mask={with_mask} init={with_init}"),
+                        half_vs_cpu(
+                            &dev,
+                            &mut layer,
+                            dt,
+                            rel,
+                            x.view(),
+                            mask.as_ref(),
+                            init.as_deref(),
+                        ),
+                    );
+                }
+            }
+            // A stack: the cells in between hand on f32 sequences, as on the CPU.
+            let opts = SequenceOptions {
+                return_sequences: true,
+                return_state: true,
+                ..Default::default()
+            };
+            let cells = vec![
+                dense_cell(
+                    &mut rng,
+                    Dense::Lstm,
+                    6,
+                    20,
+                    Activation::Tanh,
+                    Activation::HardSigmoid,
+                    1.0,
+                ),
+                dense_cell(
+                    &mut rng,
+                    Dense::GruBefore,
+                    20,
+                    9,
+                    Activation::Tanh,
+                    Activation::Sigmoid,
+                    1.0,
+                ),
+            ];
+            let mut layer = KerasLayer::RNN(RNN::stacked(cells, opts).expect("stack"));
+            let x = rng.arr(&[2, 4, 6], 1.0);
+            let mask = rng.mask(2, 4);
+            report.add(
+                &format!("{n} stack lstm -> gru"),
+                half_vs_cpu(&dev, &mut layer, dt, rel, x.view(), Some(&mask), None),
+            );
+            // ConvLSTM2D, both data formats.
+            for cf in [false, true] {
+                let cfg = ConvLSTM2DConfig {
+                    padding: Padding::Same,
+                    data_format: if cf {
+                        DataFormat::ChannelsFirst
+                    } else {
+                        DataFormat::ChannelsLast
+                    },
+                    sequence: SequenceOptions {
+                        return_sequences: cf,
+                        go_backwards: !cf,
+                        return_state: true,
+                        ..Default::default()
+                    },
+                    ..ConvLSTM2DConfig::new(5, (3, 3))
+                };
+                let mut layer = conv_layer(&mut rng, cfg, 2, true);
+                let x = if cf {
+                    rng.arr(&[2, 3, 2, 6, 5], 1.0)
+                } else {
+                    rng.arr(&[2, 3, 6, 5, 2], 1.0)
+                };
+                let mask = rng.mask(2, 3);
+                let shape = if cf { [2, 5, 6, 5] } else { [2, 6, 5, 5] };
+                let init = vec![rng.arr(&shape, 1.0), rng.arr(&shape, 1.0)];
+                report.add(
+                    &format!("{n} conv_lstm2d cf={cf}"),
+                    half_vs_cpu(
+                        &dev,
+                        &mut layer,
+                        dt,
+                        rel,
+                        x.view(),
+                        Some(&mask),
+                        Some(&init),
+                    ),
+                );
+            }
+            // Device tensors: an LSTM -> GRU chain in `dt` without host round trips.
+            let r = (|| -> Result<f32, String> {
+                let seq = SequenceOptions {
+                    return_sequences: true,
+                    ..Default::default()
+                };
+                let c1 = dense_cell(
+                    &mut rng,
+                    Dense::Lstm,
+                    5,
+                    24,
+                    Activation::Tanh,
+                    Activation::Sigmoid,
+                    1.0,
+                );
+                let c2 = dense_cell(
+                    &mut rng,
+                    Dense::GruAfter,
+                    24,
+                    10,
+                    Activation::Tanh,
+                    Activation::Sigmoid,
+                    1.0,
+                );
+                let mut l1 = dense_layer(c1, seq);
+                let mut l2 = dense_layer(c2, SequenceOptions::default());
+                let x = rng.arr(&[3, 6, 5], 1.0);
+                let mut y1 = l1
+                    .forward(x.view(), &CallArgs::default())
+                    .map_err(|e| e.to_string())?;
+                dt.round(&mut y1.output);
+                let mut want = l2
+                    .forward(y1.output.view(), &CallArgs::default())
+                    .map_err(|e| e.to_string())?;
+                dt.round(&mut want.output);
+                let mut g1 = CudaLayer::from_keras_as(&dev, &l1, dt).map_err(|e| e.to_string())?;
+                let mut g2 = CudaLayer::from_keras_as(&dev, &l2, dt).map_err(|e| e.to_string())?;
+                let x32 = dev.upload(x.view()).map_err(|e| e.to_string())?;
+                match g1.forward_device(&x32, None, None) {
+                    Err(e)
+                        if e.to_string()
+                            .contains(&format!("expected a {n} device tensor")) => {}
+                    other => return Err(format!("an f32 input was not refused: {other:?}")),
+                }
+                let xd = dev.convert(&x32, dt).map_err(|e| e.to_string())?;
+                let d1 = g1
+                    .forward_device(&xd, None, None)
+                    .map_err(|e| e.to_string())?;
+                if d1.output.dtype() != dt {
+                    return Err(format!("output dtype {:?}", d1.output.dtype()));
+                }
+                let d2 = g2
+                    .forward_device(&d1.output, None, None)
+                    .map_err(|e| e.to_string())?;
+                let got = d2.to_host(&dev).map_err(|e| e.to_string())?;
+                compare_arrays_rel("chain output", &got.output, &want.output, rel)
+            })();
+            report.add(&format!("{n} lstm -> gru on the device"), r);
+        }
         report.finish();
     }
 

@@ -4,43 +4,52 @@
 
 use crate::config::{ConvLSTM2DConfig, Padding};
 use crate::cpu::conv::ConvGeometry;
-use crate::cuda::device::{to_i32, to_i64, CudaDevice, Module};
+use crate::cuda::dense::dummy_buf;
+use crate::cuda::device::{to_i32, to_i64, Buf, CudaDevice, Module, PushBuf};
 use crate::cuda::kernels::{self, act_id, tile, MAX_GRID_Y};
+use crate::keras::StorageType;
 use crate::layers::ConvLSTM2D;
 use crate::{Error, Result};
 use cudarc::driver::{CudaSlice, LaunchConfig, PushKernelArg};
 
-/// A ConvLSTM2D layer's weights on the device.
+/// A ConvLSTM2D layer's weights on the device, in the layer's storage type.
 pub(crate) struct DeviceConv {
     pub(crate) config: ConvLSTM2DConfig,
     /// Input channels.
     pub(crate) cin: usize,
     /// `(kh * kw * cin, 4F)`.
-    kernel: CudaSlice<f32>,
+    kernel: Buf,
     /// `(kh * kw * F, 4F)`.
-    recurrent: CudaSlice<f32>,
+    recurrent: Buf,
     /// `(4F,)`.
-    bias: Option<CudaSlice<f32>>,
+    bias: Option<Buf>,
 }
 
 impl DeviceConv {
-    /// Uploads the layer's weights.
-    pub(crate) fn new(dev: &CudaDevice, layer: &ConvLSTM2D) -> Result<Self> {
+    /// Uploads the layer's weights rounded to `dt`.
+    pub(crate) fn new(dev: &CudaDevice, layer: &ConvLSTM2D, dt: StorageType) -> Result<Self> {
         let (k, r, b) = layer.weights_ref();
-        let up = |a: ndarray::ArrayViewD<f32>, what: &str| -> Result<CudaSlice<f32>> {
-            let s = a.as_standard_layout();
-            match s.as_slice() {
-                Some(v) => dev.upload_slice(v),
-                None => Err(Error::invalid(what, "internal: not contiguous")),
-            }
-        };
         Ok(DeviceConv {
             config: layer.config().clone(),
             cin: k.shape()[2],
-            kernel: up(k.view().into_dyn(), "kernel")?,
-            recurrent: up(r.view().into_dyn(), "recurrent_kernel")?,
+            kernel: dev.upload_as(k.view().into_dyn(), dt)?.data,
+            recurrent: dev.upload_as(r.view().into_dyn(), dt)?.data,
             bias: match b {
-                Some(b) => Some(up(b.view().into_dyn(), "bias")?),
+                Some(b) => Some(dev.upload_as(b.view().into_dyn(), dt)?.data),
+                None => None,
+            },
+        })
+    }
+
+    /// The layer with its weights converted to `dt` on the device.
+    pub(crate) fn converted(&self, dev: &CudaDevice, dt: StorageType) -> Result<Self> {
+        Ok(DeviceConv {
+            config: self.config.clone(),
+            cin: self.cin,
+            kernel: dev.convert_buf(&self.kernel, dt)?,
+            recurrent: dev.convert_buf(&self.recurrent, dt)?,
+            bias: match &self.bias {
+                Some(b) => Some(dev.convert_buf(b, dt)?),
                 None => None,
             },
         })
@@ -142,9 +151,11 @@ pub(crate) fn run(
     // ---- input convolution of every frame (frames b*T + t, the input's own order)
     let m_rows = b * t * p;
     let mut xp = dev.alloc_out(m_rows * n4)?;
+    let dt = conv.recurrent.dtype();
     {
-        let dummy = dev.alloc_zeros::<f32>(1)?;
-        let func = dev.function(Module::Conv, "conv_input_f32")?;
+        let dummy = dummy_buf(dev, dt)?;
+        let input_name = kernels::conv_input(dt);
+        let func = dev.function(Module::Conv, &input_name)?;
         let (sy, sx, sc) = if spec.channels_first {
             (geo.in_cols, 1, geo.in_rows * geo.in_cols)
         } else {
@@ -188,11 +199,10 @@ pub(crate) fn run(
             block_dim: (tile::THREADS, 1, 1),
             shared_mem_bytes: 0,
         };
-        // conv_input_f32(long long M, int N, int K, const float* x, long long frame_stride,
+        // conv_input_{dt}(long long M, int N, int K, const float* x, long long frame_stride,
         //   long long sy, long long sx, long long sc, int in_rows, int in_cols, int cin,
         //   int out_cols, int P, int kw, int stride_y, int stride_x, int dil_y, int dil_x,
-        //   int pad_top, int pad_left, const float* W, const float* bias, int has_bias,
-        //   float* xp)
+        //   int pad_top, int pad_left, const W* Wk, const W* bias, int has_bias, float* xp)
         let mut l = dev.launcher(&func);
         l.arg(&mi)
             .arg(&ni)
@@ -214,11 +224,11 @@ pub(crate) fn run(
             .arg(&dl_x)
             .arg(&pt)
             .arg(&pl)
-            .arg(&conv.kernel)
-            .arg(bias)
+            .buf(&conv.kernel)
+            .buf(bias)
             .arg(&has_bias)
             .arg(&mut xp);
-        dev.launch(l, "conv_input_f32", cfg)?;
+        dev.launch(l, &input_name, cfg)?;
     }
 
     // ---- the time loop
@@ -236,7 +246,8 @@ pub(crate) fn run(
     } else {
         None
     };
-    let name = kernels::conv_lstm_step(conv.config.activation, conv.config.recurrent_activation);
+    let name =
+        kernels::conv_lstm_step(dt, conv.config.activation, conv.config.recurrent_activation);
     let func = dev.function(Module::Conv, &name)?;
     let (act, rec) = (
         act_id(conv.config.activation),
@@ -291,7 +302,7 @@ pub(crate) fn run(
         };
         // conv_lstm_step(int B, int P, int F, int rows, int cols, int kh, int kw, int pad_top,
         //   int pad_left, const float* xp, long long xp_step_off, long long xp_b_stride,
-        //   const float* RK, const float* h_prev, float* h_next, float* c, float* prev_out,
+        //   const W* RK, const float* h_prev, float* h_next, float* c, float* prev_out,
         //   const u8* mask, int has_mask, long long mask_off, long long mask_b_stride,
         //   float* seq, int has_seq, long long seq_off, long long seq_b_stride,
         //   long long seq_p_stride, long long seq_f_stride, int act, int rec)
@@ -308,7 +319,7 @@ pub(crate) fn run(
             .arg(&xp)
             .arg(&xp_off)
             .arg(&xp_bs)
-            .arg(&conv.recurrent)
+            .buf(&conv.recurrent)
             .arg(h_prev)
             .arg(h_next)
             .arg(&mut c)

@@ -3,8 +3,9 @@
 //! GRU reset_after=false). See `kernels/rnn.cu` for the kernels' layouts.
 
 use crate::activation::Activation;
-use crate::cuda::device::{grid1, to_i32, to_i64, CudaDevice, Module};
+use crate::cuda::device::{grid1, to_i32, to_i64, Buf, CudaDevice, Module, PushBuf};
 use crate::cuda::kernels::{self, act_id, step, tile, MAX_GRID_Y};
+use crate::keras::StorageType;
 use crate::layers::AnyCell;
 use crate::{Error, Result};
 use cudarc::driver::{CudaSlice, LaunchConfig, PushKernelArg};
@@ -32,7 +33,7 @@ impl CellKind {
     }
 }
 
-/// One built-in cell with its weights on the device.
+/// One built-in cell with its weights on the device, in the layer's storage type.
 pub(crate) struct DeviceCell {
     pub(crate) kind: CellKind,
     pub(crate) units: usize,
@@ -40,39 +41,35 @@ pub(crate) struct DeviceCell {
     act: Activation,
     rec: Activation,
     /// `(input_dim, gates * units)`.
-    kernel: CudaSlice<f32>,
+    kernel: Buf,
     /// `(units, gates * units)`.
-    recurrent: CudaSlice<f32>,
+    recurrent: Buf,
     /// `(gates * units,)`, folded into the projection.
-    bias: Option<CudaSlice<f32>>,
+    bias: Option<Buf>,
     /// GRU reset_after: `(3 * units,)`.
-    recurrent_bias: Option<CudaSlice<f32>>,
+    recurrent_bias: Option<Buf>,
 }
 
-fn up2(dev: &CudaDevice, a: &Array2<f32>) -> Result<CudaSlice<f32>> {
-    let s = a.as_standard_layout();
-    match s.as_slice() {
-        Some(v) => dev.upload_slice(v),
-        None => Err(Error::invalid("weights", "internal: not contiguous")),
-    }
+fn up2(dev: &CudaDevice, a: &Array2<f32>, dt: StorageType) -> Result<Buf> {
+    Ok(dev.upload_as(a.view().into_dyn(), dt)?.data)
 }
 
-fn up1(dev: &CudaDevice, a: &Option<Array1<f32>>) -> Result<Option<CudaSlice<f32>>> {
+fn up1(dev: &CudaDevice, a: &Option<Array1<f32>>, dt: StorageType) -> Result<Option<Buf>> {
     match a {
         None => Ok(None),
-        Some(a) => {
-            let s = a.as_standard_layout();
-            match s.as_slice() {
-                Some(v) => Ok(Some(dev.upload_slice(v)?)),
-                None => Err(Error::invalid("bias", "internal: not contiguous")),
-            }
-        }
+        Some(a) => Ok(Some(dev.upload_as(a.view().into_dyn(), dt)?.data)),
     }
 }
 
 impl DeviceCell {
-    /// Uploads built-in cell `index` of a layer; user-defined cells are refused (CPU only).
-    pub(crate) fn from_any(dev: &CudaDevice, cell: &AnyCell, index: usize) -> Result<Self> {
+    /// Uploads built-in cell `index` of a layer with its weights rounded to `dt`; user-defined
+    /// cells are refused (CPU only).
+    pub(crate) fn from_any(
+        dev: &CudaDevice,
+        cell: &AnyCell,
+        index: usize,
+        dt: StorageType,
+    ) -> Result<Self> {
         match cell {
             AnyCell::LSTM(c) => Ok(DeviceCell {
                 kind: CellKind::Lstm,
@@ -80,9 +77,9 @@ impl DeviceCell {
                 input_dim: c.kernel.nrows(),
                 act: c.config.activation,
                 rec: c.config.recurrent_activation,
-                kernel: up2(dev, &c.kernel)?,
-                recurrent: up2(dev, &c.recurrent_kernel)?,
-                bias: up1(dev, &c.bias)?,
+                kernel: up2(dev, &c.kernel, dt)?,
+                recurrent: up2(dev, &c.recurrent_kernel, dt)?,
+                bias: up1(dev, &c.bias, dt)?,
                 recurrent_bias: None,
             }),
             AnyCell::GRU(c) => Ok(DeviceCell {
@@ -95,10 +92,10 @@ impl DeviceCell {
                 input_dim: c.kernel.nrows(),
                 act: c.config.activation,
                 rec: c.config.recurrent_activation,
-                kernel: up2(dev, &c.kernel)?,
-                recurrent: up2(dev, &c.recurrent_kernel)?,
-                bias: up1(dev, &c.input_bias)?,
-                recurrent_bias: up1(dev, &c.recurrent_bias)?,
+                kernel: up2(dev, &c.kernel, dt)?,
+                recurrent: up2(dev, &c.recurrent_kernel, dt)?,
+                bias: up1(dev, &c.input_bias, dt)?,
+                recurrent_bias: up1(dev, &c.recurrent_bias, dt)?,
             }),
             AnyCell::SimpleRNN(c) => Ok(DeviceCell {
                 kind: CellKind::Simple,
@@ -106,9 +103,9 @@ impl DeviceCell {
                 input_dim: c.kernel.nrows(),
                 act: c.config.activation,
                 rec: c.config.activation,
-                kernel: up2(dev, &c.kernel)?,
-                recurrent: up2(dev, &c.recurrent_kernel)?,
-                bias: up1(dev, &c.bias)?,
+                kernel: up2(dev, &c.kernel, dt)?,
+                recurrent: up2(dev, &c.recurrent_kernel, dt)?,
+                bias: up1(dev, &c.bias, dt)?,
                 recurrent_bias: None,
             }),
             AnyCell::User(_) => Err(Error::invalid(
@@ -117,6 +114,33 @@ impl DeviceCell {
             )),
         }
     }
+
+    /// The cell with its weights converted to `dt` on the device.
+    pub(crate) fn converted(&self, dev: &CudaDevice, dt: StorageType) -> Result<Self> {
+        let opt = |b: &Option<Buf>| -> Result<Option<Buf>> {
+            b.as_ref().map(|b| dev.convert_buf(b, dt)).transpose()
+        };
+        Ok(DeviceCell {
+            kind: self.kind,
+            units: self.units,
+            input_dim: self.input_dim,
+            act: self.act,
+            rec: self.rec,
+            kernel: dev.convert_buf(&self.kernel, dt)?,
+            recurrent: dev.convert_buf(&self.recurrent, dt)?,
+            bias: opt(&self.bias)?,
+            recurrent_bias: opt(&self.recurrent_bias)?,
+        })
+    }
+}
+
+/// A one-element placeholder of storage type `dt` for an absent optional weight argument.
+pub(crate) fn dummy_buf(dev: &CudaDevice, dt: StorageType) -> Result<Buf> {
+    Ok(match dt {
+        StorageType::F32 => Buf::F32(dev.alloc_zeros(1)?),
+        StorageType::F16 => Buf::F16(dev.alloc_zeros(1)?),
+        StorageType::BF16 => Buf::BF16(dev.alloc_zeros(1)?),
+    })
 }
 
 /// The shape of one sequence call.
@@ -139,16 +163,17 @@ pub(crate) struct DenseResult {
     pub states: Vec<CudaSlice<f32>>,
 }
 
-/// `c[M, N] = a[M, K] w[K, N] + bias` with `gemm_bias_f32`.
+/// `c[M, N] = a[M, K] w[K, N] + bias` with `gemm_bias_{dt}` (`a`, `c` f32; `w`, `bias` in the
+/// weights' storage type).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn project(
     dev: &CudaDevice,
     a: &CudaSlice<f32>,
     m: usize,
     k: usize,
-    w: &CudaSlice<f32>,
+    w: &Buf,
     n: usize,
-    bias: Option<&CudaSlice<f32>>,
+    bias: Option<&Buf>,
     c: &mut CudaSlice<f32>,
 ) -> Result<()> {
     if a.len() < m * k || w.len() < k * n || c.len() < m * n {
@@ -157,8 +182,16 @@ pub(crate) fn project(
             "internal: buffer shorter than its GEMM shape",
         ));
     }
-    let dummy = dev.alloc_zeros::<f32>(1)?;
-    let f = dev.function(Module::Rnn, "gemm_bias_f32")?;
+    let dt = w.dtype();
+    if bias.is_some_and(|b| b.dtype() != dt) {
+        return Err(Error::invalid(
+            "projection",
+            "internal: bias and kernel in different storage types",
+        ));
+    }
+    let dummy = dummy_buf(dev, dt)?;
+    let name = kernels::gemm_bias(dt);
+    let f = dev.function(Module::Rnn, &name)?;
     let (mi, ni, ki) = (
         to_i64(m, "rows")?,
         to_i32(n, "columns")?,
@@ -176,21 +209,21 @@ pub(crate) fn project(
         block_dim: (tile::THREADS, 1, 1),
         shared_mem_bytes: 0,
     };
-    // gemm_bias_f32(long long M, int N, int K, const float* A, long long lda, const float* Bm,
-    //               int ldb, const float* bias, int has_bias, float* C, long long ldc)
+    // gemm_bias_{dt}(long long M, int N, int K, const float* A, long long lda, const W* Bm,
+    //                int ldb, const W* bias, int has_bias, float* C, long long ldc)
     let mut l = dev.launcher(&f);
     l.arg(&mi)
         .arg(&ni)
         .arg(&ki)
         .arg(a)
         .arg(&lda)
-        .arg(w)
+        .buf(w)
         .arg(&ldb)
-        .arg(bias)
+        .buf(bias)
         .arg(&has_bias)
         .arg(c)
         .arg(&ldc);
-    dev.launch(l, "gemm_bias_f32", cfg)
+    dev.launch(l, &name, cfg)
 }
 
 /// Launch configuration of a dense step kernel.
@@ -226,7 +259,6 @@ pub(crate) fn run(
             return Err(Error::invalid("mask", "internal: mask buffer too short"));
         }
     }
-    let dummy_in = dev.alloc_zeros::<f32>(1)?;
     let mut dummy_out = dev.alloc_zeros::<f32>(1)?;
     let dummy_mask = dev.alloc_zeros::<u8>(1)?;
     let (mask_buf, has_mask) = match mask {
@@ -316,14 +348,16 @@ pub(crate) fn run(
         let (bi, ui) = (to_i32(b, "batch")?, to_i32(u, "units")?);
         let (act, rec) = (act_id(cell.act), act_id(cell.rec));
         let cfg = step_cfg(u, b);
+        let dt = cell.recurrent.dtype();
+        let dummy_rb = dummy_buf(dev, dt)?;
         let names: Vec<String> = match cell.kind {
-            CellKind::Lstm => vec![kernels::lstm_step(cell.act, cell.rec)],
-            CellKind::GruAfter => vec![kernels::gru_after_step(cell.act, cell.rec)],
+            CellKind::Lstm => vec![kernels::lstm_step(dt, cell.act, cell.rec)],
+            CellKind::GruAfter => vec![kernels::gru_after_step(dt, cell.act, cell.rec)],
             CellKind::GruBefore => vec![
-                kernels::gru_before_gates(cell.rec),
-                kernels::gru_before_update(cell.act),
+                kernels::gru_before_gates(dt, cell.rec),
+                kernels::gru_before_update(dt, cell.act),
             ],
-            CellKind::Simple => vec![kernels::simple_step(cell.act)],
+            CellKind::Simple => vec![kernels::simple_step(dt, cell.act)],
         };
         let funcs = names
             .iter()
@@ -364,7 +398,7 @@ pub(crate) fn run(
                         .arg(&xp)
                         .arg(&xp_off)
                         .arg(&xp_bs_i)
-                        .arg(&cell.recurrent)
+                        .buf(&cell.recurrent)
                         .arg(h_prev)
                         .arg(h_next)
                         .arg(c)
@@ -382,7 +416,7 @@ pub(crate) fn run(
                     dev.launch(l, &names[0], cfg)?;
                 }
                 CellKind::GruAfter => {
-                    let rb = cell.recurrent_bias.as_ref().unwrap_or(&dummy_in);
+                    let rb = cell.recurrent_bias.as_ref().unwrap_or(&dummy_rb);
                     // gru_after_step(B, U, xp, xp_step_off, xp_b_stride, Um, rb, has_rb, h_prev,
                     //   h_next, prev_out, mask, has_mask, mask_off, mask_b_stride, seq,
                     //   has_seq, seq_off, seq_b_stride, act, rec)
@@ -392,8 +426,8 @@ pub(crate) fn run(
                         .arg(&xp)
                         .arg(&xp_off)
                         .arg(&xp_bs_i)
-                        .arg(&cell.recurrent)
-                        .arg(rb)
+                        .buf(&cell.recurrent)
+                        .buf(rb)
                         .arg(&has_rb)
                         .arg(h_prev)
                         .arg(h_next)
@@ -423,7 +457,7 @@ pub(crate) fn run(
                         .arg(&xp)
                         .arg(&xp_off)
                         .arg(&xp_bs_i)
-                        .arg(&cell.recurrent)
+                        .buf(&cell.recurrent)
                         .arg(h_prev)
                         .arg(&mut *z)
                         .arg(&mut *r)
@@ -438,7 +472,7 @@ pub(crate) fn run(
                         .arg(&xp)
                         .arg(&xp_off)
                         .arg(&xp_bs_i)
-                        .arg(&cell.recurrent)
+                        .buf(&cell.recurrent)
                         .arg(&*r)
                         .arg(&*z)
                         .arg(h_prev)
@@ -465,7 +499,7 @@ pub(crate) fn run(
                         .arg(&xp)
                         .arg(&xp_off)
                         .arg(&xp_bs_i)
-                        .arg(&cell.recurrent)
+                        .buf(&cell.recurrent)
                         .arg(h_prev)
                         .arg(h_next)
                         .arg(&mut prev_out)

@@ -1,6 +1,7 @@
 //! The device handle (context, one stream, the loaded kernels), device tensors, host <-> device
 //! copies and the launch helper.
 
+use crate::keras::StorageType;
 use crate::{Error, Result};
 use cudarc::driver::sys::CUresult;
 use cudarc::driver::{
@@ -172,42 +173,89 @@ impl CudaDevice {
         self.inner.poison.store(on, Ordering::Relaxed);
     }
 
-    /// Copies a host array to the device.
+    /// Copies a host array to the device as an f32 tensor.
     pub fn upload(&self, a: ArrayViewD<f32>) -> Result<DeviceTensor> {
+        self.upload_as(a, StorageType::F32)
+    }
+
+    /// Copies a host array to the device in storage type `dtype`: each element rounded to
+    /// nearest-even f16 / bf16 on the host (the `half` crate), or kept as f32.
+    pub fn upload_as(&self, a: ArrayViewD<f32>, dtype: StorageType) -> Result<DeviceTensor> {
         let shape = a.shape().to_vec();
         let std = a.as_standard_layout();
-        let data = match std.as_slice() {
-            Some(s) => self.upload_slice(s)?,
-            None => {
-                return Err(Error::invalid(
-                    "upload",
-                    "internal: array not contiguous after as_standard_layout",
-                ))
+        let s = std.as_slice().ok_or_else(|| {
+            Error::invalid(
+                "upload",
+                "internal: array not contiguous after as_standard_layout",
+            )
+        })?;
+        let data = match dtype {
+            StorageType::F32 => Buf::F32(self.upload_slice(s)?),
+            StorageType::F16 => {
+                let v: Vec<u16> = s
+                    .iter()
+                    .map(|&x| half::f16::from_f32(x).to_bits())
+                    .collect();
+                Buf::F16(self.upload_slice(&v)?)
+            }
+            StorageType::BF16 => {
+                let v: Vec<u16> = s
+                    .iter()
+                    .map(|&x| half::bf16::from_f32(x).to_bits())
+                    .collect();
+                Buf::BF16(self.upload_slice(&v)?)
             }
         };
         Ok(DeviceTensor { data, shape })
     }
 
-    /// Copies a device tensor to a new host array.
+    /// Copies a device tensor to a new host array (f16 / bf16 elements widened exactly).
     pub fn download(&self, t: &DeviceTensor) -> Result<ArrayD<f32>> {
-        let v = self.download_slice(&t.data, t.len())?;
+        let n = t.len();
+        let v = match &t.data {
+            Buf::F32(s) => self.download_slice(s, n)?,
+            Buf::F16(s) => self
+                .download_slice(s, n)?
+                .into_iter()
+                .map(|b| half::f16::from_bits(b).to_f32())
+                .collect(),
+            Buf::BF16(s) => self
+                .download_slice(s, n)?
+                .into_iter()
+                .map(|b| half::bf16::from_bits(b).to_f32())
+                .collect(),
+        };
         ArrayD::from_shape_vec(IxDyn(&t.shape), v)
             .map_err(|e| Error::invalid("download", e.to_string()))
     }
 
-    /// A device tensor of zeros.
+    /// An f32 device tensor of zeros.
     pub fn zeros(&self, shape: &[usize]) -> Result<DeviceTensor> {
         let n = shape.iter().product();
         Ok(DeviceTensor {
-            data: self.alloc_zeros(n)?,
+            data: Buf::F32(self.alloc_zeros(n)?),
             shape: shape.to_vec(),
         })
     }
 
-    /// A copy of `t` on the device.
+    /// A copy of `t` on the device (same storage type).
     pub fn copy(&self, t: &DeviceTensor) -> Result<DeviceTensor> {
+        let data = match &t.data {
+            Buf::F32(s) => Buf::F32(self.copy_slice(s)?),
+            Buf::F16(s) => Buf::F16(self.copy_slice(s)?),
+            Buf::BF16(s) => Buf::BF16(self.copy_slice(s)?),
+        };
         Ok(DeviceTensor {
-            data: self.copy_slice(&t.data)?,
+            data,
+            shape: t.shape.clone(),
+        })
+    }
+
+    /// `t` in storage type `dtype`, converted on the device (round to nearest even into f16 /
+    /// bf16, exact into f32); a copy when it already is.
+    pub fn convert(&self, t: &DeviceTensor, dtype: StorageType) -> Result<DeviceTensor> {
+        Ok(DeviceTensor {
+            data: self.convert_buf(&t.data, dtype)?,
             shape: t.shape.clone(),
         })
     }
@@ -234,7 +282,11 @@ impl CudaDevice {
 
     /// The first `n` elements of `s` (buffers may be longer than their tensor: empty tensors
     /// keep a 1-element allocation).
-    pub(crate) fn download_slice(&self, s: &CudaSlice<f32>, n: usize) -> Result<Vec<f32>> {
+    pub(crate) fn download_slice<T: cudarc::driver::DeviceRepr + Default + Clone>(
+        &self,
+        s: &CudaSlice<T>,
+        n: usize,
+    ) -> Result<Vec<T>> {
         if n == 0 {
             return Ok(Vec::new());
         }
@@ -273,8 +325,11 @@ impl CudaDevice {
         Ok(s)
     }
 
-    pub(crate) fn copy_slice(&self, s: &CudaSlice<f32>) -> Result<CudaSlice<f32>> {
-        let mut d = self.alloc_zeros::<f32>(s.len())?;
+    pub(crate) fn copy_slice<T: cudarc::driver::DeviceRepr + cudarc::driver::ValidAsZeroBits>(
+        &self,
+        s: &CudaSlice<T>,
+    ) -> Result<CudaSlice<T>> {
+        let mut d = self.alloc_zeros::<T>(s.len())?;
         if !s.is_empty() {
             self.inner
                 .stream
@@ -292,6 +347,59 @@ impl CudaDevice {
         let mut l = self.launcher(&f);
         l.arg(&n).arg(&v).arg(s);
         self.launch(l, "fill_f32", grid1(blocks, 256))
+    }
+
+    /// `b` widened to a new f32 buffer (a copy when it is f32).
+    pub(crate) fn to_f32(&self, b: &Buf) -> Result<CudaSlice<f32>> {
+        let (src, name) = match b {
+            Buf::F32(s) => return self.copy_slice(s),
+            Buf::F16(s) => (s, "convert_f16_to_f32"),
+            Buf::BF16(s) => (s, "convert_bf16_to_f32"),
+        };
+        let mut d = self.alloc_zeros::<f32>(src.len())?;
+        let n = to_i64(src.len(), "elements")?;
+        let f = self.function(Module::Rnn, name)?;
+        let blocks = src.len().div_ceil(256).clamp(1, 4096) as u32;
+        // convert_*_to_f32(long long n, const u16* src, float* dst)
+        let mut l = self.launcher(&f);
+        l.arg(&n).arg(src).arg(&mut d);
+        self.launch(l, name, grid1(blocks, 256))?;
+        Ok(d)
+    }
+
+    /// The f32 buffer `s` in storage type `dtype` (moved as is for f32, else rounded on the
+    /// device into a new buffer).
+    pub(crate) fn narrow(&self, s: CudaSlice<f32>, dtype: StorageType) -> Result<Buf> {
+        let name = match dtype {
+            StorageType::F32 => return Ok(Buf::F32(s)),
+            StorageType::F16 => "convert_f32_to_f16",
+            StorageType::BF16 => "convert_f32_to_bf16",
+        };
+        let mut d = self.alloc_zeros::<u16>(s.len())?;
+        let n = to_i64(s.len(), "elements")?;
+        let f = self.function(Module::Rnn, name)?;
+        let blocks = s.len().div_ceil(256).clamp(1, 4096) as u32;
+        // convert_f32_to_*(long long n, const float* src, u16* dst)
+        let mut l = self.launcher(&f);
+        l.arg(&n).arg(&s).arg(&mut d);
+        self.launch(l, name, grid1(blocks, 256))?;
+        Ok(match dtype {
+            StorageType::F16 => Buf::F16(d),
+            _ => Buf::BF16(d),
+        })
+    }
+
+    /// `b` in storage type `dtype` (through f32; a copy when it already is).
+    pub(crate) fn convert_buf(&self, b: &Buf, dtype: StorageType) -> Result<Buf> {
+        if b.dtype() == dtype {
+            return Ok(match b {
+                Buf::F32(s) => Buf::F32(self.copy_slice(s)?),
+                Buf::F16(s) => Buf::F16(self.copy_slice(s)?),
+                Buf::BF16(s) => Buf::BF16(self.copy_slice(s)?),
+            });
+        }
+        let wide = self.to_f32(b)?;
+        self.narrow(wide, dtype)
     }
 
     /// A kernel of `module` by its `extern "C"` name.
@@ -345,12 +453,53 @@ pub(crate) fn grid1(blocks: u32, threads: u32) -> LaunchConfig {
     }
 }
 
-/// An f32 tensor in device memory, row-major, with its shape.
+/// A device buffer in one of the storage types (f16 / bf16 as their 16-bit patterns).
+pub(crate) enum Buf {
+    F32(CudaSlice<f32>),
+    F16(CudaSlice<u16>),
+    BF16(CudaSlice<u16>),
+}
+
+impl Buf {
+    /// The storage type.
+    pub(crate) fn dtype(&self) -> StorageType {
+        match self {
+            Buf::F32(_) => StorageType::F32,
+            Buf::F16(_) => StorageType::F16,
+            Buf::BF16(_) => StorageType::BF16,
+        }
+    }
+
+    /// The allocation's length in elements.
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Buf::F32(s) => s.len(),
+            Buf::F16(s) | Buf::BF16(s) => s.len(),
+        }
+    }
+}
+
+/// Pushes a [`Buf`] as a kernel's `const T*` argument (T = float, __half, __nv_bfloat16).
+pub(crate) trait PushBuf<'a> {
+    fn buf(&mut self, b: &'a Buf) -> &mut Self;
+}
+
+impl<'a> PushBuf<'a> for LaunchArgs<'a> {
+    fn buf(&mut self, b: &'a Buf) -> &mut Self {
+        match b {
+            Buf::F32(s) => self.arg(s),
+            Buf::F16(s) | Buf::BF16(s) => self.arg(s),
+        }
+    }
+}
+
+/// A tensor in device memory, row-major, with its shape and storage type (f32, or f16 / bf16:
+/// see [`CudaDevice::upload_as`]).
 ///
 /// Layer outputs stay on the device as these, so that layers can be chained without host round
 /// trips ([`crate::cuda::CudaLayer::forward_device`]).
 pub struct DeviceTensor {
-    pub(crate) data: CudaSlice<f32>,
+    pub(crate) data: Buf,
     pub(crate) shape: Vec<usize>,
 }
 
@@ -358,11 +507,17 @@ impl std::fmt::Debug for DeviceTensor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DeviceTensor")
             .field("shape", &self.shape)
+            .field("dtype", &self.data.dtype())
             .finish()
     }
 }
 
 impl DeviceTensor {
+    /// The storage type of the elements.
+    pub fn dtype(&self) -> StorageType {
+        self.data.dtype()
+    }
+
     /// The shape.
     pub fn shape(&self) -> &[usize] {
         &self.shape

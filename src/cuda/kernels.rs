@@ -7,8 +7,12 @@
 //! single-activation kernels have `tanh`, `sigmoid`, `hard_sigmoid`, `relu` where they are used.
 //! Every other combination runs the `_generic` instantiation, which reads the activation ids
 //! ([`act_id`], the `Act` enum of `kernels/common.cuh`) from its trailing int arguments.
+//!
+//! Every kernel exists for the three weight storage types, named in the middle:
+//! `lstm_step_f32_tanh_sigmoid`, `lstm_step_f16_tanh_sigmoid`, `lstm_step_bf16_tanh_sigmoid`.
 
 use crate::activation::Activation;
+use crate::keras::StorageType;
 
 /// The id of `a` in `kernels/common.cuh`'s `Act` enum. Keep the two in sync.
 pub(crate) fn act_id(a: Activation) -> i32 {
@@ -38,50 +42,60 @@ fn pair_suffix(act: Activation, rec: Activation) -> &'static str {
     }
 }
 
-/// `lstm_step_f32_*`.
-pub(crate) fn lstm_step(act: Activation, rec: Activation) -> String {
-    format!("lstm_step_f32_{}", pair_suffix(act, rec))
+/// `gemm_bias_{dt}` (the input projection; f32 input, weights in `dt`).
+pub(crate) fn gemm_bias(dt: StorageType) -> String {
+    format!("gemm_bias_{}", dt.name())
 }
 
-/// `gru_after_step_f32_*` (reset_after = true).
-pub(crate) fn gru_after_step(act: Activation, rec: Activation) -> String {
-    format!("gru_after_step_f32_{}", pair_suffix(act, rec))
+/// `conv_input_{dt}` (ConvLSTM2D's input convolution; f32 input, weights in `dt`).
+pub(crate) fn conv_input(dt: StorageType) -> String {
+    format!("conv_input_{}", dt.name())
 }
 
-/// `gru_before_gates_f32_*` (reset_after = false, kernel A: z, r, r*h); takes `rec` only.
-pub(crate) fn gru_before_gates(rec: Activation) -> String {
+/// `lstm_step_{dt}_*`.
+pub(crate) fn lstm_step(dt: StorageType, act: Activation, rec: Activation) -> String {
+    format!("lstm_step_{}_{}", dt.name(), pair_suffix(act, rec))
+}
+
+/// `gru_after_step_{dt}_*` (reset_after = true).
+pub(crate) fn gru_after_step(dt: StorageType, act: Activation, rec: Activation) -> String {
+    format!("gru_after_step_{}_{}", dt.name(), pair_suffix(act, rec))
+}
+
+/// `gru_before_gates_{dt}_*` (reset_after = false, kernel A: z, r, r*h); takes `rec` only.
+pub(crate) fn gru_before_gates(dt: StorageType, rec: Activation) -> String {
     let s = match rec {
         Activation::Sigmoid => "sigmoid",
         Activation::HardSigmoid => "hard_sigmoid",
         _ => "generic",
     };
-    format!("gru_before_gates_f32_{s}")
+    format!("gru_before_gates_{}_{s}", dt.name())
 }
 
-/// `gru_before_update_f32_*` (reset_after = false, kernel B: candidate and update); takes
+/// `gru_before_update_{dt}_*` (reset_after = false, kernel B: candidate and update); takes
 /// `act` only.
-pub(crate) fn gru_before_update(act: Activation) -> String {
+pub(crate) fn gru_before_update(dt: StorageType, act: Activation) -> String {
     let s = match act {
         Activation::Tanh => "tanh",
         Activation::Relu => "relu",
         _ => "generic",
     };
-    format!("gru_before_update_f32_{s}")
+    format!("gru_before_update_{}_{s}", dt.name())
 }
 
-/// `simple_step_f32_*`; takes `act` only.
-pub(crate) fn simple_step(act: Activation) -> String {
+/// `simple_step_{dt}_*`; takes `act` only.
+pub(crate) fn simple_step(dt: StorageType, act: Activation) -> String {
     let s = match act {
         Activation::Tanh => "tanh",
         Activation::Relu => "relu",
         _ => "generic",
     };
-    format!("simple_step_f32_{s}")
+    format!("simple_step_{}_{s}", dt.name())
 }
 
-/// `conv_lstm_step_f32_*`.
-pub(crate) fn conv_lstm_step(act: Activation, rec: Activation) -> String {
-    format!("conv_lstm_step_f32_{}", pair_suffix(act, rec))
+/// `conv_lstm_step_{dt}_*`.
+pub(crate) fn conv_lstm_step(dt: StorageType, act: Activation, rec: Activation) -> String {
+    format!("conv_lstm_step_{}_{}", dt.name(), pair_suffix(act, rec))
 }
 
 /// Launch geometry of the dense step kernels (`step::` in `kernels/rnn.cu`).
@@ -115,19 +129,74 @@ mod tests {
 
     #[test]
     fn common_pairs_have_their_own_kernels_and_the_rest_go_generic() {
+        use StorageType::{BF16, F16, F32};
         assert_eq!(
-            lstm_step(Activation::Tanh, Activation::Sigmoid),
+            lstm_step(F32, Activation::Tanh, Activation::Sigmoid),
             "lstm_step_f32_tanh_sigmoid"
         );
         assert_eq!(
-            conv_lstm_step(Activation::Tanh, Activation::HardSigmoid),
-            "conv_lstm_step_f32_tanh_hard_sigmoid"
+            conv_lstm_step(BF16, Activation::Tanh, Activation::HardSigmoid),
+            "conv_lstm_step_bf16_tanh_hard_sigmoid"
         );
         assert_eq!(
-            gru_after_step(Activation::Relu, Activation::Sigmoid),
-            "gru_after_step_f32_generic"
+            gru_after_step(F16, Activation::Relu, Activation::Sigmoid),
+            "gru_after_step_f16_generic"
         );
-        assert_eq!(simple_step(Activation::Selu), "simple_step_f32_generic");
+        assert_eq!(
+            simple_step(F32, Activation::Selu),
+            "simple_step_f32_generic"
+        );
+        assert_eq!(gemm_bias(BF16), "gemm_bias_bf16");
+    }
+
+    #[test]
+    fn every_kernel_name_the_host_asks_for_is_an_entry_point_of_the_sources() {
+        // The names are built at run time: check each against the `extern "C"` entries that
+        // the kernel sources instantiate (the macro sets expand `NAME_##DT##_suffix`).
+        let rnn = include_str!("../../kernels/rnn.cu");
+        let conv = include_str!("../../kernels/conv_lstm.cu");
+        let acts = [
+            Activation::Tanh,
+            Activation::Sigmoid,
+            Activation::HardSigmoid,
+            Activation::Relu,
+            Activation::Selu,
+        ];
+        for dt in [StorageType::F32, StorageType::F16, StorageType::BF16] {
+            let n = dt.name();
+            for a in acts {
+                for r in acts {
+                    for (name, set, src) in [
+                        (lstm_step(dt, a, r), "LSTM_SET", rnn),
+                        (gru_after_step(dt, a, r), "GRU_AFTER_SET", rnn),
+                        (gru_before_gates(dt, r), "GRU_GATES_SET", rnn),
+                        (gru_before_update(dt, a), "GRU_UPDATE_SET", rnn),
+                        (simple_step(dt, a), "SIMPLE_SET", rnn),
+                        (conv_lstm_step(dt, a, r), "CONV_STEP_SET", conv),
+                    ] {
+                        // `lstm_step_f16_tanh_sigmoid` is the `lstm_step_##DT##_tanh_sigmoid`
+                        // entry of the set `LSTM_SET`, instantiated as `LSTM_SET(f16, __half)`.
+                        let generic = name.replacen(&format!("_{n}_"), "_##DT##_", 1);
+                        assert!(
+                            src.contains(&generic),
+                            "{name}: `{generic}` not in the source"
+                        );
+                        let inst = format!("\n{set}({n}, ");
+                        assert!(
+                            src.contains(&inst),
+                            "{name}: `{set}({n}, ...)` not instantiated"
+                        );
+                    }
+                }
+            }
+            for name in [gemm_bias(dt), conv_input(dt)] {
+                let src = if name.starts_with("gemm") { rnn } else { conv };
+                assert!(
+                    src.contains(&format!("({name},")),
+                    "{name} not instantiated"
+                );
+            }
+        }
     }
 
     #[test]

@@ -4,9 +4,9 @@
 use crate::config::{DataFormat, SequenceOptions};
 use crate::cuda::conv::{self, ConvSpec, DeviceConv};
 use crate::cuda::dense::{self, upload_mask, DeviceCell, SeqSpec};
-use crate::cuda::device::{CudaDevice, DeviceTensor};
+use crate::cuda::device::{Buf, CudaDevice, DeviceTensor};
 use crate::error::fmt_shape;
-use crate::keras::KerasLayer;
+use crate::keras::{KerasLayer, StorageType};
 use crate::layers::cells::check_shape;
 use crate::layers::core::{flatten_state, Carry};
 use crate::layers::{CallArgs, ConvLSTM2D, CuDNNGRU, CuDNNLSTM, Output, SimpleRNN, GRU, LSTM, RNN};
@@ -77,12 +77,21 @@ enum Given {
 /// zeros (like a freshly built layer) whatever the CPU layer carried, and
 /// [`CudaLayer::reset_states`] / [`CudaLayer::reset_states_to`] work as on the CPU layer.
 /// User-defined cells are CPU-only: building from an `RNN` that holds one is an error.
+///
+/// Storage type ([`CudaLayer::into_dtype`]): f32 by default. With f16 / bf16 the weights live
+/// on the device in that type (rounded to nearest even), inputs and initial states are taken
+/// in it (host arrays are rounded on upload) and outputs and returned states are produced in
+/// it; the recurrent state between steps, the projection and all arithmetic stay f32. That is
+/// the CPU path's `--dtype f16` / `bf16` semantics (`StorageType`): results agree with the CPU
+/// layer run on the same rounded weights and inputs within f32 tolerance plus one rounding of
+/// the output, `1e-5 + (1e-4 + 2^-10) |ref|` for f16 and `1e-5 + (1e-4 + 2^-7) |ref|` for bf16.
 pub struct CudaLayer {
     dev: CudaDevice,
     class: &'static str,
     options: SequenceOptions,
     kind: Kind,
     carry: DeviceCarry,
+    dtype: StorageType,
 }
 
 impl std::fmt::Debug for CudaLayer {
@@ -105,7 +114,7 @@ impl CudaLayer {
             .cells()
             .iter()
             .enumerate()
-            .map(|(k, c)| DeviceCell::from_any(dev, c, k))
+            .map(|(k, c)| DeviceCell::from_any(dev, c, k, StorageType::F32))
             .collect::<Result<Vec<_>>>()?;
         let widths = rnn.cells().iter().flat_map(|c| c.state_size()).collect();
         Ok(CudaLayer {
@@ -119,6 +128,7 @@ impl CudaLayer {
                 refuse_mask,
             },
             carry: DeviceCarry::default(),
+            dtype: StorageType::F32,
         })
     }
 
@@ -158,8 +168,9 @@ impl CudaLayer {
             dev: dev.clone(),
             class: "ConvLSTM2D",
             options: layer.config().sequence,
-            kind: Kind::Conv(Box::new(DeviceConv::new(dev, layer)?)),
+            kind: Kind::Conv(Box::new(DeviceConv::new(dev, layer, StorageType::F32)?)),
             carry: DeviceCarry::default(),
+            dtype: StorageType::F32,
         })
     }
 
@@ -178,6 +189,45 @@ impl CudaLayer {
                 format!("Bidirectional {NO_CUDA_PATH} (run it on the CPU)"),
             )),
         }
+    }
+
+    /// Any layer `recurrent run` loads, with weights, inputs and outputs in storage type `dtype`.
+    pub fn from_keras_as(dev: &CudaDevice, layer: &KerasLayer, dtype: StorageType) -> Result<Self> {
+        Self::from_keras(dev, layer)?.into_dtype(dtype)
+    }
+
+    /// The same layer in storage type `dtype` (see the type's docs): the weights converted on
+    /// the device (round to nearest even, as the `half` crate does on the host). A stateful
+    /// layer's carried states (kept in f32) go with it.
+    pub fn into_dtype(mut self, dtype: StorageType) -> Result<Self> {
+        if dtype == self.dtype {
+            return Ok(self);
+        }
+        let dev = self.dev.clone();
+        self.kind = match &self.kind {
+            Kind::Dense {
+                cells,
+                names,
+                widths,
+                refuse_mask,
+            } => Kind::Dense {
+                cells: cells
+                    .iter()
+                    .map(|c| c.converted(&dev, dtype))
+                    .collect::<Result<Vec<_>>>()?,
+                names: names.clone(),
+                widths: widths.clone(),
+                refuse_mask: *refuse_mask,
+            },
+            Kind::Conv(c) => Kind::Conv(Box::new(c.converted(&dev, dtype)?)),
+        };
+        self.dtype = dtype;
+        Ok(self)
+    }
+
+    /// The storage type of weights, inputs and outputs.
+    pub fn dtype(&self) -> StorageType {
+        self.dtype
     }
 
     /// The Keras class name of the layer this was built from.
@@ -265,7 +315,7 @@ impl CudaLayer {
         let flat = check.states.unwrap_or_default();
         let mut dev_states = Vec::with_capacity(flat.len());
         for (a, w) in flat.iter().zip(&widths) {
-            dev_states.push((upload2(&self.dev, a)?, *w));
+            dev_states.push((upload2(&self.dev, a, self.dtype)?, *w));
         }
         self.carry.batch = check.batch;
         self.carry.states = Some(dev_states);
@@ -307,12 +357,12 @@ impl CudaLayer {
                         let mut v = Vec::with_capacity(g.len());
                         for ((a, w), n) in g.iter().zip(widths).zip(names) {
                             let flat = flatten_state(n, a, &[batch, *w])?;
-                            v.push(upload2(&self.dev, &flat)?);
+                            v.push(upload2(&self.dev, &flat, self.dtype)?);
                         }
                         Given::Device(v)
                     }
                 };
-                (self.dev.upload(x)?, given)
+                (self.dev.upload_as(x, self.dtype)?, given)
             }
             Kind::Conv(c) => {
                 let d = conv_dims(c, x.shape())?;
@@ -341,12 +391,12 @@ impl CudaLayer {
                             };
                             let flat =
                                 flatten_state(n, &a.to_owned(), &[d.b, d.orow, d.ocol, d.f])?;
-                            v.push(upload2(&self.dev, &flat)?);
+                            v.push(upload2(&self.dev, &flat, self.dtype)?);
                         }
                         Given::Device(v)
                     }
                 };
-                (self.dev.upload(x)?, given)
+                (self.dev.upload_as(x, self.dtype)?, given)
             }
         };
         let out = self.run(&x_dev, args.mask, given)?;
@@ -355,7 +405,8 @@ impl CudaLayer {
 
     /// Runs the layer on a device tensor and leaves the results on the device (layers chain
     /// without host round trips). Same shapes and checks as [`CudaLayer::forward`];
-    /// `initial_state` tensors are in the user's layout (not consumed).
+    /// `initial_state` tensors are in the user's layout (not consumed). `x` and the initial
+    /// states must be in the layer's storage type ([`CudaLayer::dtype`]); the outputs are.
     pub fn forward_device(
         &mut self,
         x: &DeviceTensor,
@@ -390,7 +441,8 @@ impl CudaLayer {
                                     found: fmt_shape(a.shape()),
                                 });
                             }
-                            v.push(self.dev.copy_slice(&a.data)?);
+                            check_dtype(&format!("initial_state {n}"), a, self.dtype)?;
+                            v.push(self.dev.to_f32(&a.data)?);
                         }
                         Given::Device(v)
                     }
@@ -416,17 +468,19 @@ impl CudaLayer {
                                     a.shape(),
                                 ));
                             }
+                            check_dtype(&format!("initial_state {n}"), a, self.dtype)?;
+                            let wide = self.dev.to_f32(&a.data)?;
                             v.push(if d.cf {
                                 dense::permute_pf(
                                     &self.dev,
                                     d.b,
                                     d.orow * d.ocol,
                                     d.f,
-                                    &a.data,
+                                    &wide,
                                     false,
                                 )?
                             } else {
-                                self.dev.copy_slice(&a.data)?
+                                wide
                             });
                         }
                         Given::Device(v)
@@ -445,6 +499,17 @@ impl CudaLayer {
         given: Given,
     ) -> Result<DeviceOutput> {
         let dev = self.dev.clone();
+        let dt = self.dtype;
+        check_dtype("input", x, dt)?;
+        // The kernels read an f32 input (see kernels/rnn.cu, "storage types").
+        let widened;
+        let x32: &CudaSlice<f32> = match &x.data {
+            Buf::F32(s) => s,
+            other => {
+                widened = dev.to_f32(other)?;
+                &widened
+            }
+        };
         match &self.kind {
             Kind::Dense {
                 cells,
@@ -475,7 +540,7 @@ impl CudaLayer {
                     go_backwards: self.options.go_backwards,
                     return_sequences: self.options.return_sequences,
                 };
-                let r = dense::run(&dev, cells, &x.data, spec, mask_dev.as_ref(), init)?;
+                let r = dense::run(&dev, cells, x32, spec, mask_dev.as_ref(), init)?;
                 let units = cells.last().map(|c| c.units).unwrap_or(0);
                 let out_shape = if spec.return_sequences {
                     if tm {
@@ -497,14 +562,16 @@ impl CudaLayer {
                     .states
                     .into_iter()
                     .zip(widths)
-                    .map(|(s, w)| DeviceTensor {
-                        data: s,
-                        shape: vec![batch, *w],
+                    .map(|(s, w)| {
+                        Ok(DeviceTensor {
+                            data: dev.narrow(s, dt)?,
+                            shape: vec![batch, *w],
+                        })
                     })
-                    .collect();
+                    .collect::<Result<Vec<_>>>()?;
                 Ok(DeviceOutput {
                     output: DeviceTensor {
-                        data: r.output,
+                        data: dev.narrow(r.output, dt)?,
                         shape: out_shape,
                     },
                     states,
@@ -554,7 +621,7 @@ impl CudaLayer {
                 let r = conv::run(
                     &dev,
                     c,
-                    &x.data,
+                    x32,
                     spec,
                     &d.geo,
                     &d.rgeo,
@@ -584,16 +651,16 @@ impl CudaLayer {
                 out_shape.extend_from_slice(&d.state_shape[1..]);
                 Ok(DeviceOutput {
                     output: DeviceTensor {
-                        data: r.output,
+                        data: dev.narrow(r.output, dt)?,
                         shape: out_shape,
                     },
                     states: vec![
                         DeviceTensor {
-                            data: h,
+                            data: dev.narrow(h, dt)?,
                             shape: d.state_shape.clone(),
                         },
                         DeviceTensor {
-                            data: cst,
+                            data: dev.narrow(cst, dt)?,
                             shape: d.state_shape.clone(),
                         },
                     ],
@@ -691,12 +758,35 @@ fn check_time_and_mask(time: usize, batch: usize, mask: Option<ArrayView2<bool>>
     Ok(())
 }
 
-fn upload2(dev: &CudaDevice, a: &Array2<f32>) -> Result<CudaSlice<f32>> {
+/// A state to the device as f32 (the kernels' state type), its values rounded to `dt` first.
+fn upload2(dev: &CudaDevice, a: &Array2<f32>, dt: StorageType) -> Result<CudaSlice<f32>> {
+    let rounded;
+    let a = if dt == StorageType::F32 {
+        a
+    } else {
+        rounded = a.mapv(|v| dt.round_value(v));
+        &rounded
+    };
     let s = a.as_standard_layout();
     match s.as_slice() {
         Some(v) => dev.upload_slice(v),
         None => Err(Error::invalid("state", "internal: not contiguous")),
     }
+}
+
+/// A device tensor handed to a layer must be in the layer's storage type.
+fn check_dtype(what: &str, t: &DeviceTensor, want: StorageType) -> Result<()> {
+    if t.dtype() != want {
+        return Err(Error::invalid(
+            what,
+            format!(
+                "expected a {} device tensor (the layer's storage type), found {}; convert it with CudaDevice::convert",
+                want.name(),
+                t.dtype().name()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// `core::initial_states` on the device: the stateful batch check, the given states, the

@@ -20,8 +20,9 @@
 //! * [`CudaDevice`]: context, one stream, the kernels of `kernels/*.cu` (PTX compiled by
 //!   build.rs with nvcc, loaded through cudarc with dynamic loading: the crate builds without
 //!   any CUDA library, and a machine without a driver or device gets `Error::Cuda`).
-//! * [`DeviceTensor`]: f32 device memory with a shape; [`CudaDevice::upload`] /
-//!   [`CudaDevice::download`].
+//! * [`DeviceTensor`]: device memory with a shape and a storage type (f32, f16, bf16);
+//!   [`CudaDevice::upload`] / [`CudaDevice::upload_as`] / [`CudaDevice::download`] /
+//!   [`CudaDevice::convert`].
 //! * [`CudaLayer`]: a built layer's weights on the device; [`CudaLayer::forward`] (host arrays
 //!   in and out, the CPU `forward`'s arguments, checks and errors) and
 //!   [`CudaLayer::forward_device`] (device tensors in and out, for chaining layers).
@@ -33,9 +34,11 @@
 //! mask handling and state update, and writes the step's output. Activations are compile-time
 //! template parameters; see [`kernels`](self) naming in `src/cuda/kernels.rs`.
 //!
-//! Storage is f32. `recurrent run --dtype f16|bf16` rounds weights, inputs and outputs on the
-//! host as the CPU path does, so the f32 kernels give the CPU path's f16 / bf16 semantics; the
-//! kernels are templated on the storage type for a later f16 / bf16 device storage.
+//! Storage types: f32 by default; [`CudaLayer::into_dtype`] (and `recurrent run --device cuda
+//! --dtype f16|bf16`) keeps the weights on the device in f16 / bf16, takes inputs and initial
+//! states in that type ([`CudaDevice::upload_as`], [`DeviceTensor::dtype`]) and returns outputs
+//! and states in it, with f32 recurrent state and f32 arithmetic in between: the CPU path's
+//! `StorageType` semantics, with the tolerances stated on [`CudaLayer`].
 //!
 //! User-defined [`crate::Cell`]s run on the CPU only.
 

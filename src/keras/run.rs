@@ -30,12 +30,28 @@ pub enum StorageType {
 }
 
 impl StorageType {
+    /// `f32`, `f16` or `bf16` (the CLI's `--dtype` value and the CUDA kernels' name infix).
+    pub fn name(self) -> &'static str {
+        match self {
+            StorageType::F32 => "f32",
+            StorageType::F16 => "f16",
+            StorageType::BF16 => "bf16",
+        }
+    }
+
+    /// `v` rounded to this storage type (nearest even; identity for f32).
+    pub fn round_value(self, v: f32) -> f32 {
+        match self {
+            StorageType::F32 => v,
+            StorageType::F16 => f16::from_f32(v).to_f32(),
+            StorageType::BF16 => bf16::from_f32(v).to_f32(),
+        }
+    }
+
     /// Rounds every element to this storage type (identity for f32).
     pub fn round(self, a: &mut ArrayD<f32>) {
-        match self {
-            StorageType::F32 => {}
-            StorageType::F16 => a.mapv_inplace(|v| f16::from_f32(v).to_f32()),
-            StorageType::BF16 => a.mapv_inplace(|v| bf16::from_f32(v).to_f32()),
+        if self != StorageType::F32 {
+            a.mapv_inplace(|v| self.round_value(v));
         }
     }
 }
@@ -202,19 +218,26 @@ fn locate_call_error(
     }
 }
 
-/// Runs `layer` on the device the user chose.
+/// Runs `layer` on the device the user chose. The CPU gets weights, input and states already
+/// rounded to `dtype` and computes in f32; the CUDA path stores them in `dtype` on the device
+/// (the same values) and computes in f32.
 fn forward_on(
     device: Device,
+    dtype: StorageType,
     layer: &mut KerasLayer,
     x: ndarray::ArrayViewD<f32>,
     args: &CallArgs,
 ) -> Result<crate::layers::Output> {
     match device {
-        Device::Cpu => layer.forward(x, args),
+        Device::Cpu => {
+            // Weights, input and states were rounded to `dtype` when they were loaded.
+            let _ = dtype;
+            layer.forward(x, args)
+        }
         #[cfg(feature = "cuda")]
         Device::Cuda => {
             let dev = crate::cuda::CudaDevice::new(0)?;
-            crate::cuda::forward_keras(&dev, layer, x, args)
+            crate::cuda::CudaLayer::from_keras_as(&dev, layer, dtype)?.forward(x, args)
         }
         #[cfg(not(feature = "cuda"))]
         Device::Cuda => Err(Error::NotCompiledWithCuda),
@@ -243,7 +266,7 @@ fn run_inner(files: &RunFiles) -> Result<()> {
         initial_state: initial.as_deref(),
         constants: &[],
     };
-    let out = forward_on(files.device, &mut layer, x.view(), &args).map_err(|e| {
+    let out = forward_on(files.device, files.dtype, &mut layer, x.view(), &args).map_err(|e| {
         locate_call_error(
             e,
             &files.input,

@@ -72,6 +72,17 @@ pub enum BenchDtype {
 }
 
 impl BenchDtype {
+    /// The storage type of weights, inputs and outputs (tf32 stores f32).
+    #[cfg(feature = "cuda")]
+    fn storage(self) -> recurrent::keras::StorageType {
+        use recurrent::keras::StorageType;
+        match self {
+            BenchDtype::F32 | BenchDtype::Tf32 => StorageType::F32,
+            BenchDtype::F16 => StorageType::F16,
+            BenchDtype::Bf16 => StorageType::BF16,
+        }
+    }
+
     fn name(self) -> &'static str {
         match self {
             BenchDtype::F32 => "f32",
@@ -371,27 +382,30 @@ fn time(s: &Shape, warmup: usize, repeats: usize) -> Result<Timing> {
     })
 }
 
-/// Times the layer of `s` on the GPU: weights and 3 different inputs uploaded once, `warmup`
-/// untimed forward passes, then `repeats` passes, each on the next input and timed with CUDA
-/// events around it (GPU time; the host-side launch cost counts where the GPU waits for it).
+/// Times the layer of `s` on the GPU: weights (in `storage`) and 3 different inputs uploaded
+/// once, `warmup` untimed forward passes, then `repeats` passes, each on the next input and
+/// timed with CUDA events around it (GPU time; the host-side launch cost counts where the GPU
+/// waits for it).
 #[cfg(feature = "cuda")]
 fn time_cuda(
     dev: &recurrent::cuda::CudaDevice,
     s: &Shape,
+    storage: recurrent::keras::StorageType,
     warmup: usize,
     repeats: usize,
 ) -> Result<Timing> {
     use recurrent::cuda::CudaLayer;
     let (layer, x) = build(s)?;
-    let mut g = match &layer {
+    let g = match &layer {
         Built::Lstm(l) => CudaLayer::lstm(dev, l)?,
         Built::Gru(l) => CudaLayer::gru(dev, l)?,
         Built::Simple(l) => CudaLayer::simple_rnn(dev, l)?,
         Built::Stack(l) => CudaLayer::from_rnn(dev, l)?,
         Built::Conv(l) => CudaLayer::conv_lstm2d(dev, l)?,
     };
+    let mut g = g.into_dtype(storage)?;
     let inputs = (0..3)
-        .map(|k| dev.upload(x.mapv(|v| v * (1.0 - 0.1 * k as f32)).view()))
+        .map(|k| dev.upload_as(x.mapv(|v| v * (1.0 - 0.1 * k as f32)).view(), storage))
         .collect::<Result<Vec<_>>>()?;
     for k in 0..warmup {
         g.forward_device(&inputs[k % 3], None, None)?;
@@ -414,27 +428,17 @@ fn time_cuda(
 /// Runs `recurrent bench`.
 pub fn run(args: &BenchArgs) -> Result<()> {
     let on_gpu = matches!(args.device, BenchDevice::Cuda);
-    match (on_gpu, args.dtype) {
-        (_, BenchDtype::F32) | (true, BenchDtype::Tf32) => {}
-        (false, other) => {
-            return Err(Error::invalid(
-                "--dtype",
-                format!(
-                    "the CPU path computes in f32; expected f32, found {}",
-                    other.name()
-                ),
-            ))
-        }
-        (true, other) => {
-            return Err(Error::invalid(
-                "--dtype",
-                format!(
-                    "{} storage is not implemented on the CUDA path yet (issue 3); expected f32 or tf32",
-                    other.name()
-                ),
-            ))
-        }
+    if !on_gpu && args.dtype != BenchDtype::F32 {
+        return Err(Error::invalid(
+            "--dtype",
+            format!(
+                "the CPU path computes in f32; expected f32, found {} (a GPU dtype: --device cuda)",
+                args.dtype.name()
+            ),
+        ));
     }
+    #[cfg(feature = "cuda")]
+    let storage = args.dtype.storage();
     #[cfg(not(feature = "cuda"))]
     if matches!(args.device, BenchDevice::Cuda) {
         return Err(Error::NotCompiledWithCuda);
@@ -451,8 +455,8 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     };
     #[cfg(not(feature = "cuda"))]
     let device_name = "cpu".to_string();
-    // The CUDA kernels have no TF32 path yet: tf32 (TF32 allowed) runs the f32 kernels; the
-    // JSON says so in "math".
+    // Arithmetic is f32 for every storage type. The CUDA kernels have no TF32 path yet: tf32
+    // (TF32 allowed) runs the f32 kernels; the JSON says so in "math".
     let math = "f32";
     let repeats = args.repeats.unwrap_or(if on_gpu { 30 } else { 5 }).max(1);
     let warmup = args.warmup.unwrap_or(if on_gpu { 5 } else { 1 });
@@ -523,7 +527,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     for s in &shapes {
         #[cfg(feature = "cuda")]
         let t = match &cuda {
-            Some(dev) => time_cuda(dev, s, warmup, repeats)?,
+            Some(dev) => time_cuda(dev, s, storage, warmup, repeats)?,
             None => time(s, warmup, repeats)?,
         };
         #[cfg(not(feature = "cuda"))]
