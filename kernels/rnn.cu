@@ -44,7 +44,9 @@
 //   Every entry point takes the activation ids as trailing ints; the compile-time variants
 //   ignore them. Each exists for three weight storage types: `_f32_`, `_f16_` (__half) and
 //   `_bf16_` (__nv_bfloat16), e.g. lstm_step_f16_tanh_sigmoid; gemm_bias_{f32,f16,bf16};
-//   convert_{f32_to_f16, f32_to_bf16, f16_to_f32, bf16_to_f32}.
+//   convert_{f32_to_f16, f32_to_bf16, f16_to_f32, bf16_to_f32}. Helpers on f32 buffers:
+//   fill_f32, permute_pf_f32, bidi_merge_f32 (Bidirectional's merge, f32 before the output's
+//   one rounding to the storage type).
 //
 // ---- storage types (f16 / bf16 storage with f32 accumulation)
 //   Only the weights (W, Um, biases) are read in the storage type. xp, h, c, prev_out, the
@@ -433,6 +435,64 @@ CONVERT_ENTRY(convert_f32_to_f16, float, __half)
 CONVERT_ENTRY(convert_f32_to_bf16, float, __nv_bfloat16)
 CONVERT_ENTRY(convert_f16_to_f32, __half, float)
 CONVERT_ENTRY(convert_bf16_to_f32, __nv_bfloat16, float)
+
+// Bidirectional's merge (Keras 2), one thread per element of the merged f32 output.
+// Both directions' outputs are viewed as (rows, L), L their last axis (Lf forward, Lb backward).
+// With a time axis (has_time) row = ((b*T + t)*M + m), or ((t*B + b)*M + m) when time_major,
+// M the elements between time and the last axis (ConvLSTM2D's pixels or channels); without
+// one T = 1. For output row (b, t, m) in input time order:
+//   fwd = yf[row(b, t, m)]       zeroed where zero_f and mask[b, f_back ? T-1-t : t] is false
+//   bwd = yb[row(b, T-1-t, m)]   zeroed where zero_b and mask[b, b_back ? t : T-1-t] is false
+// (the backward layer's sequence runs in its processing order and is reversed back; Keras's
+// zero_output_for_mask on the wrapped layers; without a time axis nothing is reversed or
+// zeroed). mode: 0 concat (output rows of Lf + Lb), 1 sum, 2 mul, 3 ave, 4 none (out[0, n)
+// the forward values, out[n, 2n) the backward ones, n = rows * Lf). Grid-stride; any grid.
+extern "C" __global__ void bidi_merge_f32(int B, int T, long long M, int Lf, int Lb,
+                                          int time_major, int has_time,
+                                          const float* __restrict__ yf,
+                                          const float* __restrict__ yb,
+                                          const unsigned char* __restrict__ mask, int has_mask,
+                                          int f_back, int b_back, int zero_f, int zero_b,
+                                          int mode, float* __restrict__ out) {
+    const int W = mode == 0 ? Lf + Lb : Lf;
+    const long long rows = (long long)B * T * M;
+    const long long n = rows * W;
+    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n;
+         i += (long long)gridDim.x * blockDim.x) {
+        const long long row = i / W;
+        const int l = (int)(i % W);
+        long long b, t, m;
+        if (time_major) {
+            t = row / ((long long)B * M);
+            b = (row / M) % B;
+        } else {
+            b = row / ((long long)T * M);
+            t = (row / M) % T;
+        }
+        m = row % M;
+        const long long tb = has_time ? T - 1 - t : t;
+        const long long row_b = time_major ? (tb * B + b) * M + m : (b * T + tb) * M + m;
+        const bool zf = has_time && has_mask && zero_f && !mask[b * T + (f_back ? T - 1 - t : t)];
+        const bool zb = has_time && has_mask && zero_b && !mask[b * T + (b_back ? t : T - 1 - t)];
+        float v;
+        if (mode == 0) {
+            v = l < Lf ? (zf ? 0.0f : yf[row * Lf + l]) : (zb ? 0.0f : yb[row_b * Lb + (l - Lf)]);
+        } else {
+            const float f = zf ? 0.0f : yf[row * Lf + l];
+            const float g = zb ? 0.0f : yb[row_b * Lb + l];
+            switch (mode) {
+                case 1: v = f + g; break;
+                case 2: v = f * g; break;
+                case 3: v = (f + g) / 2.0f; break;
+                default:
+                    v = f;
+                    out[n + i] = g;
+                    break;
+            }
+        }
+        out[i] = v;
+    }
+}
 
 // (B, P, F) <-> (B, F, P): to_cf = 1 turns channels-last pixels (B, P, F) into channels-first
 // (B, F, P); to_cf = 0 the reverse. One thread per element, indexed by the destination.

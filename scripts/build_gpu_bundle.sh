@@ -6,6 +6,7 @@
 #   target/gpu-bundle/tests/gpu_*        every integration-test executable named gpu_* (release,
 #                                        --features cuda), from `cargo test --no-run`
 #   target/gpu-bundle/fixtures/          tests/fixtures (the Keras cases)
+#   target/gpu-bundle/fixtures_files/    tests/fixtures_files (Keras model files: chains, Bidirectional)
 #   target/gpu-bundle/MANIFEST.txt       commit, build date, nvcc, file sizes and sha256
 #
 # The GPU machine has no Rust toolchain and no network: scripts/gpu_session.sh runs what is
@@ -58,6 +59,7 @@ done <"$root/target/gpu-bundle-tests.txt"
 
 cp "$root/target/release/recurrent" "$bundle/recurrent"
 cp -r "$root/tests/fixtures" "$bundle/fixtures"
+cp -r "$root/tests/fixtures_files" "$bundle/fixtures_files"
 
 # Debug info is most of the executables' size (profile.release has debug = 1); the symbol
 # table stays, so backtraces still name functions.
@@ -81,8 +83,9 @@ done
     echo "kernel target: ${RECURRENT_CUDA_ARCH:-compute_90}"
     echo "total bytes: $total"
     echo
-    (cd "$bundle" && find . -type f ! -path './fixtures/*' ! -name MANIFEST.txt -print0 | sort -z | xargs -0 sha256sum)
+    (cd "$bundle" && find . -type f ! -path './fixtures/*' ! -path './fixtures_files/*' ! -name MANIFEST.txt -print0 | sort -z | xargs -0 sha256sum)
     echo "fixtures: $(find "$bundle/fixtures" -name layer.json | wc -l) cases"
+    echo "model-file fixtures: $(find "$bundle/fixtures_files" -name case.json | wc -l) cases"
 } >"$bundle/MANIFEST.txt"
 cat "$bundle/MANIFEST.txt"
 echo

@@ -40,10 +40,10 @@ mod gpu {
         SequenceOptions, SimpleRNNCellConfig,
     };
     use recurrent::cuda::{CudaDevice, CudaLayer, NO_CUDA_PATH};
-    use recurrent::keras::{load_layer, npz, output_state_name, KerasLayer, StorageType};
+    use recurrent::keras::{load_layer, npz, output_arrays, KerasFile, KerasLayer, StorageType};
     use recurrent::layers::{
-        AnyCell, CallArgs, ConvLSTM2D, CuDNNGRU, CuDNNLSTM, GRUCell, LSTMCell, Output,
-        SimpleRNNCell, GRU, LSTM, RNN,
+        AnyCell, Bidirectional, CallArgs, ConvLSTM2D, CuDNNGRU, CuDNNLSTM, GRUCell, LSTMCell,
+        MergeMode, Output, SimpleRNNCell, GRU, LSTM, RNN,
     };
     use recurrent::Cell;
     use std::collections::BTreeMap;
@@ -1259,6 +1259,143 @@ mod gpu {
         report.finish();
     }
 
+    /// Bidirectional around dense layers and ConvLSTM2D: every merge mode, with and without
+    /// return_sequences, masks with holes (zeroed steps), initial states for both directions,
+    /// time_major, a backward layer of another class and width (concat), and f16 storage.
+    #[test]
+    fn gpu_bidirectional() {
+        let test = "gpu_bidirectional";
+        let Some(dev) = device(test) else { return };
+        let mut rng = Rng::new(test);
+        let mut report = Report::new(test);
+        let modes = [
+            MergeMode::Concat,
+            MergeMode::Sum,
+            MergeMode::Mul,
+            MergeMode::Ave,
+            MergeMode::None,
+        ];
+        let (b, t, i, u) = (3, 5, 4, 19);
+        for (k, mode) in modes.into_iter().enumerate() {
+            for rs in [true, false] {
+                // Concat's layers, inputs and states are drawn as f16 values, for the f16 case
+                // below (the f32 cases do not mind).
+                rng.1 = if k == 0 {
+                    StorageType::F16
+                } else {
+                    StorageType::F32
+                };
+                let tm = k == 2;
+                let opts = SequenceOptions {
+                    return_sequences: rs,
+                    return_state: true,
+                    time_major: tm,
+                    ..Default::default()
+                };
+                let back_opts = SequenceOptions {
+                    go_backwards: true,
+                    ..opts
+                };
+                let (fk, bk, bu) = if mode == MergeMode::Concat {
+                    (Dense::Lstm, Dense::GruAfter, 7)
+                } else {
+                    (Dense::GruBefore, Dense::GruBefore, u)
+                };
+                let fc = dense_cell(
+                    &mut rng,
+                    fk,
+                    i,
+                    u,
+                    Activation::Tanh,
+                    Activation::Sigmoid,
+                    1.0,
+                );
+                let bc = dense_cell(
+                    &mut rng,
+                    bk,
+                    i,
+                    bu,
+                    Activation::Tanh,
+                    Activation::Sigmoid,
+                    1.0,
+                );
+                let widths: Vec<usize> =
+                    fc.state_size().into_iter().chain(bc.state_size()).collect();
+                let mut layer = KerasLayer::Bidirectional(Box::new(
+                    Bidirectional::new(dense_layer(fc, opts), dense_layer(bc, back_opts), mode)
+                        .expect("bidirectional"),
+                ));
+                let x = seq_input(&mut rng, &opts, b, t, i);
+                let mask = rng.mask(b, t);
+                let init = state_arrays(&mut rng, b, &widths);
+                let case = format!("{mode:?} return_sequences={rs} time_major={tm}");
+                report.add(
+                    &format!("{case} mask+init"),
+                    cpu_vs_gpu(&dev, &mut layer, x.view(), Some(&mask), Some(&init)),
+                );
+                report.add(
+                    &format!("{case} plain"),
+                    cpu_vs_gpu(&dev, &mut layer, x.view(), None, None),
+                );
+                if k == 0 {
+                    let rel = 1e-4 + 2f32.powi(-10);
+                    report.add(
+                        &format!("{case} f16 storage"),
+                        half_vs_cpu(
+                            &dev,
+                            &mut layer,
+                            StorageType::F16,
+                            rel,
+                            x.view(),
+                            Some(&mask),
+                            None,
+                        ),
+                    );
+                }
+            }
+        }
+        rng.1 = StorageType::F32;
+        // ConvLSTM2D inside (masked steps are not zeroed, as in Keras), channels-first concat.
+        for cf in [false, true] {
+            let cfg = |back: bool| ConvLSTM2DConfig {
+                padding: Padding::Same,
+                data_format: if cf {
+                    DataFormat::ChannelsFirst
+                } else {
+                    DataFormat::ChannelsLast
+                },
+                sequence: SequenceOptions {
+                    return_sequences: true,
+                    return_state: true,
+                    go_backwards: back,
+                    ..Default::default()
+                },
+                ..ConvLSTM2DConfig::new(4, (3, 3))
+            };
+            let f = conv_layer(&mut rng, cfg(false), 2, true);
+            let bl = conv_layer(&mut rng, cfg(true), 2, true);
+            let mode = if cf {
+                MergeMode::Concat
+            } else {
+                MergeMode::Ave
+            };
+            let mut layer = KerasLayer::Bidirectional(Box::new(
+                Bidirectional::new(f, bl, mode).expect("bidirectional"),
+            ));
+            let x = if cf {
+                rng.arr(&[2, 3, 2, 5, 6], 1.0)
+            } else {
+                rng.arr(&[2, 3, 5, 6, 2], 1.0)
+            };
+            let mask = rng.mask(2, 3);
+            report.add(
+                &format!("conv_lstm2d cf={cf} {mode:?}"),
+                cpu_vs_gpu(&dev, &mut layer, x.view(), Some(&mask), None),
+            );
+        }
+        report.finish();
+    }
+
     /// Calls the CPU refuses are refused on the GPU with the same message; user cells are
     /// refused at upload.
     #[test]
@@ -1380,15 +1517,13 @@ mod gpu {
         p.is_file().then_some(p)
     }
 
-    fn named(out: Output, names: &[String], return_state: bool) -> BTreeMap<String, ArrayD<f32>> {
-        let mut m = BTreeMap::new();
-        if return_state {
-            for (n, s) in names.iter().zip(out.states) {
-                m.insert(output_state_name(n), s);
-            }
-        }
-        m.insert("output".to_string(), out.output);
-        m
+    /// The arrays of `out.npz` for `layer`'s result (`output`, or `forward.output` /
+    /// `backward.output`; `state_h`, ...), as `recurrent run` names them.
+    fn named(layer: &KerasLayer, out: Output) -> Result<BTreeMap<String, ArrayD<f32>>, String> {
+        Ok(output_arrays(layer, out)
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .collect())
     }
 
     fn compare_named(
@@ -1416,7 +1551,6 @@ mod gpu {
         )
         .map_err(|e| format!("load: {e}"))?;
         let names = layer.state_names();
-        let rs = layer.options().return_state;
         let mut gpu = match CudaLayer::from_keras(dev, &layer) {
             Ok(g) => g,
             Err(e) if e.to_string().contains(NO_CUDA_PATH) => return Ok(None),
@@ -1450,7 +1584,7 @@ mod gpu {
             .forward(x.view(), &args)
             .map_err(|e| format!("gpu: {e}"))?;
         let want = npz::read_npz(&dir.join("out.npz")).map_err(|e| e.to_string())?;
-        let mut worst = compare_named(&named(out, &names, rs), &want)?;
+        let mut worst = compare_named(&named(&layer, out)?, &want)?;
         if dir.join("x2.npy").is_file() {
             for (xf, wf, reset) in [("x2.npy", "out2.npz", false), ("x3.npy", "out3.npz", true)] {
                 if reset {
@@ -1462,8 +1596,7 @@ mod gpu {
                     .map_err(|e| format!("{xf}: gpu: {e}"))?;
                 let want = npz::read_npz(&dir.join(wf)).map_err(|e| e.to_string())?;
                 worst = worst.max(
-                    compare_named(&named(out, &names, rs), &want)
-                        .map_err(|e| format!("{xf}: {e}"))?,
+                    compare_named(&named(&layer, out)?, &want).map_err(|e| format!("{xf}: {e}"))?,
                 );
             }
         }
@@ -1500,6 +1633,96 @@ mod gpu {
                 Ok(Some(w)) => report.add(&name, Ok(w)),
                 Err(e) => report.add(&name, Err(e)),
             }
+        }
+        report.finish();
+    }
+
+    /// `tests/fixtures_files` (or the bundle's copy): Keras model files, chains and
+    /// Bidirectional layers, through [`recurrent::cuda::forward_chain`], against Keras's
+    /// out.npz (1e-5 + 1e-4 |want|).
+    #[test]
+    fn gpu_keras_model_files() {
+        let test = "gpu_keras_model_files";
+        let Some(dev) = device(test) else { return };
+        let root = [
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures_files"),
+            PathBuf::from("tests/fixtures_files"),
+            PathBuf::from("target/gpu-bundle/fixtures_files"),
+        ]
+        .into_iter()
+        .find(|p| p.is_dir());
+        let Some(root) = root else {
+            panic!("{test}: no tests/fixtures_files directory");
+        };
+        let mut cases: Vec<PathBuf> = std::fs::read_dir(&root)
+            .expect("fixtures_files dir")
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.join("case.json").is_file() && p.join("out.npz").is_file())
+            .collect();
+        cases.sort();
+        assert!(
+            cases.len() >= 15,
+            "{test}: expected the model-file fixture set under {}, found {}",
+            root.display(),
+            cases.len()
+        );
+        let mut report = Report::new(test);
+        for dir in &cases {
+            let name = dir
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default();
+            let r = (|| -> Result<f32, String> {
+                let model = ["model.h5", "model.keras"]
+                    .iter()
+                    .map(|m| dir.join(m))
+                    .find(|p| p.is_file())
+                    .ok_or("no model.h5 / model.keras")?;
+                let file = KerasFile::open(&model).map_err(|e| e.to_string())?;
+                let case: serde_json::Value = serde_json::from_str(
+                    &std::fs::read_to_string(dir.join("case.json")).map_err(|e| e.to_string())?,
+                )
+                .map_err(|e| e.to_string())?;
+                let names: Vec<String> = match case["layers"].as_array() {
+                    Some(a) => a
+                        .iter()
+                        .filter_map(|s| s.as_str().map(str::to_string))
+                        .collect(),
+                    None => file.default_layers().map_err(|e| e.to_string())?,
+                };
+                let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+                let chain = file.chain(&refs).map_err(|e| e.to_string())?;
+                let x = npz::read_f32(&dir.join("x.npy")).map_err(|e| e.to_string())?;
+                let mask = match opt(dir.join("mask.npy")) {
+                    Some(p) => Some(npz::read_mask(&p).map_err(|e| e.to_string())?),
+                    None => None,
+                };
+                let init = match opt(dir.join("initial_state.npz")) {
+                    Some(p) => {
+                        let mut m = npz::read_npz(&p).map_err(|e| e.to_string())?;
+                        let mut v = Vec::new();
+                        for n in chain.first().state_names() {
+                            v.push(
+                                m.remove(&n)
+                                    .ok_or_else(|| format!("initial_state.npz lacks {n}"))?,
+                            );
+                        }
+                        Some(v)
+                    }
+                    None => None,
+                };
+                let args = CallArgs {
+                    mask: mask.as_ref().map(|m| m.view()),
+                    initial_state: init.as_deref(),
+                    constants: &[],
+                };
+                let out =
+                    recurrent::cuda::forward_chain(&dev, &chain, StorageType::F32, x.view(), &args)
+                        .map_err(|e| format!("gpu: {e}"))?;
+                let want = npz::read_npz(&dir.join("out.npz")).map_err(|e| e.to_string())?;
+                compare_named(&named(chain.last(), out)?, &want)
+            })();
+            report.add(&name, r);
         }
         report.finish();
     }

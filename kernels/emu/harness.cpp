@@ -246,6 +246,41 @@ static void conv_case(int B, int T, int R, int C, int Cin, int F, int kh, int kw
     check((std::string(name) + " last").c_str(), po, prev);
 }
 
+// Bidirectional's merge, against the CPU path's order of operations: zero each direction's
+// masked steps in its processing order, then reverse the backward sequence, then merge.
+static void bidi_case(int B, int T, int M, int Lf, int Lb, bool tm, bool has_time, bool f_back, int mode) {
+    if (!has_time) T = 1;
+    auto yf = rnd((size_t)B * T * M * Lf, 1), yb = rnd((size_t)B * T * M * Lb, 1);
+    std::vector<unsigned char> mask((size_t)B * T);
+    for (auto& m : mask) m = (rng() % 10) >= 3;
+    bool b_back = !f_back;
+    auto idx = [&](int b, int t, int m) { return tm ? ((size_t)t * B + b) * M + m : ((size_t)b * T + t) * M + m; };
+    std::vector<double> F(yf.begin(), yf.end()), G(yb.begin(), yb.end());
+    if (has_time) {
+        for (int b = 0; b < B; ++b) for (int s = 0; s < T; ++s) for (int m = 0; m < M; ++m) {
+            if (!mask[(size_t)b * T + (f_back ? T - 1 - s : s)]) for (int l = 0; l < Lf; ++l) F[idx(b, s, m) * Lf + l] = 0;
+            if (!mask[(size_t)b * T + (b_back ? T - 1 - s : s)]) for (int l = 0; l < Lb; ++l) G[idx(b, s, m) * Lb + l] = 0;
+        }
+        std::vector<double> R = G;  // reverse the backward sequence in time
+        for (int b = 0; b < B; ++b) for (int s = 0; s < T; ++s) for (int m = 0; m < M; ++m) for (int l = 0; l < Lb; ++l) R[idx(b, s, m) * Lb + l] = G[idx(b, T - 1 - s, m) * Lb + l];
+        G = R;
+    }
+    size_t rows = (size_t)B * T * M;
+    int W = mode == 0 ? Lf + Lb : Lf;
+    std::vector<double> want(mode == 4 ? 2 * rows * Lf : rows * W);
+    for (size_t r = 0; r < rows; ++r) for (int l = 0; l < W; ++l) {
+        double f = l < Lf ? F[r * Lf + l] : 0, g = mode == 0 ? (l >= Lf ? G[r * Lb + l - Lf] : 0) : G[r * Lb + l];
+        double v = mode == 0 ? (l < Lf ? f : g) : mode == 1 ? f + g : mode == 2 ? f * g : mode == 3 ? (f + g) / 2 : f;
+        want[r * W + l] = v;
+        if (mode == 4) want[rows * Lf + r * Lf + l] = g;
+    }
+    std::vector<float> out(want.size(), NAN);
+    launch({3, 1, 1}, {64, 1, 1}, [&] { bidi_merge_f32(B, T, M, Lf, Lb, tm, has_time, yf.data(), yb.data(), mask.data(), 1, f_back, b_back, 1, 1, mode, out.data()); });
+    char name[160];
+    snprintf(name, sizeof name, "bidi B%d T%d M%d Lf%d Lb%d tm%d time%d fback%d mode%d", B, T, M, Lf, Lb, tm, has_time, f_back, mode);
+    check(name, out, want);
+}
+
 int main() {
     for (Kind k : {LSTM, GRUA, GRUB, SIMPLE}) {
         dense_case(k, 3, 5, 4, 37, false, false, false, 0, 1, false);
@@ -267,6 +302,11 @@ int main() {
     }
     conv_case<__half>(2, 3, 7, 6, 3, 17, 3, 2, 1, 2, 1, 1, false, true, true, true);
     conv_case<__nv_bfloat16>(2, 2, 7, 7, 2, 3, 3, 3, 1, 1, 2, 2, true, false, false, true);
+    for (int mode = 0; mode < 5; ++mode) {
+        bidi_case(3, 4, 1, 5, mode == 0 ? 3 : 5, false, true, false, mode);
+        bidi_case(2, 5, 3, 4, 4, mode % 2 == 1, true, mode == 2, mode);
+        bidi_case(2, 3, 6, 2, mode == 0 ? 7 : 2, false, false, false, mode);
+    }
     printf("emulator: %d passed, %d failed\n", passes, failures);
     return failures != 0;
 }

@@ -4,18 +4,22 @@
 use crate::config::{DataFormat, SequenceOptions};
 use crate::cuda::conv::{self, ConvSpec, DeviceConv};
 use crate::cuda::dense::{self, upload_mask, DeviceCell, SeqSpec};
-use crate::cuda::device::{Buf, CudaDevice, DeviceTensor};
+use crate::cuda::device::{grid1, to_i32, to_i64, Buf, CudaDevice, DeviceTensor, Module};
 use crate::error::fmt_shape;
-use crate::keras::{KerasLayer, StorageType};
+use crate::keras::{KerasChain, KerasLayer, StorageType};
 use crate::layers::cells::check_shape;
 use crate::layers::core::{flatten_state, Carry};
-use crate::layers::{CallArgs, ConvLSTM2D, CuDNNGRU, CuDNNLSTM, Output, SimpleRNN, GRU, LSTM, RNN};
+use crate::layers::{
+    Bidirectional, CallArgs, ConvLSTM2D, CuDNNGRU, CuDNNLSTM, MergeMode, Output, SimpleRNN, GRU,
+    LSTM, RNN,
+};
 use crate::{Error, Result};
-use cudarc::driver::CudaSlice;
+use cudarc::driver::{CudaSlice, PushKernelArg};
 use ndarray::{Array2, ArrayD, ArrayView2, ArrayViewD, Ix2};
 
 /// The words that mark a layer class the CUDA path does not run (tests and scripts look for
-/// them to report such cases as skipped, not failed).
+/// them to report such cases as skipped, not failed). Every Keras class `recurrent` loads runs
+/// on the GPU today; user-defined cells are refused with their own message.
 pub const NO_CUDA_PATH: &str = "has no CUDA path yet";
 
 /// A layer's outputs left on the device.
@@ -50,6 +54,14 @@ enum Kind {
         refuse_mask: Option<&'static str>,
     },
     Conv(Box<DeviceConv>),
+    Bidi(Box<BidiLayer>),
+}
+
+/// `Bidirectional`: the two directions as layers of their own, and the merge.
+struct BidiLayer {
+    fwd: CudaLayer,
+    bwd: CudaLayer,
+    merge: MergeMode,
 }
 
 /// The states a stateful layer carries between calls, on the device (internal layout:
@@ -66,6 +78,8 @@ enum Given {
     None,
     /// Validated, internal layout, owned by the call.
     Device(Vec<CudaSlice<f32>>),
+    /// Bidirectional: the forward layer's, the backward layer's.
+    Pair(Box<Given>, Box<Given>),
 }
 
 /// A recurrent layer on a CUDA device: the weights of a built [`SimpleRNN`], [`GRU`],
@@ -184,11 +198,29 @@ impl CudaLayer {
             KerasLayer::CuDNNGRU(l) => Self::cudnn_gru(dev, l),
             KerasLayer::CuDNNLSTM(l) => Self::cudnn_lstm(dev, l),
             KerasLayer::RNN(l) => Self::from_rnn(dev, l),
-            KerasLayer::Bidirectional(_) => Err(Error::invalid(
-                "layer",
-                format!("Bidirectional {NO_CUDA_PATH} (run it on the CPU)"),
-            )),
+            KerasLayer::Bidirectional(l) => Self::bidirectional(dev, l),
         }
+    }
+
+    /// A `Bidirectional` around any of the others: both directions on the device, the
+    /// backward output reversed in time, masked steps zeroed (Keras's zero_output_for_mask,
+    /// not for ConvLSTM2D) and the merge in one kernel (f32, before the storage type's one
+    /// rounding). States: the forward layer's, then the backward layer's.
+    pub fn bidirectional(dev: &CudaDevice, layer: &Bidirectional) -> Result<Self> {
+        let fwd = Self::from_keras(dev, layer.forward_layer())?;
+        let bwd = Self::from_keras(dev, layer.backward_layer())?;
+        Ok(CudaLayer {
+            dev: dev.clone(),
+            class: "Bidirectional",
+            options: *fwd.options(),
+            kind: Kind::Bidi(Box::new(BidiLayer {
+                fwd,
+                bwd,
+                merge: layer.merge_mode(),
+            })),
+            carry: DeviceCarry::default(),
+            dtype: StorageType::F32,
+        })
     }
 
     /// Any layer `recurrent run` loads, with weights, inputs and outputs in storage type `dtype`.
@@ -204,6 +236,16 @@ impl CudaLayer {
             return Ok(self);
         }
         let dev = self.dev.clone();
+        if let Kind::Bidi(bi) = self.kind {
+            let BidiLayer { fwd, bwd, merge } = *bi;
+            self.kind = Kind::Bidi(Box::new(BidiLayer {
+                fwd: fwd.into_dtype(dtype)?,
+                bwd: bwd.into_dtype(dtype)?,
+                merge,
+            }));
+            self.dtype = dtype;
+            return Ok(self);
+        }
         self.kind = match &self.kind {
             Kind::Dense {
                 cells,
@@ -220,6 +262,12 @@ impl CudaLayer {
                 refuse_mask: *refuse_mask,
             },
             Kind::Conv(c) => Kind::Conv(Box::new(c.converted(&dev, dtype)?)),
+            Kind::Bidi(_) => {
+                return Err(Error::invalid(
+                    "layer",
+                    "internal: Bidirectional handled above",
+                ))
+            }
         };
         self.dtype = dtype;
         Ok(self)
@@ -250,19 +298,44 @@ impl CudaLayer {
         match &self.kind {
             Kind::Dense { names, .. } => names.clone(),
             Kind::Conv(_) => vec!["h".into(), "c".into()],
+            Kind::Bidi(bi) => {
+                let f = bi.fwd.state_names();
+                let b = bi.bwd.state_names();
+                f.iter()
+                    .map(|n| format!("forward.{n}"))
+                    .chain(b.iter().map(|n| format!("backward.{n}")))
+                    .collect()
+            }
         }
     }
 
     /// Keras `reset_states()`: the next call of a stateful layer starts from zeros.
     pub fn reset_states(&mut self) {
         self.carry.states = None;
+        if let Kind::Bidi(bi) = &mut self.kind {
+            bi.fwd.reset_states();
+            bi.bwd.reset_states();
+        }
     }
 
     /// Keras `reset_states(states)`: the next call starts from `states`, shaped as the CPU
     /// layer's `reset_states_to` takes them (`(batch, width)` each; ConvLSTM2D
     /// `(batch, rows, cols, filters)` or channels-first).
-    pub fn reset_states_to(&mut self, states: Vec<ArrayD<f32>>) -> Result<()> {
-        let (flat, widths, names) = match &self.kind {
+    pub fn reset_states_to(&mut self, mut states: Vec<ArrayD<f32>>) -> Result<()> {
+        let names_all = self.state_names();
+        let (flat, widths, names) = match &mut self.kind {
+            Kind::Bidi(bi) => {
+                // The forward layer's states, then the backward layer's.
+                let nf = bi.split_states(states.len(), &names_all)?;
+                let back = states.split_off(nf);
+                bi.fwd
+                    .reset_states_to(states)
+                    .map_err(|e| name_direction("forward", e))?;
+                return bi
+                    .bwd
+                    .reset_states_to(back)
+                    .map_err(|e| name_direction("backward", e));
+            }
             Kind::Dense { widths, names, .. } => {
                 let mut flat = Vec::new();
                 for (k, a) in states.into_iter().enumerate() {
@@ -325,80 +398,16 @@ impl CudaLayer {
     /// Runs the layer on host arrays, as the CPU layer's `forward` does.
     ///
     /// * `x`: `(batch, time, features)` (`(time, batch, features)` with `time_major`);
-    ///   ConvLSTM2D: `(batch, time, rows, cols, channels)` or channels-first
-    /// * `args`: mask `(batch, time)`, initial states as the CPU layer takes them; `constants`
-    ///   are refused (no built-in cell takes them).
+    ///   ConvLSTM2D: `(batch, time, rows, cols, channels)` or channels-first; rounded to the
+    ///   layer's storage type on upload
+    /// * `args`: mask `(batch, time)`, initial states as the CPU layer takes them (rounded to
+    ///   the storage type); `constants` are refused (no built-in cell takes them).
+    ///
+    /// A `Bidirectional` returns what [`crate::layers::Bidirectional::forward_stacked`] does.
     pub fn forward(&mut self, x: ArrayViewD<f32>, args: &CallArgs) -> Result<Output> {
-        let (x_dev, given) = match &self.kind {
-            Kind::Dense {
-                cells,
-                names,
-                widths,
-                refuse_mask,
-            } => {
-                let tm = self.options.time_major;
-                let (batch, _, _) = dense_dims(x.shape(), tm)?;
-                if let Some(class) = refuse_mask {
-                    if args.mask.is_some() {
-                        return Err(cudnn_mask_error(class));
-                    }
-                }
-                check_dense_input(x.shape(), tm, first_input(cells)?)?;
-                if !args.constants.is_empty() {
-                    return Err(Error::invalid(
-                        "constants",
-                        "no cell of this RNN accepts constants",
-                    ));
-                }
-                let given = match args.initial_state {
-                    None => Given::None,
-                    Some(g) => {
-                        check_state_count(g.len(), widths, names)?;
-                        let mut v = Vec::with_capacity(g.len());
-                        for ((a, w), n) in g.iter().zip(widths).zip(names) {
-                            let flat = flatten_state(n, a, &[batch, *w])?;
-                            v.push(upload2(&self.dev, &flat, self.dtype)?);
-                        }
-                        Given::Device(v)
-                    }
-                };
-                (self.dev.upload_as(x, self.dtype)?, given)
-            }
-            Kind::Conv(c) => {
-                let d = conv_dims(c, x.shape())?;
-                let given = match args.initial_state {
-                    None => Given::None,
-                    Some(g) => {
-                        if g.len() != 2 {
-                            return Err(Error::invalid(
-                                "initial_state",
-                                format!("expected 2 arrays (h, c), found {}", g.len()),
-                            ));
-                        }
-                        let mut v = Vec::new();
-                        for (a, n) in g.iter().zip(["h", "c"]) {
-                            if a.shape() != d.state_shape.as_slice() {
-                                return Err(Error::shape(
-                                    format!("initial_state {n}"),
-                                    fmt_shape(&d.state_shape),
-                                    a.shape(),
-                                ));
-                            }
-                            let a = if d.cf {
-                                a.view().permuted_axes(vec![0, 2, 3, 1])
-                            } else {
-                                a.view()
-                            };
-                            let flat =
-                                flatten_state(n, &a.to_owned(), &[d.b, d.orow, d.ocol, d.f])?;
-                            v.push(upload2(&self.dev, &flat, self.dtype)?);
-                        }
-                        Given::Device(v)
-                    }
-                };
-                (self.dev.upload_as(x, self.dtype)?, given)
-            }
-        };
+        self.check_call(x.shape(), args.mask.is_some(), !args.constants.is_empty())?;
+        let given = self.host_given(x.shape(), args.initial_state)?;
+        let x_dev = self.dev.upload_as(x, self.dtype)?;
         let out = self.run(&x_dev, args.mask, given)?;
         out.to_host(&self.dev)
     }
@@ -413,94 +422,184 @@ impl CudaLayer {
         mask: Option<ArrayView2<bool>>,
         initial_state: Option<&[DeviceTensor]>,
     ) -> Result<DeviceOutput> {
-        let given = match &self.kind {
-            Kind::Dense {
-                cells,
-                names,
-                widths,
-                refuse_mask,
-            } => {
-                let tm = self.options.time_major;
-                let (batch, _, _) = dense_dims(x.shape(), tm)?;
-                if let Some(class) = refuse_mask {
-                    if mask.is_some() {
-                        return Err(cudnn_mask_error(class));
-                    }
-                }
-                check_dense_input(x.shape(), tm, first_input(cells)?)?;
-                match initial_state {
-                    None => Given::None,
-                    Some(g) => {
-                        check_state_count(g.len(), widths, names)?;
-                        let mut v = Vec::with_capacity(g.len());
-                        for ((a, w), n) in g.iter().zip(widths).zip(names) {
-                            if a.shape() != [batch, *w] {
-                                return Err(Error::Shape {
-                                    what: format!("initial_state {n}"),
-                                    expected: fmt_shape(&[batch, *w]),
-                                    found: fmt_shape(a.shape()),
-                                });
-                            }
-                            check_dtype(&format!("initial_state {n}"), a, self.dtype)?;
-                            v.push(self.dev.to_f32(&a.data)?);
-                        }
-                        Given::Device(v)
-                    }
-                }
-            }
-            Kind::Conv(c) => {
-                let d = conv_dims(c, x.shape())?;
-                match initial_state {
-                    None => Given::None,
-                    Some(g) => {
-                        if g.len() != 2 {
-                            return Err(Error::invalid(
-                                "initial_state",
-                                format!("expected 2 arrays (h, c), found {}", g.len()),
-                            ));
-                        }
-                        let mut v = Vec::new();
-                        for (a, n) in g.iter().zip(["h", "c"]) {
-                            if a.shape() != d.state_shape.as_slice() {
-                                return Err(Error::shape(
-                                    format!("initial_state {n}"),
-                                    fmt_shape(&d.state_shape),
-                                    a.shape(),
-                                ));
-                            }
-                            check_dtype(&format!("initial_state {n}"), a, self.dtype)?;
-                            let wide = self.dev.to_f32(&a.data)?;
-                            v.push(if d.cf {
-                                dense::permute_pf(
-                                    &self.dev,
-                                    d.b,
-                                    d.orow * d.ocol,
-                                    d.f,
-                                    &wide,
-                                    false,
-                                )?
-                            } else {
-                                wide
-                            });
-                        }
-                        Given::Device(v)
-                    }
-                }
-            }
-        };
+        self.check_call(x.shape(), mask.is_some(), false)?;
+        let given = self.device_given(x.shape(), initial_state)?;
         self.run(x, mask, given)
     }
 
-    /// The stateful carry, the remaining checks, the launches, the carry update.
+    /// The input checks that come before the states' (the CPU layer's order and messages).
+    fn check_call(&self, shape: &[usize], has_mask: bool, has_constants: bool) -> Result<()> {
+        match &self.kind {
+            Kind::Dense {
+                cells, refuse_mask, ..
+            } => {
+                let tm = self.options.time_major;
+                dense_dims(shape, tm)?;
+                if let Some(class) = refuse_mask {
+                    if has_mask {
+                        return Err(cudnn_mask_error(class));
+                    }
+                }
+                check_dense_input(shape, tm, first_input(cells)?)?;
+                if has_constants {
+                    return Err(Error::invalid(
+                        "constants",
+                        "no cell of this RNN accepts constants",
+                    ));
+                }
+                Ok(())
+            }
+            Kind::Conv(c) => conv_dims(c, shape).map(|_| ()),
+            Kind::Bidi(bi) => {
+                bi.fwd.check_call(shape, has_mask, has_constants)?;
+                bi.bwd.check_call(shape, has_mask, has_constants)
+            }
+        }
+    }
+
+    /// Host initial states, checked and uploaded in the internal layout.
+    fn host_given(&self, shape: &[usize], init: Option<&[ArrayD<f32>]>) -> Result<Given> {
+        let Some(g) = init else {
+            return Ok(Given::None);
+        };
+        match &self.kind {
+            Kind::Dense { names, widths, .. } => {
+                let (batch, _, _) = dense_dims(shape, self.options.time_major)?;
+                check_state_count(g.len(), widths, names)?;
+                let mut v = Vec::with_capacity(g.len());
+                for ((a, w), n) in g.iter().zip(widths).zip(names) {
+                    let flat = flatten_state(n, a, &[batch, *w])?;
+                    v.push(upload2(&self.dev, &flat, self.dtype)?);
+                }
+                Ok(Given::Device(v))
+            }
+            Kind::Conv(c) => {
+                let d = conv_dims(c, shape)?;
+                check_conv_state_count(g.len())?;
+                let mut v = Vec::new();
+                for (a, n) in g.iter().zip(["h", "c"]) {
+                    if a.shape() != d.state_shape.as_slice() {
+                        return Err(Error::shape(
+                            format!("initial_state {n}"),
+                            fmt_shape(&d.state_shape),
+                            a.shape(),
+                        ));
+                    }
+                    let a = if d.cf {
+                        a.view().permuted_axes(vec![0, 2, 3, 1])
+                    } else {
+                        a.view()
+                    };
+                    let flat = flatten_state(n, &a.to_owned(), &[d.b, d.orow, d.ocol, d.f])?;
+                    v.push(upload2(&self.dev, &flat, self.dtype)?);
+                }
+                Ok(Given::Device(v))
+            }
+            Kind::Bidi(bi) => {
+                let nf = bi.split_states(g.len(), &self.state_names())?;
+                let f = bi
+                    .fwd
+                    .host_given(shape, Some(&g[..nf]))
+                    .map_err(|e| name_direction("forward", e))?;
+                let b = bi
+                    .bwd
+                    .host_given(shape, Some(&g[nf..]))
+                    .map_err(|e| name_direction("backward", e))?;
+                Ok(Given::Pair(Box::new(f), Box::new(b)))
+            }
+        }
+    }
+
+    /// Device initial states (the user's layout, the layer's storage type), checked and
+    /// copied into the internal layout as f32.
+    fn device_given(&self, shape: &[usize], init: Option<&[DeviceTensor]>) -> Result<Given> {
+        let Some(g) = init else {
+            return Ok(Given::None);
+        };
+        match &self.kind {
+            Kind::Dense { names, widths, .. } => {
+                let (batch, _, _) = dense_dims(shape, self.options.time_major)?;
+                check_state_count(g.len(), widths, names)?;
+                let mut v = Vec::with_capacity(g.len());
+                for ((a, w), n) in g.iter().zip(widths).zip(names) {
+                    if a.shape() != [batch, *w] {
+                        return Err(Error::Shape {
+                            what: format!("initial_state {n}"),
+                            expected: fmt_shape(&[batch, *w]),
+                            found: fmt_shape(a.shape()),
+                        });
+                    }
+                    check_dtype(&format!("initial_state {n}"), a, self.dtype)?;
+                    v.push(self.dev.to_f32(&a.data)?);
+                }
+                Ok(Given::Device(v))
+            }
+            Kind::Conv(c) => {
+                let d = conv_dims(c, shape)?;
+                check_conv_state_count(g.len())?;
+                let mut v = Vec::new();
+                for (a, n) in g.iter().zip(["h", "c"]) {
+                    if a.shape() != d.state_shape.as_slice() {
+                        return Err(Error::shape(
+                            format!("initial_state {n}"),
+                            fmt_shape(&d.state_shape),
+                            a.shape(),
+                        ));
+                    }
+                    check_dtype(&format!("initial_state {n}"), a, self.dtype)?;
+                    let wide = self.dev.to_f32(&a.data)?;
+                    v.push(if d.cf {
+                        dense::permute_pf(&self.dev, d.b, d.orow * d.ocol, d.f, &wide, false)?
+                    } else {
+                        wide
+                    });
+                }
+                Ok(Given::Device(v))
+            }
+            Kind::Bidi(bi) => {
+                let nf = bi.split_states(g.len(), &self.state_names())?;
+                let f = bi
+                    .fwd
+                    .device_given(shape, Some(&g[..nf]))
+                    .map_err(|e| name_direction("forward", e))?;
+                let b = bi
+                    .bwd
+                    .device_given(shape, Some(&g[nf..]))
+                    .map_err(|e| name_direction("backward", e))?;
+                Ok(Given::Pair(Box::new(f), Box::new(b)))
+            }
+        }
+    }
+
+    /// [`CudaLayer::run_wide`], then the outputs and states in the storage type.
     fn run(
         &mut self,
         x: &DeviceTensor,
         mask: Option<ArrayView2<bool>>,
         given: Given,
     ) -> Result<DeviceOutput> {
+        let out = self.run_wide(x, mask, given)?;
+        let (dev, dt) = (&self.dev, self.dtype);
+        Ok(DeviceOutput {
+            output: narrow_tensor(dev, out.output, dt)?,
+            states: out
+                .states
+                .into_iter()
+                .map(|s| narrow_tensor(dev, s, dt))
+                .collect::<Result<Vec<_>>>()?,
+        })
+    }
+
+    /// The stateful carry, the remaining checks, the launches, the carry update; outputs and
+    /// states in f32 (Bidirectional merges before the one rounding to the storage type).
+    fn run_wide(
+        &mut self,
+        x: &DeviceTensor,
+        mask: Option<ArrayView2<bool>>,
+        given: Given,
+    ) -> Result<DeviceOutput> {
         let dev = self.dev.clone();
-        let dt = self.dtype;
-        check_dtype("input", x, dt)?;
+        check_dtype("input", x, self.dtype)?;
         // The kernels read an f32 input (see kernels/rnn.cu, "storage types").
         let widened;
         let x32: &CudaSlice<f32> = match &x.data {
@@ -510,7 +609,16 @@ impl CudaLayer {
                 &widened
             }
         };
-        match &self.kind {
+        match &mut self.kind {
+            Kind::Bidi(bi) => {
+                let (gf, gb) = match given {
+                    Given::Pair(f, b) => (*f, *b),
+                    _ => (Given::None, Given::None),
+                };
+                let of = bi.fwd.run_wide(x, mask, gf)?;
+                let ob = bi.bwd.run_wide(x, mask, gb)?;
+                bi.merge(&dev, of, ob, mask)
+            }
             Kind::Dense {
                 cells,
                 names,
@@ -553,7 +661,7 @@ impl CudaLayer {
                 };
                 if self.options.stateful {
                     let mut keep = Vec::with_capacity(r.states.len());
-                    for (s, w) in r.states.iter().zip(widths) {
+                    for (s, w) in r.states.iter().zip(widths.iter()) {
                         keep.push((dev.copy_slice(s)?, *w));
                     }
                     self.carry.states = Some(keep);
@@ -561,17 +669,15 @@ impl CudaLayer {
                 let states = r
                     .states
                     .into_iter()
-                    .zip(widths)
-                    .map(|(s, w)| {
-                        Ok(DeviceTensor {
-                            data: dev.narrow(s, dt)?,
-                            shape: vec![batch, *w],
-                        })
+                    .zip(widths.iter())
+                    .map(|(s, w)| DeviceTensor {
+                        data: Buf::F32(s),
+                        shape: vec![batch, *w],
                     })
-                    .collect::<Result<Vec<_>>>()?;
+                    .collect();
                 Ok(DeviceOutput {
                     output: DeviceTensor {
-                        data: dev.narrow(r.output, dt)?,
+                        data: Buf::F32(r.output),
                         shape: out_shape,
                     },
                     states,
@@ -651,16 +757,16 @@ impl CudaLayer {
                 out_shape.extend_from_slice(&d.state_shape[1..]);
                 Ok(DeviceOutput {
                     output: DeviceTensor {
-                        data: dev.narrow(r.output, dt)?,
+                        data: Buf::F32(r.output),
                         shape: out_shape,
                     },
                     states: vec![
                         DeviceTensor {
-                            data: dev.narrow(h, dt)?,
+                            data: Buf::F32(h),
                             shape: d.state_shape.clone(),
                         },
                         DeviceTensor {
-                            data: dev.narrow(cst, dt)?,
+                            data: Buf::F32(cst),
                             shape: d.state_shape.clone(),
                         },
                     ],
@@ -679,6 +785,42 @@ pub fn forward_keras(
     args: &CallArgs,
 ) -> Result<Output> {
     CudaLayer::from_keras(dev, layer)?.forward(x, args)
+}
+
+/// Runs the layers of a [`KerasChain`] on the device in storage type `dtype`, each layer's
+/// output feeding the next without leaving the device: the CUDA twin of
+/// [`KerasChain::forward`] (`recurrent run --model --device cuda`). `x`, the mask and the
+/// initial states as for the first layer; the mask goes to every layer, as on the CPU; errors
+/// of later layers name the layer.
+pub fn forward_chain(
+    dev: &CudaDevice,
+    chain: &KerasChain,
+    dtype: StorageType,
+    x: ArrayViewD<f32>,
+    args: &CallArgs,
+) -> Result<Output> {
+    let names = chain.names();
+    let mut layers = chain
+        .layers()
+        .into_iter()
+        .map(|l| CudaLayer::from_keras_as(dev, l, dtype))
+        .collect::<Result<Vec<_>>>()?;
+    let n = layers.len();
+    if n == 0 {
+        return Err(Error::invalid("chain", "no layers"));
+    }
+    // The first layer on host arrays checks and rounds them as a single layer does.
+    let first = &mut layers[0];
+    first.check_call(x.shape(), args.mask.is_some(), !args.constants.is_empty())?;
+    let given = first.host_given(x.shape(), args.initial_state)?;
+    let xd = dev.upload_as(x, dtype)?;
+    let mut out = first.run(&xd, args.mask, given)?;
+    for (layer, name) in layers.iter_mut().zip(&names).skip(1) {
+        out = layer
+            .forward_device(&out.output, args.mask, None)
+            .map_err(|e| Error::invalid(format!("layer `{name}`"), e.to_string()))?;
+    }
+    out.to_host(dev)
 }
 
 // ---- checks shared by the host and device entry points (the CPU path's messages)
@@ -889,4 +1031,197 @@ fn conv_dims(c: &DeviceConv, shape: &[usize]) -> Result<ConvDims> {
         rgeo,
         state_shape,
     })
+}
+
+impl BidiLayer {
+    /// How many of `n` flattened states belong to the forward layer; `n` must be the total.
+    fn split_states(&self, n: usize, names: &[String]) -> Result<usize> {
+        let nf = self.fwd.state_names().len();
+        let nb = self.bwd.state_names().len();
+        if n != nf + nb {
+            return Err(Error::invalid(
+                "initial_state",
+                format!(
+                    "expected {} arrays ({}), found {n}",
+                    nf + nb,
+                    names.join(", ")
+                ),
+            ));
+        }
+        Ok(nf)
+    }
+
+    /// Merges the two directions' f32 results (`bidi_merge_f32`): the CPU `Bidirectional`'s
+    /// `forward_stacked` output and the states of both.
+    fn merge(
+        &self,
+        dev: &CudaDevice,
+        of: DeviceOutput,
+        ob: DeviceOutput,
+        mask: Option<ArrayView2<bool>>,
+    ) -> Result<DeviceOutput> {
+        let opts = self.fwd.options;
+        let (fs, bs) = (of.output.shape.clone(), ob.output.shape.clone());
+        let (Buf::F32(yf), Buf::F32(yb)) = (&of.output.data, &ob.output.data) else {
+            return Err(Error::invalid(
+                "Bidirectional",
+                "internal: directions not in f32",
+            ));
+        };
+        let (Some(&lf), Some(&lb)) = (fs.last(), bs.last()) else {
+            return Err(Error::invalid("Bidirectional", "internal: scalar outputs"));
+        };
+        let lead_f = &fs[..fs.len() - 1];
+        let lead_b = &bs[..bs.len() - 1];
+        let mode = match self.merge {
+            MergeMode::Concat => 0,
+            MergeMode::Sum => 1,
+            MergeMode::Mul => 2,
+            MergeMode::Ave => 3,
+            MergeMode::None => 4,
+        };
+        let same_shape = fs == bs;
+        if (mode == 0 && lead_f != lead_b) || (mode != 0 && !same_shape) {
+            let what = if mode == 0 {
+                "cannot concatenate outputs of shapes".to_string()
+            } else {
+                format!(
+                    "merge_mode {:?} needs outputs of one shape, found",
+                    self.merge
+                )
+            };
+            return Err(Error::invalid(
+                "Bidirectional",
+                format!("{what} {} and {}", fmt_shape(&fs), fmt_shape(&bs)),
+            ));
+        }
+        // (batch, time) and the elements between time and the last axis.
+        let (batch, time, has_time) = if opts.return_sequences {
+            if opts.time_major {
+                (fs[1], fs[0], true)
+            } else {
+                (fs[0], fs[1], true)
+            }
+        } else {
+            (fs[0], 1, false)
+        };
+        let rows: usize = lead_f.iter().product();
+        let mid = rows / (batch * time).max(1);
+        let width = if mode == 0 { lf + lb } else { lf };
+        let n_out = if mode == 4 {
+            2 * rows * lf
+        } else {
+            rows * width
+        };
+        let mut out = dev.alloc_out(n_out)?;
+        let dummy_mask = dev.alloc_zeros::<u8>(1)?;
+        let mask_dev = match mask {
+            Some(m) if has_time => Some(upload_mask(dev, m)?),
+            _ => None,
+        };
+        let (mask_buf, has_mask) = match &mask_dev {
+            Some(m) => (m, 1i32),
+            None => (&dummy_mask, 0i32),
+        };
+        let zero = |l: &CudaLayer| i32::from(!matches!(l.kind, Kind::Conv(_)));
+        let f = dev.function(Module::Rnn, "bidi_merge_f32")?;
+        let (bi, ti) = (to_i32(batch, "batch")?, to_i32(time, "time")?);
+        let mi = to_i64(mid, "elements per step")?;
+        let (lfi, lbi) = (to_i32(lf, "output width")?, to_i32(lb, "output width")?);
+        let (tm, ht) = (i32::from(opts.time_major), i32::from(has_time));
+        let (fb, bb) = (
+            i32::from(self.fwd.options.go_backwards),
+            i32::from(self.bwd.options.go_backwards),
+        );
+        let (zf, zb) = (zero(&self.fwd), zero(&self.bwd));
+        let blocks = n_out.div_ceil(256).clamp(1, 4096) as u32;
+        // bidi_merge_f32(int B, int T, long long M, int Lf, int Lb, int time_major,
+        //   int has_time, const float* yf, const float* yb, const u8* mask, int has_mask,
+        //   int f_back, int b_back, int zero_f, int zero_b, int mode, float* out)
+        let mut l = dev.launcher(&f);
+        l.arg(&bi)
+            .arg(&ti)
+            .arg(&mi)
+            .arg(&lfi)
+            .arg(&lbi)
+            .arg(&tm)
+            .arg(&ht)
+            .arg(yf)
+            .arg(yb)
+            .arg(mask_buf)
+            .arg(&has_mask)
+            .arg(&fb)
+            .arg(&bb)
+            .arg(&zf)
+            .arg(&zb)
+            .arg(&mode)
+            .arg(&mut out);
+        dev.launch(l, "bidi_merge_f32", grid1(blocks, 256))?;
+        let shape = if mode == 4 {
+            std::iter::once(2).chain(fs.iter().copied()).collect()
+        } else {
+            let mut v = lead_f.to_vec();
+            v.push(width);
+            v
+        };
+        let mut states = of.states;
+        states.extend(ob.states);
+        Ok(DeviceOutput {
+            output: DeviceTensor {
+                data: Buf::F32(out),
+                shape,
+            },
+            states,
+        })
+    }
+}
+
+/// The CPU `Bidirectional`'s naming of a direction's initial-state errors:
+/// `initial_state (forward layer)` / `initial_state forward.h`.
+fn name_direction(dir: &str, e: Error) -> Error {
+    match e {
+        Error::Invalid { what, message } if what.starts_with("initial_state") => Error::Invalid {
+            what: format!(
+                "initial_state ({dir} layer) {}",
+                &what["initial_state".len()..]
+            )
+            .trim_end()
+            .to_string(),
+            message,
+        },
+        Error::Shape {
+            what,
+            expected,
+            found,
+        } if what.starts_with("initial_state") => Error::Shape {
+            what: what.replacen("initial_state ", &format!("initial_state {dir}."), 1),
+            expected,
+            found,
+        },
+        other => other,
+    }
+}
+
+fn check_conv_state_count(n: usize) -> Result<()> {
+    if n != 2 {
+        return Err(Error::invalid(
+            "initial_state",
+            format!("expected 2 arrays (h, c), found {n}"),
+        ));
+    }
+    Ok(())
+}
+
+/// An f32 result tensor in storage type `dt` (others unchanged).
+fn narrow_tensor(dev: &CudaDevice, t: DeviceTensor, dt: StorageType) -> Result<DeviceTensor> {
+    match t.data {
+        Buf::F32(s) => Ok(DeviceTensor {
+            data: dev.narrow(s, dt)?,
+            shape: t.shape,
+        }),
+        other => Ok(DeviceTensor {
+            data: other,
+            shape: t.shape,
+        }),
+    }
 }

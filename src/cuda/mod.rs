@@ -26,7 +26,9 @@
 //! * [`CudaLayer`]: a built layer's weights on the device; [`CudaLayer::forward`] (host arrays
 //!   in and out, the CPU `forward`'s arguments, checks and errors) and
 //!   [`CudaLayer::forward_device`] (device tensors in and out, for chaining layers).
-//!   [`forward_keras`] runs a [`crate::keras::KerasLayer`] (`recurrent run --device cuda`).
+//!   [`forward_keras`] runs a [`crate::keras::KerasLayer`] (`recurrent run --device cuda`),
+//!   [`forward_chain`] a [`crate::keras::KerasChain`] of a model file (`recurrent run --model
+//!   --device cuda`), `Bidirectional` included ([`CudaLayer::bidirectional`]).
 //!
 //! Work per layer call: one GEMM projects the inputs of every step (`x W + b`; for
 //! ConvLSTM2D an implicit-GEMM convolution of every frame), then one fused kernel per time step
@@ -49,4 +51,4 @@ mod kernels;
 mod layer;
 
 pub use device::{CudaDevice, DeviceTensor};
-pub use layer::{forward_keras, CudaLayer, DeviceOutput, NO_CUDA_PATH};
+pub use layer::{forward_chain, forward_keras, CudaLayer, DeviceOutput, NO_CUDA_PATH};

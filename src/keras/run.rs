@@ -322,13 +322,9 @@ pub fn run_model_files(files: &ModelRunFiles) -> Result<()> {
 }
 
 fn run_model_inner(files: &ModelRunFiles) -> Result<()> {
+    #[cfg(not(feature = "cuda"))]
     if files.device == Device::Cuda {
-        #[cfg(not(feature = "cuda"))]
         return Err(Error::NotCompiledWithCuda);
-        #[cfg(feature = "cuda")]
-        return Err(Error::Cuda(
-            "`run --model` does not run on the GPU yet (chains and Bidirectional are CPU-only); run it with --device cpu, or export single layers and use --layer/--weights with --device cuda".into(),
-        ));
     }
     let file = match &files.weights {
         Some(w) => model::KerasFile::open_with_weights(&files.model, w)?,
@@ -359,7 +355,15 @@ fn run_model_inner(files: &ModelRunFiles) -> Result<()> {
         initial_state: initial.as_deref(),
         constants: &[],
     };
-    let out = chain.forward(x.view(), &args).map_err(|e| {
+    let out = match files.device {
+        Device::Cpu => chain.forward(x.view(), &args),
+        #[cfg(feature = "cuda")]
+        Device::Cuda => crate::cuda::CudaDevice::new(0)
+            .and_then(|dev| crate::cuda::forward_chain(&dev, &chain, files.dtype, x.view(), &args)),
+        #[cfg(not(feature = "cuda"))]
+        Device::Cuda => Err(Error::NotCompiledWithCuda),
+    }
+    .map_err(|e| {
         locate_call_error(
             e,
             &files.input,
