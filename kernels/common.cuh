@@ -96,6 +96,13 @@ __device__ __forceinline__ float activate(float x, int runtime_id) {
     }
 }
 
+// As `activate`, with the run-time switch inlined too (no call: kernels whose live state
+// would spill around act_runtime's call, the persistent ones).
+template <int A>
+__device__ __forceinline__ float activate_inl(float x, int runtime_id) {
+    return act_by_id(A == ACT_RUNTIME ? runtime_id : A, x);
+}
+
 // ---- storage types: load to f32, store from f32
 
 __device__ __forceinline__ float load_f32(const float* p) { return __ldg(p); }
@@ -114,6 +121,20 @@ __device__ __forceinline__ void store_f32(__half* p, float v) { *p = __float2hal
 __device__ __forceinline__ void store_f32(__nv_bfloat16* p, float v) {
     *p = __float2bfloat16_rn(v);
 }
+
+// ---- across blocks (the persistent kernels of rnn_persistent.cu)
+//   load_cg:   a load through L2 only, for data other blocks of the same launch wrote (L1 is
+//              not coherent across SMs, and __ldg's read-only path must not see writes).
+//   spin_load: a volatile load for spinning on a flag.
+//   RECURRENT_DYNAMIC_SMEM(name): the launch's dynamic shared memory as `unsigned char name[]`.
+// kernels/emu/emu.h defines its own versions (RECURRENT_EMU) for the CPU emulator.
+#ifndef RECURRENT_EMU
+__device__ __forceinline__ float load_cg(const float* p) { return __ldcg(p); }
+__device__ __forceinline__ unsigned int spin_load(const unsigned int* p) {
+    return *reinterpret_cast<const volatile unsigned int*>(p);
+}
+#define RECURRENT_DYNAMIC_SMEM(name) extern __shared__ __align__(16) unsigned char name[]
+#endif
 
 // ---- tiled GEMM: C[M, N] (row-major, ldc) = A[M, K] B[K, N] (+ bias[N])
 //

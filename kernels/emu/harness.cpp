@@ -1,6 +1,7 @@
 #include "emu.h"
 #include "rnn.cu"
 #include "conv_lstm.cu"
+#include "rnn_persistent.cu"
 #include <cstdio>
 #include <cstdlib>
 #include <random>
@@ -60,6 +61,10 @@ template <class Wt> struct Entries;
         static constexpr auto simple = simple_step_##DT##_generic;                          \
         static constexpr auto conv_input = conv_input_##DT;                                 \
         static constexpr auto conv_step = conv_lstm_step_##DT##_tanh_hard_sigmoid;          \
+        static constexpr auto p_lstm = persistent_lstm_##DT##_generic;                      \
+        static constexpr auto p_gru_after = persistent_gru_after_##DT##_generic;            \
+        static constexpr auto p_gru_before = persistent_gru_before_##DT##_generic;          \
+        static constexpr auto p_simple = persistent_simple_##DT##_generic;                  \
     };
 ENTRIES(f32, float)
 ENTRIES(f16, __half)
@@ -103,8 +108,10 @@ static int gates(Kind k) { return k == LSTM ? 4 : k == SIMPLE ? 1 : 3; }
 
 // One dense cell, batch-major input (b*T + t rows), batch-major output, as dense.rs launches it,
 // with weights (and the input) stored as Wt.
+// persist_J > 0: the persistent kernel (rnn_persistent.cu) with J units per block instead of
+// the per-step kernels.
 template <class Wt = float>
-static void dense_case(Kind kind, int B, int T, int I, int U, bool back, bool use_mask, bool use_init, int act, int rec, bool tm) {
+static void dense_case(Kind kind, int B, int T, int I, int U, bool back, bool use_mask, bool use_init, int act, int rec, bool tm, int persist_J = 0) {
     int G = gates(kind), GU = G * U;
     auto x = rnd((size_t)B * T * I, 1), W = rnd((size_t)I * GU, 0.5), Um = rnd((size_t)U * GU, 0.4), b = rnd(GU, 0.5), rb = rnd(kind == GRUA ? GU : 1, 0.5);
     auto Ws = stored<Wt>(W); auto Ums = stored<Wt>(Um); auto bs = stored<Wt>(b); auto rbs = stored<Wt>(rb);
@@ -159,7 +166,23 @@ static void dense_case(Kind kind, int B, int T, int I, int U, bool back, bool us
     long long M = (long long)B * T;
     launch({(unsigned)((GU + 63) / 64), (unsigned)((M + 63) / 64), 1}, {256, 1, 1}, [&] { E::gemm(M, GU, I, x.data(), I, Ws.data(), GU, bs.data(), 1, xp.data(), GU); });
     dim3 grid{(unsigned)((U + 31) / 32), (unsigned)std::min((B + 3) / 4, 65535), 1}, block{32, 8, 1};
-    for (int s = 0; s < T; ++s) {
+    if (persist_J > 0) {
+        const int J = persist_J, blocks = (U + J - 1) / J;
+        const int pk = kind == LSTM ? persist::LSTM : kind == GRUA ? persist::GRU_AFTER : kind == GRUB ? persist::GRU_BEFORE : persist::SIMPLE;
+        const size_t smem = (size_t)PersistSmem(pk, (int)sizeof(Wt), B, U, J).total;
+        std::vector<float> hb((size_t)2 * B * U, NAN), rhs((size_t)B * U, NAN);
+        std::copy(h0.begin(), h0.end(), hb.begin());
+        unsigned bar[2] = {0, 0};
+        long long xss = tm ? (long long)B * GU : GU, xbs = tm ? GU : (long long)T * GU;
+        long long sss = tm ? (long long)B * U : U, sbs = tm ? U : (long long)T * U;
+        auto run = [&](auto fn) { launch_coop(blocks, 256, smem, [&] { fn(B, U, T, J, xp.data(), xss, xbs, back, Ums.data(), rbs.data(), kind == GRUA, hb.data(), cs.data(), po.data(), rhs.data(), mask.data(), use_mask, back, T, sq.data(), 1, sss, sbs, bar, act, rec); }); };
+        if (kind == LSTM) run(E::p_lstm);
+        if (kind == GRUA) run(E::p_gru_after);
+        if (kind == GRUB) run(E::p_gru_before);
+        if (kind == SIMPLE) run(E::p_simple);
+        std::copy(hb.begin() + (size_t)(T % 2) * B * U, hb.begin() + (size_t)(T % 2 + 1) * B * U, hs[T % 2].begin());
+    }
+    for (int s = 0; s < (persist_J > 0 ? 0 : T); ++s) {
         int ts = back ? T - 1 - s : s;
         long long xo = tm ? (long long)ts * B * GU : (long long)ts * GU, xbs = tm ? GU : (long long)T * GU;
         long long so = tm ? (long long)s * B * U : (long long)s * U, sbs = tm ? U : (long long)T * U;
@@ -173,7 +196,7 @@ static void dense_case(Kind kind, int B, int T, int I, int U, bool back, bool us
         if (kind == SIMPLE) launch(grid, block, [&] { E::simple(B, U, xp.data(), xo, xbs, Ums.data(), hp, hn, po.data(), mask.data(), use_mask, ts, T, sq.data(), 1, so, sbs, act); });
     }
     char name[200];
-    snprintf(name, sizeof name, "%s kind%d B%d T%d I%d U%d back%d mask%d init%d act%d rec%d tm%d", E::name, kind, B, T, I, U, back, use_mask, use_init, act, rec, tm);
+    snprintf(name, sizeof name, "%s%s kind%d B%d T%d I%d U%d back%d mask%d init%d act%d rec%d tm%d", persist_J > 0 ? ("persistent J" + std::to_string(persist_J) + " ").c_str() : "", E::name, kind, B, T, I, U, back, use_mask, use_init, act, rec, tm);
     check((std::string(name) + " seq").c_str(), sq, seq);
     check((std::string(name) + " h").c_str(), hs[T % 2], h);
     if (kind == LSTM) check((std::string(name) + " c").c_str(), cs, c);
@@ -301,6 +324,15 @@ int main() {
         dense_case<__nv_bfloat16>(k, 6, 3, 3, 9, true, true, true, 3, 8, true);
     }
     conv_case<__half>(2, 3, 7, 6, 3, 17, 3, 2, 1, 2, 1, 1, false, true, true, true);
+    // Persistent kernels: several blocks meeting at the grid barrier (J < U, the last block
+    // partial), one block (J = U: no barrier), batch rows beyond one group of 4, half weights.
+    for (Kind k : {LSTM, GRUA, GRUB, SIMPLE}) {
+        dense_case(k, 5, 4, 7, 37, true, true, true, 0, 2, false, 8);
+        dense_case(k, 3, 5, 4, 21, false, false, false, 0, 1, true, 21);
+        dense_case<__half>(k, 2, 3, 3, 19, true, true, true, 3, 8, false, 5);
+    }
+    dense_case(SIMPLE, 2, 3, 5, 300, false, true, true, 0, 0, false, 300);  // >= 256 columns
+
     conv_case<__nv_bfloat16>(2, 2, 7, 7, 2, 3, 3, 3, 1, 1, 2, 2, true, false, false, true);
     for (int mode = 0; mode < 5; ++mode) {
         bidi_case(3, 4, 1, 5, mode == 0 ? 3 : 5, false, true, false, mode);
