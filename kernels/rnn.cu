@@ -255,7 +255,7 @@ GRU_AFTER_SET(bf16, __nv_bfloat16)
 
 // ---- GRU, reset_after = false: kernel A (gates z, r and r * h), kernel B (candidate, update)
 
-// Kernel A: columns [0, 2U) of Um. Writes z (f32) and rh = r * h (storage type) for every row,
+// Kernel A: columns [0, 2U) of Um. Writes z and rh = r * h (both f32) for every row,
 // masked or not (kernel B applies the mask).
 template <typename W, int REC>
 __device__ __forceinline__ void gru_before_gates_impl(

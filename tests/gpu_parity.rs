@@ -1676,9 +1676,15 @@ mod gpu {
                 let model = ["model.h5", "model.keras"]
                     .iter()
                     .map(|m| dir.join(m))
-                    .find(|p| p.is_file())
-                    .ok_or("no model.h5 / model.keras")?;
-                let file = KerasFile::open(&model).map_err(|e| e.to_string())?;
+                    .find(|p| p.is_file());
+                let file = match model {
+                    Some(m) => KerasFile::open(&m),
+                    // A config with a weights-only file (model.to_json() + save_weights).
+                    None => {
+                        KerasFile::open_with_weights(dir.join("model.json"), dir.join("weights.h5"))
+                    }
+                }
+                .map_err(|e| e.to_string())?;
                 let case: serde_json::Value = serde_json::from_str(
                     &std::fs::read_to_string(dir.join("case.json")).map_err(|e| e.to_string())?,
                 )

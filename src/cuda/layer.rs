@@ -231,9 +231,23 @@ impl CudaLayer {
     /// The same layer in storage type `dtype` (see the type's docs): the weights converted on
     /// the device (round to nearest even, as the `half` crate does on the host). A stateful
     /// layer's carried states (kept in f32) go with it.
+    ///
+    /// From f16 to bf16 or back is refused (it would round rounded weights again): convert the
+    /// f32 layer. Back to f32 is exact.
     pub fn into_dtype(mut self, dtype: StorageType) -> Result<Self> {
         if dtype == self.dtype {
             return Ok(self);
+        }
+        if self.dtype != StorageType::F32 && dtype != StorageType::F32 {
+            return Err(Error::invalid(
+                "dtype",
+                format!(
+                    "expected a conversion from f32 (this layer is {}, {} asked); build the {} layer from the f32 one",
+                    self.dtype.name(),
+                    dtype.name(),
+                    dtype.name()
+                ),
+            ));
         }
         let dev = self.dev.clone();
         if let Kind::Bidi(bi) = self.kind {
@@ -405,6 +419,7 @@ impl CudaLayer {
     ///
     /// A `Bidirectional` returns what [`crate::layers::Bidirectional::forward_stacked`] does.
     pub fn forward(&mut self, x: ArrayViewD<f32>, args: &CallArgs) -> Result<Output> {
+        self.check_bidi_state_count(args.initial_state.map(<[ArrayD<f32>]>::len))?;
         self.check_call(x.shape(), args.mask.is_some(), !args.constants.is_empty())?;
         let given = self.host_given(x.shape(), args.initial_state)?;
         let x_dev = self.dev.upload_as(x, self.dtype)?;
@@ -422,9 +437,19 @@ impl CudaLayer {
         mask: Option<ArrayView2<bool>>,
         initial_state: Option<&[DeviceTensor]>,
     ) -> Result<DeviceOutput> {
+        self.check_bidi_state_count(initial_state.map(<[DeviceTensor]>::len))?;
         self.check_call(x.shape(), mask.is_some(), false)?;
+        check_dtype("input", x, self.dtype)?;
         let given = self.device_given(x.shape(), initial_state)?;
         self.run(x, mask, given)
+    }
+
+    /// Bidirectional: a wrong number of initial states is the first error, as on the CPU.
+    fn check_bidi_state_count(&self, n: Option<usize>) -> Result<()> {
+        if let (Kind::Bidi(bi), Some(n)) = (&self.kind, n) {
+            bi.split_states(n, &self.state_names())?;
+        }
+        Ok(())
     }
 
     /// The input checks that come before the states' (the CPU layer's order and messages).
@@ -579,19 +604,12 @@ impl CudaLayer {
         given: Given,
     ) -> Result<DeviceOutput> {
         let out = self.run_wide(x, mask, given)?;
-        let (dev, dt) = (&self.dev, self.dtype);
-        Ok(DeviceOutput {
-            output: narrow_tensor(dev, out.output, dt)?,
-            states: out
-                .states
-                .into_iter()
-                .map(|s| narrow_tensor(dev, s, dt))
-                .collect::<Result<Vec<_>>>()?,
-        })
+        narrow_output(&self.dev, out, self.dtype)
     }
 
     /// The stateful carry, the remaining checks, the launches, the carry update; outputs and
-    /// states in f32 (Bidirectional merges before the one rounding to the storage type).
+    /// states in f32 (Bidirectional merges before the one rounding to the storage type). `x`
+    /// is in the layer's storage type or f32 (chains hand on f32 between layers).
     fn run_wide(
         &mut self,
         x: &DeviceTensor,
@@ -599,16 +617,19 @@ impl CudaLayer {
         given: Given,
     ) -> Result<DeviceOutput> {
         let dev = self.dev.clone();
-        check_dtype("input", x, self.dtype)?;
-        // The kernels read an f32 input (see kernels/rnn.cu, "storage types").
+        // The kernels read an f32 input (see kernels/rnn.cu, "storage types"); Bidirectional
+        // leaves the widening to its directions.
         let widened;
-        let x32: &CudaSlice<f32> = match &x.data {
-            Buf::F32(s) => s,
+        let x32: Option<&CudaSlice<f32>> = match &x.data {
+            Buf::F32(s) => Some(s),
+            _ if matches!(self.kind, Kind::Bidi(_)) => None,
             other => {
                 widened = dev.to_f32(other)?;
-                &widened
+                Some(&widened)
             }
         };
+        let need_x32 =
+            || x32.ok_or_else(|| Error::invalid("input", "internal: input not widened to f32"));
         match &mut self.kind {
             Kind::Bidi(bi) => {
                 let (gf, gb) = match given {
@@ -648,7 +669,7 @@ impl CudaLayer {
                     go_backwards: self.options.go_backwards,
                     return_sequences: self.options.return_sequences,
                 };
-                let r = dense::run(&dev, cells, x32, spec, mask_dev.as_ref(), init)?;
+                let r = dense::run(&dev, cells, need_x32()?, spec, mask_dev.as_ref(), init)?;
                 let units = cells.last().map(|c| c.units).unwrap_or(0);
                 let out_shape = if spec.return_sequences {
                     if tm {
@@ -727,7 +748,7 @@ impl CudaLayer {
                 let r = conv::run(
                     &dev,
                     c,
-                    x32,
+                    need_x32()?,
                     spec,
                     &d.geo,
                     &d.rgeo,
@@ -800,26 +821,35 @@ pub fn forward_chain(
     args: &CallArgs,
 ) -> Result<Output> {
     let names = chain.names();
-    let mut layers = chain
-        .layers()
-        .into_iter()
-        .map(|l| CudaLayer::from_keras_as(dev, l, dtype))
-        .collect::<Result<Vec<_>>>()?;
+    let mut layers = Vec::with_capacity(names.len());
+    for (k, (l, name)) in chain.layers().into_iter().zip(&names).enumerate() {
+        let built = CudaLayer::from_keras_as(dev, l, dtype);
+        layers.push(if k == 0 {
+            built?
+        } else {
+            built.map_err(|e| Error::invalid(format!("layer `{name}`"), e.to_string()))?
+        });
+    }
     let n = layers.len();
     if n == 0 {
         return Err(Error::invalid("chain", "no layers"));
     }
-    // The first layer on host arrays checks and rounds them as a single layer does.
+    // The first layer on host arrays checks and rounds them as a single layer does. Between
+    // layers the sequences stay f32 (the CPU chain rounds only the last layer's outputs).
     let first = &mut layers[0];
+    first.check_bidi_state_count(args.initial_state.map(<[ArrayD<f32>]>::len))?;
     first.check_call(x.shape(), args.mask.is_some(), !args.constants.is_empty())?;
     let given = first.host_given(x.shape(), args.initial_state)?;
     let xd = dev.upload_as(x, dtype)?;
-    let mut out = first.run(&xd, args.mask, given)?;
+    let mut out = first.run_wide(&xd, args.mask, given)?;
     for (layer, name) in layers.iter_mut().zip(&names).skip(1) {
-        out = layer
-            .forward_device(&out.output, args.mask, None)
-            .map_err(|e| Error::invalid(format!("layer `{name}`"), e.to_string()))?;
+        out = (|| {
+            layer.check_call(out.output.shape(), args.mask.is_some(), false)?;
+            layer.run_wide(&out.output, args.mask, Given::None)
+        })()
+        .map_err(|e| Error::invalid(format!("layer `{name}`"), e.to_string()))?;
     }
+    let out = narrow_output(dev, out, dtype)?;
     out.to_host(dev)
 }
 
@@ -1081,6 +1111,13 @@ impl BidiLayer {
             MergeMode::None => 4,
         };
         let same_shape = fs == bs;
+        if mode == 4 && !same_shape {
+            // The CPU stacks with ndarray::stack and reports its error.
+            return Err(Error::invalid(
+                "Bidirectional",
+                ndarray::ShapeError::from_kind(ndarray::ErrorKind::IncompatibleShape).to_string(),
+            ));
+        }
         if (mode == 0 && lead_f != lead_b) || (mode != 0 && !same_shape) {
             let what = if mode == 0 {
                 "cannot concatenate outputs of shapes".to_string()
@@ -1210,6 +1247,18 @@ fn check_conv_state_count(n: usize) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// A result's output and states in storage type `dt`.
+fn narrow_output(dev: &CudaDevice, out: DeviceOutput, dt: StorageType) -> Result<DeviceOutput> {
+    Ok(DeviceOutput {
+        output: narrow_tensor(dev, out.output, dt)?,
+        states: out
+            .states
+            .into_iter()
+            .map(|s| narrow_tensor(dev, s, dt))
+            .collect::<Result<Vec<_>>>()?,
+    })
 }
 
 /// An f32 result tensor in storage type `dt` (others unchanged).
