@@ -39,7 +39,7 @@ mod gpu {
         ConvLSTM2DConfig, CuDNNConfig, DataFormat, GRUCellConfig, LSTMCellConfig, Padding,
         SequenceOptions, SimpleRNNCellConfig,
     };
-    use recurrent::cuda::{CudaDevice, CudaLayer, NO_CUDA_PATH};
+    use recurrent::cuda::{CudaDevice, CudaLayer, DensePath, NO_CUDA_PATH};
     use recurrent::keras::{load_layer, npz, output_arrays, KerasFile, KerasLayer, StorageType};
     use recurrent::layers::{
         AnyCell, Bidirectional, CallArgs, ConvLSTM2D, CuDNNGRU, CuDNNLSTM, GRUCell, LSTMCell,
@@ -387,7 +387,22 @@ mod gpu {
         mask: Option<&Array2<bool>>,
         init: Option<&[ArrayD<f32>]>,
     ) -> Result<f32, String> {
+        cpu_vs_gpu_on(dev, layer, x, mask, init, None)
+    }
+
+    /// As `cpu_vs_gpu`, with the GPU layer's dense time loops forced to `path`.
+    fn cpu_vs_gpu_on(
+        dev: &CudaDevice,
+        layer: &mut KerasLayer,
+        x: ArrayViewD<f32>,
+        mask: Option<&Array2<bool>>,
+        init: Option<&[ArrayD<f32>]>,
+        path: Option<DensePath>,
+    ) -> Result<f32, String> {
         let mut gpu = CudaLayer::from_keras(dev, layer).map_err(|e| format!("upload: {e}"))?;
+        if let Some(p) = path {
+            gpu = gpu.with_dense_path(p);
+        }
         let args = CallArgs {
             mask: mask.map(|m| m.view()),
             initial_state: init,
@@ -1393,6 +1408,154 @@ mod gpu {
                 cpu_vs_gpu(&dev, &mut layer, x.view(), Some(&mask), None),
             );
         }
+        report.finish();
+    }
+
+    /// The persistent kernels (forced; kernels/rnn_persistent.cu) against the CPU: every cell
+    /// kind over the option matrix at one block (37 units) and at ~100 blocks meeting at grid
+    /// barriers (300 units), batch rows past one group of 4, a stack, and f16 weights. The
+    /// forced path errors instead of falling back when the device cannot co-host the blocks.
+    #[test]
+    fn gpu_persistent_path() {
+        let test = "gpu_persistent_path";
+        let Some(dev) = device(test) else { return };
+        let mut rng = Rng::new(test);
+        let mut report = Report::new(test);
+        let forced = Some(DensePath::Persistent);
+        let sizes: &[(usize, usize, usize, usize)] = if quick() {
+            &[(3, 6, 5, 37), (2, 4, 6, 300)]
+        } else {
+            &[(3, 6, 5, 37), (6, 5, 8, 64), (2, 4, 6, 300)]
+        };
+        for kind in [
+            Dense::Lstm,
+            Dense::GruAfter,
+            Dense::GruBefore,
+            Dense::Simple,
+        ] {
+            for &(b, t, i, u) in sizes {
+                for (opts, with_mask, with_init) in options_matrix() {
+                    let cell = dense_cell(
+                        &mut rng,
+                        kind,
+                        i,
+                        u,
+                        Activation::Tanh,
+                        Activation::Sigmoid,
+                        1.0,
+                    );
+                    let widths = cell.state_size();
+                    let mut layer = dense_layer(cell, opts);
+                    let x = seq_input(&mut rng, &opts, b, t, i);
+                    let mask = with_mask.then(|| rng.mask(b, t));
+                    let init = with_init.then(|| state_arrays(&mut rng, b, &widths));
+                    report.add(
+                        &format!(
+                            "{kind:?} b{b} t{t} u{u} {opts:?} mask={with_mask} init={with_init}"
+                        ),
+                        cpu_vs_gpu_on(
+                            &dev,
+                            &mut layer,
+                            x.view(),
+                            mask.as_ref(),
+                            init.as_deref(),
+                            forced,
+                        ),
+                    );
+                }
+            }
+        }
+        // Generic activations, a stack, f16 weights.
+        let cell = dense_cell(
+            &mut rng,
+            Dense::Lstm,
+            4,
+            40,
+            Activation::Selu,
+            Activation::HardSigmoid,
+            1.0,
+        );
+        let mut layer = dense_layer(
+            cell,
+            SequenceOptions {
+                return_sequences: true,
+                ..Default::default()
+            },
+        );
+        let x = rng.arr(&[2, 5, 4], 1.0);
+        report.add(
+            "lstm selu/hard_sigmoid",
+            cpu_vs_gpu_on(&dev, &mut layer, x.view(), None, None, forced),
+        );
+        let cells = vec![
+            dense_cell(
+                &mut rng,
+                Dense::GruBefore,
+                6,
+                130,
+                Activation::Tanh,
+                Activation::Sigmoid,
+                1.0,
+            ),
+            dense_cell(
+                &mut rng,
+                Dense::Simple,
+                130,
+                9,
+                Activation::Relu,
+                Activation::Relu,
+                1.0,
+            ),
+        ];
+        let mut layer = KerasLayer::RNN(
+            RNN::stacked(
+                cells,
+                SequenceOptions {
+                    return_state: true,
+                    ..Default::default()
+                },
+            )
+            .expect("stack"),
+        );
+        let x = rng.arr(&[3, 4, 6], 1.0);
+        let mask = rng.mask(3, 4);
+        report.add(
+            "stack gru_before -> simple",
+            cpu_vs_gpu_on(&dev, &mut layer, x.view(), Some(&mask), None, forced),
+        );
+        rng.1 = StorageType::F16;
+        let cell = dense_cell(
+            &mut rng,
+            Dense::GruAfter,
+            5,
+            200,
+            Activation::Tanh,
+            Activation::Sigmoid,
+            1.0,
+        );
+        let mut layer = dense_layer(
+            cell,
+            SequenceOptions {
+                return_sequences: true,
+                return_state: true,
+                ..Default::default()
+            },
+        );
+        let x = rng.arr(&[2, 3, 5], 1.0);
+        let r = (|| -> Result<f32, String> {
+            let args = CallArgs::default();
+            let mut want = layer.forward(x.view(), &args).map_err(|e| e.to_string())?;
+            StorageType::F16.round(&mut want.output);
+            for s in &mut want.states {
+                StorageType::F16.round(s);
+            }
+            let mut gpu = CudaLayer::from_keras_as(&dev, &layer, StorageType::F16)
+                .map_err(|e| e.to_string())?
+                .with_dense_path(DensePath::Persistent);
+            let got = gpu.forward(x.view(), &args).map_err(|e| e.to_string())?;
+            compare_outputs_rel(&got, &want, 1e-4 + 2f32.powi(-10))
+        })();
+        report.add("gru_after f16 weights", r);
         report.finish();
     }
 

@@ -305,6 +305,15 @@ static void bidi_case(int B, int T, int M, int Lf, int Lb, bool tm, bool has_tim
 }
 
 int main() {
+    // The persistent kernels' shared memory layout: the same totals are asserted against
+    // persistent_smem_bytes in src/cuda/dense.rs (the host sizes the launch with it).
+    {
+        const long long got[3] = {PersistSmem(persist::LSTM, 4, 1, 512, 4).total, PersistSmem(persist::GRU_BEFORE, 2, 5, 37, 8).total, PersistSmem(persist::SIMPLE, 4, 8, 64, 64).total};
+        const long long want[3] = {45312, 8880, 23552};
+        bool same = got[0] == want[0] && got[1] == want[1] && got[2] == want[2];
+        printf("%s persistent shared memory sizes %lld %lld %lld\n", same ? "ok  " : "FAIL", got[0], got[1], got[2]);
+        same ? ++passes : ++failures;
+    }
     for (Kind k : {LSTM, GRUA, GRUB, SIMPLE}) {
         dense_case(k, 3, 5, 4, 37, false, false, false, 0, 1, false);
         dense_case(k, 5, 4, 7, 33, true, true, true, 0, 2, false);

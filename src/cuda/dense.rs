@@ -3,7 +3,9 @@
 //! GRU reset_after=false). See `kernels/rnn.cu` for the kernels' layouts.
 
 use crate::activation::Activation;
-use crate::cuda::device::{grid1, to_i32, to_i64, Buf, CudaDevice, Module, PushBuf};
+use crate::cuda::device::{
+    grid1, to_i32, to_i64, Buf, CudaDevice, DensePath, DeviceLimits, Module, PushBuf,
+};
 use crate::cuda::kernels::{self, act_id, step, tile, MAX_GRID_Y};
 use crate::keras::StorageType;
 use crate::layers::AnyCell;
@@ -226,6 +228,156 @@ pub(crate) fn project(
     dev.launch(l, &name, cfg)
 }
 
+/// Threads per block of the persistent kernels (`persist::THREADS`).
+pub(crate) const PERSIST_THREADS: usize = 256;
+/// Batch rows per pass of the persistent kernels (`persist::BR`).
+const PERSIST_BR: usize = 4;
+
+/// Bytes per element of a storage type.
+fn dt_bytes(dt: StorageType) -> usize {
+    match dt {
+        StorageType::F32 => 4,
+        StorageType::F16 | StorageType::BF16 => 2,
+    }
+}
+
+/// How a persistent kernel is launched for one cell and call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PersistPlan {
+    /// Units per block, J.
+    pub units_per_block: usize,
+    /// Blocks, ceil(units / J).
+    pub blocks: usize,
+    /// Dynamic shared memory per block, bytes.
+    pub smem: usize,
+}
+
+fn align16(n: usize) -> usize {
+    n.div_ceil(16) * 16
+}
+
+/// The dynamic shared memory of a persistent block: `PersistSmem` in
+/// `kernels/rnn_persistent.cu` (Ws | hs | hr | red | zs | zsave, each 16-byte aligned).
+pub(crate) fn persistent_smem_bytes(
+    kind: CellKind,
+    wbytes: usize,
+    batch: usize,
+    units: usize,
+    j: usize,
+) -> usize {
+    let c = kind.gates() * j;
+    let bp = batch.div_ceil(PERSIST_BR) * PERSIST_BR;
+    let before = kind == CellKind::GruBefore;
+    let hs = align16(units * c * wbytes);
+    let hr = align16(hs + bp * units * 4);
+    let red = align16(hr + if before { bp * units * 4 } else { 0 });
+    let zs = align16(red + PERSIST_THREADS * PERSIST_BR * 4);
+    let zsave = align16(zs + PERSIST_BR * c * 4);
+    align16(zsave + if before { bp * j * 4 } else { 0 })
+}
+
+/// The cost model of the path choice, in microseconds per time step (H100 estimates, to be
+/// replaced by measurements: docs/PERFORMANCE.md): a grid barrier, a block's multiply-adds at
+/// ~2.2e5 per us (4 FMAs per shared-memory weight load, 128 lanes), h read from L2 into every
+/// block at ~1e5 bytes per us, against the step path's launches (~3 us each) and its weight
+/// stream from L2 / HBM (~3e6 bytes per us) or its multiply-adds over all SMs.
+mod cost {
+    pub const BARRIER_US: f64 = 1.2;
+    pub const BLOCK_MACS_PER_US: f64 = 2.2e5;
+    pub const BLOCK_BYTES_PER_US: f64 = 1.0e5;
+    pub const LAUNCH_US: f64 = 3.0;
+    pub const WEIGHT_BYTES_PER_US: f64 = 3.0e6;
+}
+
+/// The persistent launch for a cell of `kind` (weights of `wbytes` bytes) at `batch` x
+/// `units`, or `None` for the step kernels: never with [`DensePath::Step`] or without
+/// cooperative launches; with [`DensePath::Persistent`] whenever a plan fits (shared memory,
+/// at most one block per SM); with [`DensePath::Auto`] when the cost model says it is faster.
+/// Candidates: one block holding every unit (no grid barrier), and `ceil(units / SMs)` units
+/// per block over up to one block per SM.
+pub(crate) fn persistent_plan(
+    kind: CellKind,
+    wbytes: usize,
+    batch: usize,
+    units: usize,
+    limits: DeviceLimits,
+    path: DensePath,
+) -> Option<PersistPlan> {
+    if path == DensePath::Step || !limits.cooperative || batch == 0 || units == 0 {
+        return None;
+    }
+    let g = kind.gates();
+    let phases = if kind == CellKind::GruBefore {
+        2.0
+    } else {
+        1.0
+    };
+    let plan = |j: usize| {
+        let blocks = units.div_ceil(j);
+        let smem = persistent_smem_bytes(kind, wbytes, batch, units, j);
+        (blocks <= limits.sms && smem <= limits.max_smem).then_some(PersistPlan {
+            units_per_block: j,
+            blocks,
+            smem,
+        })
+    };
+    let estimate = |p: &PersistPlan| {
+        let macs = (batch * g * p.units_per_block * units) as f64;
+        let barrier = if p.blocks > 1 { cost::BARRIER_US } else { 0.0 };
+        phases * (barrier + (batch * units * 4) as f64 / cost::BLOCK_BYTES_PER_US)
+            + macs / cost::BLOCK_MACS_PER_US
+    };
+    let best = [plan(units), plan(units.div_ceil(limits.sms))]
+        .into_iter()
+        .flatten()
+        .min_by(|a, b| estimate(a).total_cmp(&estimate(b)))?;
+    if path == DensePath::Persistent {
+        return Some(best);
+    }
+    let step_macs =
+        (batch * g * units * units) as f64 / (limits.sms as f64 * cost::BLOCK_MACS_PER_US);
+    let step_weights = (g * units * units * wbytes) as f64 / cost::WEIGHT_BYTES_PER_US;
+    let step = phases * cost::LAUNCH_US + step_macs.max(step_weights);
+    (estimate(&best) < step).then_some(best)
+}
+
+/// The kernel of a plan, its shared memory opted in to, and the co-residency check (the
+/// driver's occupancy for that shared memory, times the SMs); `None` falls back to the step
+/// kernels, except when the path is `forced` (an error then: a benchmark or test asked for
+/// this kernel).
+fn prepare_persistent(
+    dev: &CudaDevice,
+    cell: &DeviceCell,
+    plan: PersistPlan,
+    forced: bool,
+) -> Result<Option<(cudarc::driver::CudaFunction, String, PersistPlan)>> {
+    use cudarc::driver::sys::CUfunction_attribute as F;
+    let name = kernels::persistent(cell.kind, cell.recurrent.dtype(), cell.act, cell.rec);
+    let func = dev.function(Module::Persist, &name)?;
+    let smem = i32::try_from(plan.smem)
+        .map_err(|_| Error::invalid("units", "shared memory size out of range"))?;
+    func.set_attribute(F::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, smem)
+        .map_err(|e| {
+            crate::cuda::device::cuda_err(
+                &format!("opting `{name}` in to {smem} bytes of shared memory"),
+                e,
+            )
+        })?;
+    let per_sm = func
+        .occupancy_max_active_blocks_per_multiprocessor(PERSIST_THREADS as u32, plan.smem, None)
+        .map_err(|e| crate::cuda::device::cuda_err(&format!("occupancy of `{name}`"), e))?;
+    if (per_sm as usize) * dev.limits().sms < plan.blocks {
+        if forced {
+            return Err(Error::Cuda(format!(
+                "the forced persistent path cannot launch `{name}`: {} blocks of {} bytes of shared memory, the device holds {per_sm} per SM",
+                plan.blocks, plan.smem
+            )));
+        }
+        return Ok(None);
+    }
+    Ok(Some((func, name, plan)))
+}
+
 /// Launch configuration of a dense step kernel.
 fn step_cfg(units: usize, batch: usize) -> LaunchConfig {
     LaunchConfig {
@@ -241,12 +393,14 @@ fn step_cfg(units: usize, batch: usize) -> LaunchConfig {
 
 /// Runs `cells` as a stack over `x` (the user's layout, `(batch, time, f)` or time-major), from
 /// `init` (flattened states, each `(batch, units)`, consumed: updated in place), with `mask`
-/// `(batch, time)` as u8.
+/// `(batch, time)` as u8; each cell's time loop on the persistent kernel or the step kernels
+/// as `path` and [`persistent_plan`] decide.
 pub(crate) fn run(
     dev: &CudaDevice,
     cells: &[DeviceCell],
     x: &CudaSlice<f32>,
     spec: SeqSpec,
+    path: DensePath,
     mask: Option<&CudaSlice<u8>>,
     init: Vec<CudaSlice<f32>>,
 ) -> Result<DenseResult> {
@@ -260,6 +414,7 @@ pub(crate) fn run(
         }
     }
     let mut dummy_out = dev.alloc_zeros::<f32>(1)?;
+    let mut dummy_out2 = dev.alloc_zeros::<f32>(1)?;
     let dummy_mask = dev.alloc_zeros::<u8>(1)?;
     let (mask_buf, has_mask) = match mask {
         Some(m) => (m, 1i32),
@@ -322,7 +477,6 @@ pub(crate) fn run(
                 }
             }
         }
-        let mut hs = [h0, dev.alloc_out(b * u)?];
         let mut prev_out = dev.alloc_zeros::<f32>(b * u)?;
         let keep = !last || spec.return_sequences;
         let mut seq = if keep {
@@ -330,13 +484,6 @@ pub(crate) fn run(
         } else {
             None
         };
-        // GRU reset_after=false scratch: z (f32) and r*h.
-        let (mut zbuf, mut rh) = if cell.kind == CellKind::GruBefore {
-            (Some(dev.alloc_out(b * u)?), Some(dev.alloc_out(b * u)?))
-        } else {
-            (None, None)
-        };
-
         // Layouts: the first cell reads the user's input (maybe reversed); later cells read the
         // previous cell's sequence, time-major in processing order. The last cell writes the
         // user's layout; the others time-major.
@@ -350,174 +497,265 @@ pub(crate) fn run(
         let cfg = step_cfg(u, b);
         let dt = cell.recurrent.dtype();
         let dummy_rb = dummy_buf(dev, dt)?;
-        let names: Vec<String> = match cell.kind {
-            CellKind::Lstm => vec![kernels::lstm_step(dt, cell.act, cell.rec)],
-            CellKind::GruAfter => vec![kernels::gru_after_step(dt, cell.act, cell.rec)],
-            CellKind::GruBefore => vec![
-                kernels::gru_before_gates(dt, cell.rec),
-                kernels::gru_before_update(dt, cell.act),
-            ],
-            CellKind::Simple => vec![kernels::simple_step(dt, cell.act)],
-        };
-        let funcs = names
-            .iter()
-            .map(|nm| dev.function(Module::Rnn, nm))
-            .collect::<Result<Vec<_>>>()?;
-        let xp_bs_i = to_i64(xp_bs, "xp stride")?;
-        let mask_bs_i = to_i64(t, "time")?;
-        let seq_bs_i = to_i64(seq_bs, "output stride")?;
         let has_seq = i32::from(seq.is_some());
         let has_rb = i32::from(cell.recurrent_bias.is_some());
-        for s in 0..t {
-            let t_src = if in_rev { t - 1 - s } else { s };
-            let t_mask = if spec.go_backwards { t - 1 - s } else { s };
-            let xp_off = to_i64(if in_tm { t_src * b * gu } else { t_src * gu }, "xp offset")?;
-            let mask_off = to_i64(t_mask, "mask offset")?;
-            let seq_off = to_i64(if out_tm { s * b * u } else { s * u }, "output offset")?;
-            let (lo, hi) = hs.split_at_mut(1);
-            let (h_prev, h_next) = if s % 2 == 0 {
-                (&lo[0], &mut hi[0])
+        let persistent = match persistent_plan(cell.kind, dt_bytes(dt), b, u, dev.limits(), path) {
+            Some(plan) => prepare_persistent(dev, cell, plan, path == DensePath::Persistent)?,
+            None => None,
+        };
+        let h_final = if let Some((func, name, plan)) = persistent {
+            // One cooperative launch runs every step (kernels/rnn_persistent.cu).
+            let mut hbuf = dev.alloc_out(2 * b * u)?;
+            dev.copy_into(&h0, &mut hbuf)?;
+            let mut bar = dev.alloc_zeros::<u32>(2)?;
+            let mut rh = dev.alloc_out(if cell.kind == CellKind::GruBefore {
+                b * u
             } else {
-                (&hi[0], &mut lo[0])
+                1
+            })?;
+            let c = match c_state.as_mut() {
+                Some(c) => c,
+                None => &mut dummy_out2,
             };
             let seq_buf = match seq.as_mut() {
                 Some(q) => q,
                 None => &mut dummy_out,
             };
-            match cell.kind {
-                CellKind::Lstm => {
-                    let c = c_state.as_mut().ok_or_else(|| {
-                        Error::invalid("state", "internal: LSTM without a c state")
-                    })?;
-                    // lstm_step(B, U, xp, xp_step_off, xp_b_stride, Um, h_prev, h_next, c,
-                    //   prev_out, mask, has_mask, mask_off, mask_b_stride, seq, has_seq,
-                    //   seq_off, seq_b_stride, act, rec)
-                    let mut l = dev.launcher(&funcs[0]);
-                    l.arg(&bi)
-                        .arg(&ui)
-                        .arg(&xp)
-                        .arg(&xp_off)
-                        .arg(&xp_bs_i)
-                        .buf(&cell.recurrent)
-                        .arg(h_prev)
-                        .arg(h_next)
-                        .arg(c)
-                        .arg(&mut prev_out)
-                        .arg(mask_buf)
-                        .arg(&has_mask)
-                        .arg(&mask_off)
-                        .arg(&mask_bs_i)
-                        .arg(seq_buf)
-                        .arg(&has_seq)
-                        .arg(&seq_off)
-                        .arg(&seq_bs_i)
-                        .arg(&act)
-                        .arg(&rec);
-                    dev.launch(l, &names[0], cfg)?;
-                }
-                CellKind::GruAfter => {
-                    let rb = cell.recurrent_bias.as_ref().unwrap_or(&dummy_rb);
-                    // gru_after_step(B, U, xp, xp_step_off, xp_b_stride, Um, rb, has_rb, h_prev,
-                    //   h_next, prev_out, mask, has_mask, mask_off, mask_b_stride, seq,
-                    //   has_seq, seq_off, seq_b_stride, act, rec)
-                    let mut l = dev.launcher(&funcs[0]);
-                    l.arg(&bi)
-                        .arg(&ui)
-                        .arg(&xp)
-                        .arg(&xp_off)
-                        .arg(&xp_bs_i)
-                        .buf(&cell.recurrent)
-                        .buf(rb)
-                        .arg(&has_rb)
-                        .arg(h_prev)
-                        .arg(h_next)
-                        .arg(&mut prev_out)
-                        .arg(mask_buf)
-                        .arg(&has_mask)
-                        .arg(&mask_off)
-                        .arg(&mask_bs_i)
-                        .arg(seq_buf)
-                        .arg(&has_seq)
-                        .arg(&seq_off)
-                        .arg(&seq_bs_i)
-                        .arg(&act)
-                        .arg(&rec);
-                    dev.launch(l, &names[0], cfg)?;
-                }
-                CellKind::GruBefore => {
-                    let (z, r) = match (zbuf.as_mut(), rh.as_mut()) {
-                        (Some(z), Some(r)) => (z, r),
-                        _ => return Err(Error::invalid("state", "internal: GRU scratch missing")),
-                    };
-                    // gru_before_gates(B, U, xp, xp_step_off, xp_b_stride, Um, h_prev, zbuf,
-                    //   rh, rec)
-                    let mut l = dev.launcher(&funcs[0]);
-                    l.arg(&bi)
-                        .arg(&ui)
-                        .arg(&xp)
-                        .arg(&xp_off)
-                        .arg(&xp_bs_i)
-                        .buf(&cell.recurrent)
-                        .arg(h_prev)
-                        .arg(&mut *z)
-                        .arg(&mut *r)
-                        .arg(&rec);
-                    dev.launch(l, &names[0], cfg)?;
-                    // gru_before_update(B, U, xp, xp_step_off, xp_b_stride, Um, rh, zbuf,
-                    //   h_prev, h_next, prev_out, mask, has_mask, mask_off, mask_b_stride, seq,
-                    //   has_seq, seq_off, seq_b_stride, act)
-                    let mut l = dev.launcher(&funcs[1]);
-                    l.arg(&bi)
-                        .arg(&ui)
-                        .arg(&xp)
-                        .arg(&xp_off)
-                        .arg(&xp_bs_i)
-                        .buf(&cell.recurrent)
-                        .arg(&*r)
-                        .arg(&*z)
-                        .arg(h_prev)
-                        .arg(h_next)
-                        .arg(&mut prev_out)
-                        .arg(mask_buf)
-                        .arg(&has_mask)
-                        .arg(&mask_off)
-                        .arg(&mask_bs_i)
-                        .arg(seq_buf)
-                        .arg(&has_seq)
-                        .arg(&seq_off)
-                        .arg(&seq_bs_i)
-                        .arg(&act);
-                    dev.launch(l, &names[1], cfg)?;
-                }
-                CellKind::Simple => {
-                    // simple_step(B, U, xp, xp_step_off, xp_b_stride, Um, h_prev, h_next,
-                    //   prev_out, mask, has_mask, mask_off, mask_b_stride, seq, has_seq,
-                    //   seq_off, seq_b_stride, act)
-                    let mut l = dev.launcher(&funcs[0]);
-                    l.arg(&bi)
-                        .arg(&ui)
-                        .arg(&xp)
-                        .arg(&xp_off)
-                        .arg(&xp_bs_i)
-                        .buf(&cell.recurrent)
-                        .arg(h_prev)
-                        .arg(h_next)
-                        .arg(&mut prev_out)
-                        .arg(mask_buf)
-                        .arg(&has_mask)
-                        .arg(&mask_off)
-                        .arg(&mask_bs_i)
-                        .arg(seq_buf)
-                        .arg(&has_seq)
-                        .arg(&seq_off)
-                        .arg(&seq_bs_i)
-                        .arg(&act);
-                    dev.launch(l, &names[0], cfg)?;
+            let ti = to_i32(t, "time")?;
+            let ji = to_i32(plan.units_per_block, "units per block")?;
+            let xp_ss = to_i64(if in_tm { b * gu } else { gu }, "xp stride")?;
+            let xp_bs_i = to_i64(xp_bs, "xp stride")?;
+            let xp_rev = i32::from(in_rev);
+            let mask_rev = i32::from(spec.go_backwards);
+            let mask_bs_i = to_i64(t, "time")?;
+            let seq_ss = to_i64(if out_tm { b * u } else { u }, "output stride")?;
+            let seq_bs_i = to_i64(seq_bs, "output stride")?;
+            let rb = cell.recurrent_bias.as_ref().unwrap_or(&dummy_rb);
+            let cfg = LaunchConfig {
+                grid_dim: (plan.blocks as u32, 1, 1),
+                block_dim: (PERSIST_THREADS as u32, 1, 1),
+                shared_mem_bytes: plan.smem as u32,
+            };
+            // persistent_*(int B, int U, int T, int J, const float* xp, long long
+            //   xp_step_stride, long long xp_b_stride, int xp_reverse, const W* Um, const W* rb,
+            //   int has_rb, float* hbuf, float* c, float* prev_out, float* rh, const u8* mask,
+            //   int has_mask, int mask_reverse, long long mask_b_stride, float* seq, int has_seq,
+            //   long long seq_step_stride, long long seq_b_stride, unsigned* bar, int act,
+            //   int rec)
+            let mut l = dev.launcher(&func);
+            l.arg(&bi)
+                .arg(&ui)
+                .arg(&ti)
+                .arg(&ji)
+                .arg(&xp)
+                .arg(&xp_ss)
+                .arg(&xp_bs_i)
+                .arg(&xp_rev)
+                .buf(&cell.recurrent)
+                .buf(rb)
+                .arg(&has_rb)
+                .arg(&mut hbuf)
+                .arg(c)
+                .arg(&mut prev_out)
+                .arg(&mut rh)
+                .arg(mask_buf)
+                .arg(&has_mask)
+                .arg(&mask_rev)
+                .arg(&mask_bs_i)
+                .arg(seq_buf)
+                .arg(&has_seq)
+                .arg(&seq_ss)
+                .arg(&seq_bs_i)
+                .arg(&mut bar)
+                .arg(&act)
+                .arg(&rec);
+            dev.launch_cooperative(l, &name, cfg)?;
+            let last_half = (t % 2) * b * u;
+            dev.copy_range(&hbuf, last_half..last_half + b * u)?
+        } else {
+            let mut hs = [h0, dev.alloc_out(b * u)?];
+            // GRU reset_after=false scratch: z (f32) and r*h.
+            let (mut zbuf, mut rh) = if cell.kind == CellKind::GruBefore {
+                (Some(dev.alloc_out(b * u)?), Some(dev.alloc_out(b * u)?))
+            } else {
+                (None, None)
+            };
+            let names: Vec<String> = match cell.kind {
+                CellKind::Lstm => vec![kernels::lstm_step(dt, cell.act, cell.rec)],
+                CellKind::GruAfter => vec![kernels::gru_after_step(dt, cell.act, cell.rec)],
+                CellKind::GruBefore => vec![
+                    kernels::gru_before_gates(dt, cell.rec),
+                    kernels::gru_before_update(dt, cell.act),
+                ],
+                CellKind::Simple => vec![kernels::simple_step(dt, cell.act)],
+            };
+            let funcs = names
+                .iter()
+                .map(|nm| dev.function(Module::Rnn, nm))
+                .collect::<Result<Vec<_>>>()?;
+            let xp_bs_i = to_i64(xp_bs, "xp stride")?;
+            let mask_bs_i = to_i64(t, "time")?;
+            let seq_bs_i = to_i64(seq_bs, "output stride")?;
+            for s in 0..t {
+                let t_src = if in_rev { t - 1 - s } else { s };
+                let t_mask = if spec.go_backwards { t - 1 - s } else { s };
+                let xp_off = to_i64(if in_tm { t_src * b * gu } else { t_src * gu }, "xp offset")?;
+                let mask_off = to_i64(t_mask, "mask offset")?;
+                let seq_off = to_i64(if out_tm { s * b * u } else { s * u }, "output offset")?;
+                let (lo, hi) = hs.split_at_mut(1);
+                let (h_prev, h_next) = if s % 2 == 0 {
+                    (&lo[0], &mut hi[0])
+                } else {
+                    (&hi[0], &mut lo[0])
+                };
+                let seq_buf = match seq.as_mut() {
+                    Some(q) => q,
+                    None => &mut dummy_out,
+                };
+                match cell.kind {
+                    CellKind::Lstm => {
+                        let c = c_state.as_mut().ok_or_else(|| {
+                            Error::invalid("state", "internal: LSTM without a c state")
+                        })?;
+                        // lstm_step(B, U, xp, xp_step_off, xp_b_stride, Um, h_prev, h_next, c,
+                        //   prev_out, mask, has_mask, mask_off, mask_b_stride, seq, has_seq,
+                        //   seq_off, seq_b_stride, act, rec)
+                        let mut l = dev.launcher(&funcs[0]);
+                        l.arg(&bi)
+                            .arg(&ui)
+                            .arg(&xp)
+                            .arg(&xp_off)
+                            .arg(&xp_bs_i)
+                            .buf(&cell.recurrent)
+                            .arg(h_prev)
+                            .arg(h_next)
+                            .arg(c)
+                            .arg(&mut prev_out)
+                            .arg(mask_buf)
+                            .arg(&has_mask)
+                            .arg(&mask_off)
+                            .arg(&mask_bs_i)
+                            .arg(seq_buf)
+                            .arg(&has_seq)
+                            .arg(&seq_off)
+                            .arg(&seq_bs_i)
+                            .arg(&act)
+                            .arg(&rec);
+                        dev.launch(l, &names[0], cfg)?;
+                    }
+                    CellKind::GruAfter => {
+                        let rb = cell.recurrent_bias.as_ref().unwrap_or(&dummy_rb);
+                        // gru_after_step(B, U, xp, xp_step_off, xp_b_stride, Um, rb, has_rb, h_prev,
+                        //   h_next, prev_out, mask, has_mask, mask_off, mask_b_stride, seq,
+                        //   has_seq, seq_off, seq_b_stride, act, rec)
+                        let mut l = dev.launcher(&funcs[0]);
+                        l.arg(&bi)
+                            .arg(&ui)
+                            .arg(&xp)
+                            .arg(&xp_off)
+                            .arg(&xp_bs_i)
+                            .buf(&cell.recurrent)
+                            .buf(rb)
+                            .arg(&has_rb)
+                            .arg(h_prev)
+                            .arg(h_next)
+                            .arg(&mut prev_out)
+                            .arg(mask_buf)
+                            .arg(&has_mask)
+                            .arg(&mask_off)
+                            .arg(&mask_bs_i)
+                            .arg(seq_buf)
+                            .arg(&has_seq)
+                            .arg(&seq_off)
+                            .arg(&seq_bs_i)
+                            .arg(&act)
+                            .arg(&rec);
+                        dev.launch(l, &names[0], cfg)?;
+                    }
+                    CellKind::GruBefore => {
+                        let (z, r) = match (zbuf.as_mut(), rh.as_mut()) {
+                            (Some(z), Some(r)) => (z, r),
+                            _ => {
+                                return Err(Error::invalid(
+                                    "state",
+                                    "internal: GRU scratch missing",
+                                ))
+                            }
+                        };
+                        // gru_before_gates(B, U, xp, xp_step_off, xp_b_stride, Um, h_prev, zbuf,
+                        //   rh, rec)
+                        let mut l = dev.launcher(&funcs[0]);
+                        l.arg(&bi)
+                            .arg(&ui)
+                            .arg(&xp)
+                            .arg(&xp_off)
+                            .arg(&xp_bs_i)
+                            .buf(&cell.recurrent)
+                            .arg(h_prev)
+                            .arg(&mut *z)
+                            .arg(&mut *r)
+                            .arg(&rec);
+                        dev.launch(l, &names[0], cfg)?;
+                        // gru_before_update(B, U, xp, xp_step_off, xp_b_stride, Um, rh, zbuf,
+                        //   h_prev, h_next, prev_out, mask, has_mask, mask_off, mask_b_stride, seq,
+                        //   has_seq, seq_off, seq_b_stride, act)
+                        let mut l = dev.launcher(&funcs[1]);
+                        l.arg(&bi)
+                            .arg(&ui)
+                            .arg(&xp)
+                            .arg(&xp_off)
+                            .arg(&xp_bs_i)
+                            .buf(&cell.recurrent)
+                            .arg(&*r)
+                            .arg(&*z)
+                            .arg(h_prev)
+                            .arg(h_next)
+                            .arg(&mut prev_out)
+                            .arg(mask_buf)
+                            .arg(&has_mask)
+                            .arg(&mask_off)
+                            .arg(&mask_bs_i)
+                            .arg(seq_buf)
+                            .arg(&has_seq)
+                            .arg(&seq_off)
+                            .arg(&seq_bs_i)
+                            .arg(&act);
+                        dev.launch(l, &names[1], cfg)?;
+                    }
+                    CellKind::Simple => {
+                        // simple_step(B, U, xp, xp_step_off, xp_b_stride, Um, h_prev, h_next,
+                        //   prev_out, mask, has_mask, mask_off, mask_b_stride, seq, has_seq,
+                        //   seq_off, seq_b_stride, act)
+                        let mut l = dev.launcher(&funcs[0]);
+                        l.arg(&bi)
+                            .arg(&ui)
+                            .arg(&xp)
+                            .arg(&xp_off)
+                            .arg(&xp_bs_i)
+                            .buf(&cell.recurrent)
+                            .arg(h_prev)
+                            .arg(h_next)
+                            .arg(&mut prev_out)
+                            .arg(mask_buf)
+                            .arg(&has_mask)
+                            .arg(&mask_off)
+                            .arg(&mask_bs_i)
+                            .arg(seq_buf)
+                            .arg(&has_seq)
+                            .arg(&seq_off)
+                            .arg(&seq_bs_i)
+                            .arg(&act);
+                        dev.launch(l, &names[0], cfg)?;
+                    }
                 }
             }
-        }
-        let [ha, hb] = hs;
-        let h_final = if t % 2 == 0 { ha } else { hb };
+            let [ha, hb] = hs;
+            if t % 2 == 0 {
+                ha
+            } else {
+                hb
+            }
+        };
         states_out.push(h_final);
         if let Some(c) = c_state {
             states_out.push(c);
@@ -581,4 +819,57 @@ pub(crate) fn permute_pf(
         .arg(&to_cf);
     dev.launch(l, "permute_pf_f32", grid1(blocks, 256))?;
     Ok(dst)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const H100: DeviceLimits = DeviceLimits {
+        sms: 132,
+        max_smem: 232_448,
+        cooperative: true,
+    };
+
+    #[test]
+    fn persistent_shared_memory_matches_the_kernels_layout() {
+        // The same sizes are asserted against PersistSmem in kernels/emu/harness.cpp.
+        assert_eq!(persistent_smem_bytes(CellKind::Lstm, 4, 1, 512, 4), 45_312);
+        assert_eq!(
+            persistent_smem_bytes(CellKind::GruBefore, 2, 5, 37, 8),
+            8_880
+        );
+        assert_eq!(
+            persistent_smem_bytes(CellKind::Simple, 4, 8, 64, 64),
+            23_552
+        );
+    }
+
+    #[test]
+    fn persistent_plan_follows_the_path_and_the_limits() {
+        let plan = |kind, b, u, path| persistent_plan(kind, 4, b, u, H100, path);
+        // Forced: LSTM 1 x 512 spreads 4 units over 128 blocks.
+        let p = plan(CellKind::Lstm, 1, 512, DensePath::Persistent).expect("a plan");
+        assert_eq!((p.units_per_block, p.blocks), (4, 128));
+        assert!(p.smem <= H100.max_smem);
+        // Small units fit one block: no grid barrier.
+        let p = plan(CellKind::Lstm, 8, 64, DensePath::Persistent).expect("a plan");
+        assert_eq!(p.blocks, 1);
+        // The step path, or no cooperative launch: never.
+        assert_eq!(plan(CellKind::Lstm, 1, 512, DensePath::Step), None);
+        let no_coop = DeviceLimits {
+            cooperative: false,
+            ..H100
+        };
+        assert_eq!(
+            persistent_plan(CellKind::Lstm, 4, 1, 512, no_coop, DensePath::Persistent),
+            None
+        );
+        // States that do not fit in shared memory: the step kernels.
+        assert_eq!(plan(CellKind::Lstm, 256, 1024, DensePath::Persistent), None);
+        // Auto: small batches persistent, large batches with large weights not.
+        assert!(plan(CellKind::Lstm, 1, 512, DensePath::Auto).is_some());
+        assert!(plan(CellKind::GruAfter, 1, 512, DensePath::Auto).is_some());
+        assert_eq!(plan(CellKind::Lstm, 64, 1024, DensePath::Auto), None);
+    }
 }

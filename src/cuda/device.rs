@@ -17,6 +17,8 @@ use std::sync::Arc;
 const RNN_PTX: &str = include_str!(concat!(env!("OUT_DIR"), "/rnn.ptx"));
 /// PTX of `kernels/conv_lstm.cu`, compiled by build.rs.
 const CONV_PTX: &str = include_str!(concat!(env!("OUT_DIR"), "/conv_lstm.ptx"));
+/// PTX of `kernels/rnn_persistent.cu`, compiled by build.rs.
+const PERSIST_PTX: &str = include_str!(concat!(env!("OUT_DIR"), "/rnn_persistent.ptx"));
 
 /// Which PTX module a kernel lives in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,6 +27,33 @@ pub(crate) enum Module {
     Rnn,
     /// `kernels/conv_lstm.cu`: ConvLSTM2D.
     Conv,
+    /// `kernels/rnn_persistent.cu`: the persistent dense kernels.
+    Persist,
+}
+
+/// Which kernels run the time loop of the dense layers (LSTM, GRU, SimpleRNN and stacks).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DensePath {
+    /// The heuristic of `src/cuda/dense.rs` (`persistent_plan`): the persistent kernel where
+    /// its plan is feasible and estimated faster, else one launch per step.
+    #[default]
+    Auto,
+    /// One fused launch per time step (two for GRU reset_after=false), always.
+    Step,
+    /// The persistent kernel (one launch per layer call) wherever it is feasible (weights and
+    /// states fit in shared memory, blocks co-resident); the step kernels elsewhere.
+    Persistent,
+}
+
+/// What the persistent kernels' plan needs to know about the device.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DeviceLimits {
+    /// Streaming multiprocessors.
+    pub sms: usize,
+    /// Dynamic shared memory one block may opt in to, bytes.
+    pub max_smem: usize,
+    /// Whether cooperative launches are supported.
+    pub cooperative: bool,
 }
 
 /// `what failed: driver error`.
@@ -37,6 +66,10 @@ struct Inner {
     stream: Arc<CudaStream>,
     rnn: Arc<CudaModule>,
     conv: Arc<CudaModule>,
+    persist: Arc<CudaModule>,
+    limits: DeviceLimits,
+    /// The default dense path (`RECURRENT_CUDA_PATH`).
+    dense_path: DensePath,
     /// Fill every output buffer with NaN before the kernels write it (tests: unwritten elements
     /// show up as NaN).
     poison: AtomicBool,
@@ -110,13 +143,47 @@ impl CudaDevice {
         let conv = ctx
             .load_module(Ptx::from_src(CONV_PTX))
             .map_err(|e| cuda_err("loading the PTX of kernels/conv_lstm.cu", e))?;
+        let persist = ctx
+            .load_module(Ptx::from_src(PERSIST_PTX))
+            .map_err(|e| cuda_err("loading the PTX of kernels/rnn_persistent.cu", e))?;
+        use cudarc::driver::sys::CUdevice_attribute as A;
+        let attr = |a: A, what: &str| {
+            ctx.attribute(a)
+                .map_err(|e| cuda_err(&format!("reading the device's {what}"), e))
+        };
+        let limits = DeviceLimits {
+            sms: attr(A::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, "SM count")?.max(1) as usize,
+            max_smem: attr(
+                A::CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN,
+                "shared memory per block",
+            )?
+            .max(0) as usize,
+            cooperative: attr(
+                A::CU_DEVICE_ATTRIBUTE_COOPERATIVE_LAUNCH,
+                "cooperative launch",
+            )? != 0,
+        };
         let sync_each_launch = std::env::var("RECURRENT_CUDA_SYNC").is_ok_and(|v| v == "1");
+        let dense_path = match std::env::var("RECURRENT_CUDA_PATH").as_deref() {
+            Ok("step") => DensePath::Step,
+            Ok("persistent") => DensePath::Persistent,
+            Ok("auto") | Ok("") | Err(_) => DensePath::Auto,
+            Ok(other) => {
+                return Err(Error::invalid(
+                    "RECURRENT_CUDA_PATH",
+                    format!("expected auto, step or persistent, found {other:?}"),
+                ))
+            }
+        };
         Ok(CudaDevice {
             inner: Arc::new(Inner {
                 ctx,
                 stream,
                 rnn,
                 conv,
+                persist,
+                limits,
+                dense_path,
                 poison: AtomicBool::new(false),
                 sync_each_launch,
             }),
@@ -129,6 +196,18 @@ impl CudaDevice {
             .ctx
             .name()
             .map_err(|e| cuda_err("cuDeviceGetName", e))
+    }
+
+    /// Which kernels run the dense layers' time loop by default on this device:
+    /// [`DensePath::Auto`], or the environment's `RECURRENT_CUDA_PATH=auto|step|persistent`
+    /// read when the device was opened. [`crate::cuda::CudaLayer::with_dense_path`] overrides
+    /// it per layer. Results agree within the f32 tolerance whatever the path.
+    pub fn dense_path(&self) -> DensePath {
+        self.inner.dense_path
+    }
+
+    pub(crate) fn limits(&self) -> DeviceLimits {
+        self.inner.limits
     }
 
     /// The device's ordinal.
@@ -407,6 +486,7 @@ impl CudaDevice {
         let m = match module {
             Module::Rnn => &self.inner.rnn,
             Module::Conv => &self.inner.conv,
+            Module::Persist => &self.inner.persist,
         };
         m.load_function(name)
             .map_err(|e| cuda_err(&format!("kernel `{name}` not found in the PTX"), e))
@@ -441,6 +521,69 @@ impl CudaDevice {
                 .map_err(|e| cuda_err(&format!("kernel `{name}` failed"), e))?;
         }
         Ok(())
+    }
+}
+
+impl CudaDevice {
+    /// Launches a prepared kernel cooperatively (all blocks co-resident, as grid barriers
+    /// need); the driver refuses a grid that cannot be co-resident.
+    pub(crate) fn launch_cooperative(
+        &self,
+        mut l: LaunchArgs<'_>,
+        name: &str,
+        cfg: LaunchConfig,
+    ) -> Result<()> {
+        // SAFETY: as in `launch`: the call site pushes exactly the kernel's parameters with
+        // matching types, every buffer covers the index range the kernel touches, and all
+        // buffers are used on this one stream. The cooperative launch adds only the
+        // co-residency requirement, which the driver checks (an error, not undefined behaviour).
+        unsafe { l.launch_cooperative(cfg) }
+            .map_err(|e| cuda_err(&format!("launching kernel `{name}` (cooperative)"), e))?;
+        if self.inner.sync_each_launch {
+            self.inner
+                .stream
+                .synchronize()
+                .map_err(|e| cuda_err(&format!("kernel `{name}` failed"), e))?;
+        }
+        Ok(())
+    }
+
+    /// `dst[..src.len()] = src` on the stream.
+    pub(crate) fn copy_into(&self, src: &CudaSlice<f32>, dst: &mut CudaSlice<f32>) -> Result<()> {
+        if src.len() > dst.len() {
+            return Err(Error::invalid(
+                "copy",
+                "internal: destination shorter than source",
+            ));
+        }
+        if src.is_empty() {
+            return Ok(());
+        }
+        let mut view = dst.slice_mut(0..src.len());
+        self.inner
+            .stream
+            .memcpy_dtod(src, &mut view)
+            .map_err(|e| cuda_err("copying a device buffer", e))
+    }
+
+    /// A new buffer with `src[range]`.
+    pub(crate) fn copy_range(
+        &self,
+        src: &CudaSlice<f32>,
+        range: std::ops::Range<usize>,
+    ) -> Result<CudaSlice<f32>> {
+        if range.end > src.len() || range.start > range.end {
+            return Err(Error::invalid("copy", "internal: range outside the buffer"));
+        }
+        let mut d = self.alloc_zeros::<f32>(range.len())?;
+        if !range.is_empty() {
+            let view = src.slice(range);
+            self.inner
+                .stream
+                .memcpy_dtod(&view, &mut d)
+                .map_err(|e| cuda_err("copying a device buffer", e))?;
+        }
+        Ok(d)
     }
 }
 

@@ -93,6 +93,30 @@ pub(crate) fn simple_step(dt: StorageType, act: Activation) -> String {
     format!("simple_step_{}_{s}", dt.name())
 }
 
+/// `persistent_{lstm,gru_after,gru_before,simple}_{dt}_*` (kernels/rnn_persistent.cu).
+pub(crate) fn persistent(
+    kind: crate::cuda::dense::CellKind,
+    dt: StorageType,
+    act: Activation,
+    rec: Activation,
+) -> String {
+    use crate::cuda::dense::CellKind;
+    let (fam, suffix) = match kind {
+        CellKind::Lstm => ("lstm", pair_suffix(act, rec)),
+        CellKind::GruAfter => ("gru_after", pair_suffix(act, rec)),
+        CellKind::GruBefore => ("gru_before", pair_suffix(act, rec)),
+        CellKind::Simple => (
+            "simple",
+            match act {
+                Activation::Tanh => "tanh",
+                Activation::Relu => "relu",
+                _ => "generic",
+            },
+        ),
+    };
+    format!("persistent_{fam}_{}_{suffix}", dt.name())
+}
+
 /// `conv_lstm_step_{dt}_*`.
 pub(crate) fn conv_lstm_step(dt: StorageType, act: Activation, rec: Activation) -> String {
     format!("conv_lstm_step_{}_{}", dt.name(), pair_suffix(act, rec))
@@ -151,6 +175,7 @@ mod tests {
 
     #[test]
     fn every_kernel_name_the_host_asks_for_is_an_entry_point_of_the_sources() {
+        use crate::cuda::dense::CellKind;
         // The names are built at run time: check each against the `extern "C"` entries that
         // the kernel sources instantiate (the macro sets expand `NAME_##DT##_suffix`).
         let rnn = include_str!("../../kernels/rnn.cu");
@@ -186,6 +211,41 @@ mod tests {
                             src.contains(&inst),
                             "{name}: `{set}({n}, ...)` not instantiated"
                         );
+                    }
+                }
+            }
+            // The persistent kernels: `persistent_##FAM##_##DT##_<suffix>` in PERSIST_PAIRS
+            // (lstm, gru_after, gru_before) or PERSIST_SET (simple), for every dtype.
+            let persist = include_str!("../../kernels/rnn_persistent.cu");
+            assert!(persist.contains(&format!("\nPERSIST_SET({n}, ")));
+            for kind in [
+                CellKind::Lstm,
+                CellKind::GruAfter,
+                CellKind::GruBefore,
+                CellKind::Simple,
+            ] {
+                for a in acts {
+                    for r in acts {
+                        let name = persistent(kind, dt, a, r);
+                        let generic = name.replacen(&format!("_{n}_"), "_##DT##_", 1);
+                        let fam = match kind {
+                            CellKind::Lstm => "lstm",
+                            CellKind::GruAfter => "gru_after",
+                            CellKind::GruBefore => "gru_before",
+                            CellKind::Simple => "simple",
+                        };
+                        let in_pairs = generic.replacen(
+                            &format!("persistent_{fam}_"),
+                            "persistent_##FAM##_",
+                            1,
+                        );
+                        let found = if kind == CellKind::Simple {
+                            persist.contains(&generic)
+                        } else {
+                            persist.contains(&in_pairs)
+                                && persist.contains(&format!("PERSIST_PAIRS({fam}, "))
+                        };
+                        assert!(found, "{name} is not instantiated in rnn_persistent.cu");
                     }
                 }
             }

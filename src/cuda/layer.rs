@@ -4,7 +4,9 @@
 use crate::config::{DataFormat, SequenceOptions};
 use crate::cuda::conv::{self, ConvSpec, DeviceConv};
 use crate::cuda::dense::{self, upload_mask, DeviceCell, SeqSpec};
-use crate::cuda::device::{grid1, to_i32, to_i64, Buf, CudaDevice, DeviceTensor, Module};
+use crate::cuda::device::{
+    grid1, to_i32, to_i64, Buf, CudaDevice, DensePath, DeviceTensor, Module,
+};
 use crate::error::fmt_shape;
 use crate::keras::{KerasChain, KerasLayer, StorageType};
 use crate::layers::cells::check_shape;
@@ -106,6 +108,8 @@ pub struct CudaLayer {
     kind: Kind,
     carry: DeviceCarry,
     dtype: StorageType,
+    /// Dense time-loop path; `None`: the device's default.
+    path: Option<DensePath>,
 }
 
 impl std::fmt::Debug for CudaLayer {
@@ -143,6 +147,7 @@ impl CudaLayer {
             },
             carry: DeviceCarry::default(),
             dtype: StorageType::F32,
+            path: None,
         })
     }
 
@@ -185,6 +190,7 @@ impl CudaLayer {
             kind: Kind::Conv(Box::new(DeviceConv::new(dev, layer, StorageType::F32)?)),
             carry: DeviceCarry::default(),
             dtype: StorageType::F32,
+            path: None,
         })
     }
 
@@ -220,6 +226,7 @@ impl CudaLayer {
             })),
             carry: DeviceCarry::default(),
             dtype: StorageType::F32,
+            path: None,
         })
     }
 
@@ -285,6 +292,22 @@ impl CudaLayer {
         };
         self.dtype = dtype;
         Ok(self)
+    }
+
+    /// The same layer with its dense time loops forced to `path` (benchmarks, tests): the
+    /// persistent kernel where its plan fits, or the step kernels. ConvLSTM2D has one path;
+    /// a Bidirectional passes it to both directions.
+    pub fn with_dense_path(mut self, path: DensePath) -> Self {
+        if let Kind::Bidi(bi) = self.kind {
+            let BidiLayer { fwd, bwd, merge } = *bi;
+            self.kind = Kind::Bidi(Box::new(BidiLayer {
+                fwd: fwd.with_dense_path(path),
+                bwd: bwd.with_dense_path(path),
+                merge,
+            }));
+        }
+        self.path = Some(path);
+        self
     }
 
     /// The storage type of weights, inputs and outputs.
@@ -669,7 +692,16 @@ impl CudaLayer {
                     go_backwards: self.options.go_backwards,
                     return_sequences: self.options.return_sequences,
                 };
-                let r = dense::run(&dev, cells, need_x32()?, spec, mask_dev.as_ref(), init)?;
+                let path = self.path.unwrap_or_else(|| dev.dense_path());
+                let r = dense::run(
+                    &dev,
+                    cells,
+                    need_x32()?,
+                    spec,
+                    path,
+                    mask_dev.as_ref(),
+                    init,
+                )?;
                 let units = cells.last().map(|c| c.units).unwrap_or(0);
                 let out_shape = if spec.return_sequences {
                     if tm {

@@ -50,5 +50,5 @@ mod device;
 mod kernels;
 mod layer;
 
-pub use device::{CudaDevice, DeviceTensor};
+pub use device::{CudaDevice, DensePath, DeviceTensor};
 pub use layer::{forward_chain, forward_keras, CudaLayer, DeviceOutput, NO_CUDA_PATH};

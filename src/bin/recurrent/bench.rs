@@ -58,6 +58,36 @@ pub enum ShapeSet {
     Gpu,
 }
 
+/// `--cuda-path`.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum, Debug)]
+pub enum CudaPathArg {
+    /// The selection heuristic.
+    Auto,
+    /// One fused launch per time step.
+    Step,
+    /// The persistent kernel where it fits.
+    Persistent,
+}
+
+impl CudaPathArg {
+    fn name(self) -> &'static str {
+        match self {
+            CudaPathArg::Auto => "auto",
+            CudaPathArg::Step => "step",
+            CudaPathArg::Persistent => "persistent",
+        }
+    }
+    #[cfg(feature = "cuda")]
+    fn path(self) -> recurrent::cuda::DensePath {
+        use recurrent::cuda::DensePath;
+        match self {
+            CudaPathArg::Auto => DensePath::Auto,
+            CudaPathArg::Step => DensePath::Step,
+            CudaPathArg::Persistent => DensePath::Persistent,
+        }
+    }
+}
+
 /// Storage and math of a timed run.
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum, Debug)]
 pub enum BenchDtype {
@@ -105,6 +135,10 @@ pub struct BenchArgs {
     /// Storage / math: f32 everywhere; tf32, f16, bf16 are GPU dtypes (see the README).
     #[arg(long, value_enum, default_value = "f32")]
     dtype: BenchDtype,
+    /// CUDA: which kernels run the dense layers' time loop (auto: the heuristic; step: one
+    /// launch per step; persistent: the persistent kernel wherever it fits).
+    #[arg(long, value_enum, default_value = "auto")]
+    cuda_path: CudaPathArg,
     /// One layer to time (with the shape flags); default: a named shape set.
     #[arg(long, value_enum)]
     layer: Option<BenchLayer>,
@@ -391,6 +425,7 @@ fn time_cuda(
     dev: &recurrent::cuda::CudaDevice,
     s: &Shape,
     storage: recurrent::keras::StorageType,
+    path: CudaPathArg,
     warmup: usize,
     repeats: usize,
 ) -> Result<Timing> {
@@ -403,7 +438,7 @@ fn time_cuda(
         Built::Stack(l) => CudaLayer::from_rnn(dev, l)?,
         Built::Conv(l) => CudaLayer::conv_lstm2d(dev, l)?,
     };
-    let mut g = g.into_dtype(storage)?;
+    let mut g = g.into_dtype(storage)?.with_dense_path(path.path());
     let inputs = (0..3)
         .map(|k| dev.upload_as(x.mapv(|v| v * (1.0 - 0.1 * k as f32)).view(), storage))
         .collect::<Result<Vec<_>>>()?;
@@ -527,7 +562,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     for s in &shapes {
         #[cfg(feature = "cuda")]
         let t = match &cuda {
-            Some(dev) => time_cuda(dev, s, storage, warmup, repeats)?,
+            Some(dev) => time_cuda(dev, s, storage, args.cuda_path, warmup, repeats)?,
             None => time(s, warmup, repeats)?,
         };
         #[cfg(not(feature = "cuda"))]
@@ -543,6 +578,9 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                 "us_per_step": per_step, "gflops": gflops, "tflops": gflops / 1e3,
                 "repeats": repeats, "warmup": warmup,
             });
+            if on_gpu {
+                o["path"] = args.cuda_path.name().into();
+            }
             if s.layer == BenchLayer::ConvLstm2d {
                 o["image"] = s.image.into();
                 o["kernel"] = s.kernel.into();
