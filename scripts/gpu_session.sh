@@ -12,6 +12,10 @@
 #   bench      `recurrent bench --device cuda`
 #   memcheck   compute-sanitizer --tool memcheck over the GPU tests (RECURRENT_GPU_QUICK=1)
 #   racecheck  compute-sanitizer --tool racecheck over the GPU tests (RECURRENT_GPU_QUICK=1)
+#   paths      (not in the default list) the dense rows of issue 4's set, f32 and bf16, with
+#              the time loop forced to the step kernels and to the persistent kernel
+#              (`bench --cuda-path`), side by side with the heuristic's choice: the data for
+#              tuning persistent_plan's cost model (src/cuda/dense.rs). paths.log, paths_*.jsonl
 #   cudnn      (not in the default list) cuDNN through PyTorch on issue 4's shape set, f32,
 #              bf16 and f16, JSON rows in cudnn_<dtype>.jsonl (benches/cudnn_reference.py)
 #   compare    (not in the default list) issue 4's ratio table: cuDNN and ours side by side,
@@ -212,6 +216,43 @@ phase_bench() {
     return "$r"
 }
 
+phase_paths() {
+    local rc=0 dt p
+    for dt in f32 bf16; do
+        for p in step persistent auto; do
+            capped 120 "$bundle/recurrent" bench --device cuda --set gpu --dtype "$dt" \
+                --cuda-path "$p" --warmup 2 --repeats 10 --json \
+                >"$out/paths_${dt}_$p.jsonl" 2>"$out/paths_${dt}_$p.err" || rc=1
+        done
+    done
+    python3 - "$out" <<'PY' | tee "$out/paths.log"
+import json, os, sys
+out = sys.argv[1]
+def rows(name):
+    p = os.path.join(out, name)
+    if not os.path.isfile(p):
+        return {}
+    r = {}
+    for line in open(p):
+        try:
+            o = json.loads(line)
+        except ValueError:
+            continue
+        if o.get("layer") == "conv-lstm2d":
+            continue
+        r[(o["layer"], o["batch"], o["seq"], o["input"], o["units"])] = o["us_per_step"]
+    return r
+for dt in ("f32", "bf16"):
+    s, p, a = (rows(f"paths_{dt}_{k}.jsonl") for k in ("step", "persistent", "auto"))
+    print(f"{dt}: us per step (step / persistent / auto), step / persistent")
+    for k in sorted(set(s) | set(p)):
+        f = lambda d: f"{d[k]:9.2f}" if k in d else "        -"
+        ratio = f"{s[k] / p[k]:6.2f}x" if k in s and k in p and p[k] > 0 else "     -"
+        print(f"  {k[0]:<6} {k[1]:>4} {k[2]:>5} {k[3]:>5} {k[4]:>5}  {f(s)} {f(p)} {f(a)}  {ratio}")
+PY
+    return "$rc"
+}
+
 phase_cudnn() {
     local rc=0 dt
     for dt in f32 bf16 f16; do
@@ -265,9 +306,10 @@ for p in "${phases[@]}"; do
         bench) phase_bench ;;
         memcheck) phase_sanitizer memcheck 280 ;;
         racecheck) phase_sanitizer racecheck 280 ;;
+        paths) phase_paths ;;
         cudnn) phase_cudnn ;;
         compare) phase_compare ;;
-        *) echo "unknown phase '$p' (info tests fixtures bench memcheck racecheck cudnn compare)"; false ;;
+        *) echo "unknown phase '$p' (info tests fixtures bench memcheck racecheck paths cudnn compare)"; false ;;
     esac
     r=$?
     if [ "$r" -eq 0 ]; then
