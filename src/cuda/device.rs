@@ -514,6 +514,12 @@ impl CudaDevice {
         // launch; every buffer is at least as long as the index range the kernel touches for the
         // sizes passed (checked by the callers), and all buffers are used on this one stream.
         unsafe { l.launch(cfg) }.map_err(|e| cuda_err(&format!("launching kernel `{name}`"), e))?;
+        self.after_launch(name)
+    }
+
+    /// With `RECURRENT_CUDA_SYNC=1`, waits for the kernel just launched and names it in any
+    /// fault.
+    fn after_launch(&self, name: &str) -> Result<()> {
         if self.inner.sync_each_launch {
             self.inner
                 .stream
@@ -539,13 +545,7 @@ impl CudaDevice {
         // co-residency requirement, which the driver checks (an error, not undefined behaviour).
         unsafe { l.launch_cooperative(cfg) }
             .map_err(|e| cuda_err(&format!("launching kernel `{name}` (cooperative)"), e))?;
-        if self.inner.sync_each_launch {
-            self.inner
-                .stream
-                .synchronize()
-                .map_err(|e| cuda_err(&format!("kernel `{name}` failed"), e))?;
-        }
-        Ok(())
+        self.after_launch(name)
     }
 
     /// `dst[..src.len()] = src` on the stream.

@@ -9,6 +9,7 @@ use crate::cuda::device::{
 };
 use crate::error::fmt_shape;
 use crate::keras::{KerasChain, KerasLayer, StorageType};
+use crate::layers::bidirectional::name_direction;
 use crate::layers::cells::check_shape;
 use crate::layers::core::{flatten_state, Carry};
 use crate::layers::{
@@ -543,18 +544,9 @@ impl CudaLayer {
                 }
                 Ok(Given::Device(v))
             }
-            Kind::Bidi(bi) => {
-                let nf = bi.split_states(g.len(), &self.state_names())?;
-                let f = bi
-                    .fwd
-                    .host_given(shape, Some(&g[..nf]))
-                    .map_err(|e| name_direction("forward", e))?;
-                let b = bi
-                    .bwd
-                    .host_given(shape, Some(&g[nf..]))
-                    .map_err(|e| name_direction("backward", e))?;
-                Ok(Given::Pair(Box::new(f), Box::new(b)))
-            }
+            Kind::Bidi(bi) => bi.split_given(g, &self.state_names(), |l, part| {
+                l.host_given(shape, Some(part))
+            }),
         }
     }
 
@@ -604,18 +596,9 @@ impl CudaLayer {
                 }
                 Ok(Given::Device(v))
             }
-            Kind::Bidi(bi) => {
-                let nf = bi.split_states(g.len(), &self.state_names())?;
-                let f = bi
-                    .fwd
-                    .device_given(shape, Some(&g[..nf]))
-                    .map_err(|e| name_direction("forward", e))?;
-                let b = bi
-                    .bwd
-                    .device_given(shape, Some(&g[nf..]))
-                    .map_err(|e| name_direction("backward", e))?;
-                Ok(Given::Pair(Box::new(f), Box::new(b)))
-            }
+            Kind::Bidi(bi) => bi.split_given(g, &self.state_names(), |l, part| {
+                l.device_given(shape, Some(part))
+            }),
         }
     }
 
@@ -1096,6 +1079,20 @@ fn conv_dims(c: &DeviceConv, shape: &[usize]) -> Result<ConvDims> {
 }
 
 impl BidiLayer {
+    /// The initial states split between the directions (forward first) and resolved by
+    /// `given` per direction, its errors naming the direction as the CPU layer does.
+    fn split_given<T>(
+        &self,
+        g: &[T],
+        names: &[String],
+        given: impl Fn(&CudaLayer, &[T]) -> Result<Given>,
+    ) -> Result<Given> {
+        let nf = self.split_states(g.len(), names)?;
+        let f = given(&self.fwd, &g[..nf]).map_err(|e| name_direction("forward", e))?;
+        let b = given(&self.bwd, &g[nf..]).map_err(|e| name_direction("backward", e))?;
+        Ok(Given::Pair(Box::new(f), Box::new(b)))
+    }
+
     /// How many of `n` flattened states belong to the forward layer; `n` must be the total.
     fn split_states(&self, n: usize, names: &[String]) -> Result<usize> {
         let nf = self.fwd.state_names().len();
@@ -1242,32 +1239,6 @@ impl BidiLayer {
             },
             states,
         })
-    }
-}
-
-/// The CPU `Bidirectional`'s naming of a direction's initial-state errors:
-/// `initial_state (forward layer)` / `initial_state forward.h`.
-fn name_direction(dir: &str, e: Error) -> Error {
-    match e {
-        Error::Invalid { what, message } if what.starts_with("initial_state") => Error::Invalid {
-            what: format!(
-                "initial_state ({dir} layer) {}",
-                &what["initial_state".len()..]
-            )
-            .trim_end()
-            .to_string(),
-            message,
-        },
-        Error::Shape {
-            what,
-            expected,
-            found,
-        } if what.starts_with("initial_state") => Error::Shape {
-            what: what.replacen("initial_state ", &format!("initial_state {dir}."), 1),
-            expected,
-            found,
-        },
-        other => other,
     }
 }
 

@@ -196,37 +196,14 @@ impl Bidirectional {
             initial_state: init_b,
             constants: args.constants,
         };
-        let name_err = |dir: &str, e: Error| match e {
-            Error::Invalid { what, message } if what.starts_with("initial_state") => {
-                Error::Invalid {
-                    what: format!(
-                        "initial_state ({dir} layer) {}",
-                        &what["initial_state".len()..]
-                    )
-                    .trim_end()
-                    .to_string(),
-                    message,
-                }
-            }
-            Error::Shape {
-                what,
-                expected,
-                found,
-            } if what.starts_with("initial_state") => Error::Shape {
-                what: what.replacen("initial_state ", &format!("initial_state {dir}."), 1),
-                expected,
-                found,
-            },
-            other => other,
-        };
         let fo = self
             .forward
             .forward(x.view(), &fa)
-            .map_err(|e| name_err("forward", e))?;
+            .map_err(|e| name_direction("forward", e))?;
         let bo = self
             .backward
             .forward(x.view(), &ba)
-            .map_err(|e| name_err("backward", e))?;
+            .map_err(|e| name_direction("backward", e))?;
         let opts = self.forward.options();
         let mut y = fo.output;
         let mut y_rev = bo.output;
@@ -308,6 +285,32 @@ impl Bidirectional {
             output,
             states: o.states,
         })
+    }
+}
+
+/// Names the direction in a direction's initial-state error: `initial_state (forward layer)`,
+/// `initial_state forward.h` (the CUDA path's Bidirectional uses it too).
+pub(crate) fn name_direction(dir: &str, e: Error) -> Error {
+    match e {
+        Error::Invalid { what, message } if what.starts_with("initial_state") => Error::Invalid {
+            what: format!(
+                "initial_state ({dir} layer) {}",
+                &what["initial_state".len()..]
+            )
+            .trim_end()
+            .to_string(),
+            message,
+        },
+        Error::Shape {
+            what,
+            expected,
+            found,
+        } if what.starts_with("initial_state") => Error::Shape {
+            what: what.replacen("initial_state ", &format!("initial_state {dir}."), 1),
+            expected,
+            found,
+        },
+        other => other,
     }
 }
 
