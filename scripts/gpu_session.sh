@@ -24,7 +24,7 @@
 # Default: all of them, in this order. Each phase has a time cap, and the whole run stops
 # starting phases when RECURRENT_SESSION_BUDGET_S (default 570 s; the device tool allows 600 s
 # per command) is spent: skipped phases say so. If the full run does not fit, call it twice:
-#   bash scripts/gpu_session.sh info tests fixtures bench
+#   bash scripts/gpu_session.sh info tests fixtures bench paths
 #   bash scripts/gpu_session.sh memcheck racecheck
 #
 # Output: every log under $OUT (default target/gpu-session/), SUMMARY.txt there, and the
@@ -117,13 +117,20 @@ phase_tests() {
         echo "no gpu_* test executables in $bundle/tests"
         return 1
     fi
+    # Twice: the dense layers on the step kernels only (RECURRENT_CUDA_PATH=step), then with
+    # the default path choice (persistent kernels where the heuristic picks them), so that a
+    # fault of either kind of kernel is told apart.
+    local path
     for exe in "${test_exes[@]}"; do
-        name="$(basename "$exe")"
-        log="$out/tests_$name.log"
-        capped 240 "$exe" --test-threads=4 --nocapture >"$log" 2>&1
-        local r=$?
-        grep -E "cases, .* failed|SKIPPED|panicked|^test result|RECURRENT_TEST_SEED" "$log" | sort | uniq | head -n 60
-        [ "$r" -eq 0 ] || { echo "$name: exit $r (124: timeout)"; rc=1; }
+        for path in step auto; do
+            name="$(basename "$exe")"
+            log="$out/tests_${name}_$path.log"
+            echo "-- $name, RECURRENT_CUDA_PATH=$path"
+            RECURRENT_CUDA_PATH="$path" capped 200 "$exe" --test-threads=4 --nocapture >"$log" 2>&1
+            local r=$?
+            grep -E "cases, .* failed|SKIPPED|panicked|^test result|RECURRENT_TEST_SEED" "$log" | sort | uniq | head -n 60
+            [ "$r" -eq 0 ] || { echo "$name ($path): exit $r (124: timeout)"; rc=1; }
+        done
     done
     return "$rc"
 }
@@ -325,7 +332,7 @@ echo
 echo "==== summary (logs in $out)"
 cat "$summary"
 for f in "$out"/tests_*.log; do
-    [ -f "$f" ] && grep -hE "cases, .* failed" "$f" | sort
+    [ -f "$f" ] && grep -hE "cases, .* failed" "$f" | sort | sed "s|^|$(basename "$f" .log): |"
 done
 [ -f "$out/fixtures.log" ] && tail -n 2 "$out/fixtures.log"
 exit "$failed"
