@@ -247,15 +247,16 @@ def rows(name):
             continue
         if o.get("layer") == "conv-lstm2d":
             continue
-        r[(o["layer"], o["batch"], o["seq"], o["input"], o["units"])] = o["us_per_step"]
+        r[(o["layer"], o["batch"], o["seq"], o["input"], o["units"])] = (o["us_per_step"], o.get("path_used", "?"))
     return r
 for dt in ("f32", "bf16"):
     s, p, a = (rows(f"paths_{dt}_{k}.jsonl") for k in ("step", "persistent", "auto"))
-    print(f"{dt}: us per step (step / persistent / auto), step / persistent")
+    print(f"{dt}: us per step (step / persistent / auto), step / persistent, what ran")
     for k in sorted(set(s) | set(p)):
-        f = lambda d: f"{d[k]:9.2f}" if k in d else "        -"
-        ratio = f"{s[k] / p[k]:6.2f}x" if k in s and k in p and p[k] > 0 else "     -"
-        print(f"  {k[0]:<6} {k[1]:>4} {k[2]:>5} {k[3]:>5} {k[4]:>5}  {f(s)} {f(p)} {f(a)}  {ratio}")
+        f = lambda d: f"{d[k][0]:9.2f}" if k in d else "        -"
+        ratio = f"{s[k][0] / p[k][0]:6.2f}x" if k in s and k in p and p[k][0] > 0 else "     -"
+        ran = f"persistent run: {p[k][1]}, auto: {a[k][1]}" if k in p and k in a else ""
+        print(f"  {k[0]:<6} {k[1]:>4} {k[2]:>5} {k[3]:>5} {k[4]:>5}  {f(s)} {f(p)} {f(a)}  {ratio}  {ran}")
 PY
     return "$rc"
 }

@@ -412,6 +412,12 @@ mod gpu {
             .forward(x.clone(), &args)
             .map_err(|e| format!("cpu: {e}"))?;
         let got = gpu.forward(x, &args).map_err(|e| format!("gpu: {e}"))?;
+        if path == Some(DensePath::Persistent) {
+            let ran = gpu.last_dense_paths();
+            if ran.iter().any(|p| *p != DensePath::Persistent) {
+                return Err(format!("forced persistent, but the cells ran on {ran:?}"));
+            }
+        }
         compare_outputs(&got, &want)
     }
 
@@ -1413,8 +1419,8 @@ mod gpu {
 
     /// The persistent kernels (forced; kernels/rnn_persistent.cu) against the CPU: every cell
     /// kind over the option matrix at one block (37 units) and at ~100 blocks meeting at grid
-    /// barriers (300 units), batch rows past one group of 4, a stack, and f16 weights. The
-    /// forced path errors instead of falling back when the device cannot co-host the blocks.
+    /// barriers (300 units), batch rows past one group of 4, a stack, and f16 weights; each
+    /// case also checks that the persistent kernel, not the step fallback, ran every cell.
     #[test]
     fn gpu_persistent_path() {
         let test = "gpu_persistent_path";
@@ -1553,6 +1559,9 @@ mod gpu {
                 .map_err(|e| e.to_string())?
                 .with_dense_path(DensePath::Persistent);
             let got = gpu.forward(x.view(), &args).map_err(|e| e.to_string())?;
+            if gpu.last_dense_paths() != [DensePath::Persistent] {
+                return Err(format!("ran on {:?}", gpu.last_dense_paths()));
+            }
             compare_outputs_rel(&got, &want, 1e-4 + 2f32.powi(-10))
         })();
         report.add("gru_after f16 weights", r);

@@ -163,6 +163,9 @@ pub(crate) struct DenseResult {
     pub output: CudaSlice<f32>,
     /// Final states of every cell, flattened in Keras's order, each `(batch, units)`.
     pub states: Vec<CudaSlice<f32>>,
+    /// The kernels that ran each cell's time loop ([`DensePath::Step`] or
+    /// [`DensePath::Persistent`]).
+    pub paths: Vec<DensePath>,
 }
 
 /// `c[M, N] = a[M, K] w[K, N] + bias` with `gemm_bias_{dt}` (`a`, `c` f32; `w`, `bias` in the
@@ -343,18 +346,19 @@ pub(crate) fn persistent_plan(
 
 /// The kernel of a plan, its shared memory opted in to, and the co-residency check (the
 /// driver's occupancy for that shared memory, times the SMs); `None` falls back to the step
-/// kernels, except when the path is `forced` (an error then: a benchmark or test asked for
-/// this kernel).
+/// kernels ([`DenseResult::paths`] tells which ran).
 fn prepare_persistent(
     dev: &CudaDevice,
     cell: &DeviceCell,
     plan: PersistPlan,
-    forced: bool,
 ) -> Result<Option<(cudarc::driver::CudaFunction, String, PersistPlan)>> {
     use cudarc::driver::sys::CUfunction_attribute as F;
     let name = kernels::persistent(cell.kind, cell.recurrent.dtype(), cell.act, cell.rec);
     let func = dev.function(Module::Persist, &name)?;
-    let smem = i32::try_from(plan.smem)
+    // The attribute belongs to the function (one handle per module and name), shared by every
+    // thread using this device: always the device's whole opt-in limit, so that concurrent
+    // calls never lower it under each other's launches.
+    let smem = i32::try_from(dev.limits().max_smem)
         .map_err(|_| Error::invalid("units", "shared memory size out of range"))?;
     func.set_attribute(F::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, smem)
         .map_err(|e| {
@@ -367,12 +371,6 @@ fn prepare_persistent(
         .occupancy_max_active_blocks_per_multiprocessor(PERSIST_THREADS as u32, plan.smem, None)
         .map_err(|e| crate::cuda::device::cuda_err(&format!("occupancy of `{name}`"), e))?;
     if (per_sm as usize) * dev.limits().sms < plan.blocks {
-        if forced {
-            return Err(Error::Cuda(format!(
-                "the forced persistent path cannot launch `{name}`: {} blocks of {} bytes of shared memory, the device holds {per_sm} per SM",
-                plan.blocks, plan.smem
-            )));
-        }
         return Ok(None);
     }
     Ok(Some((func, name, plan)))
@@ -415,6 +413,7 @@ pub(crate) fn run(
     }
     let mut dummy_out = dev.alloc_zeros::<f32>(1)?;
     let mut dummy_out2 = dev.alloc_zeros::<f32>(1)?;
+    let mut paths = Vec::with_capacity(cells.len());
     let dummy_mask = dev.alloc_zeros::<u8>(1)?;
     let (mask_buf, has_mask) = match mask {
         Some(m) => (m, 1i32),
@@ -500,13 +499,14 @@ pub(crate) fn run(
         let has_seq = i32::from(seq.is_some());
         let has_rb = i32::from(cell.recurrent_bias.is_some());
         let persistent = match persistent_plan(cell.kind, dt_bytes(dt), b, u, dev.limits(), path) {
-            Some(plan) => prepare_persistent(dev, cell, plan, path == DensePath::Persistent)?,
+            Some(plan) => prepare_persistent(dev, cell, plan)?,
             None => None,
         };
-        let h_final = if let Some((func, name, plan)) = persistent {
+        let mut h_persistent = None;
+        if let Some((func, name, plan)) = persistent {
             // One cooperative launch runs every step (kernels/rnn_persistent.cu).
             let mut hbuf = dev.alloc_out(2 * b * u)?;
-            dev.copy_into(&h0, &mut hbuf)?;
+            dev.copy_into(&h0, b * u, &mut hbuf)?;
             let mut bar = dev.alloc_zeros::<u32>(2)?;
             let mut rh = dev.alloc_out(if cell.kind == CellKind::GruBefore {
                 b * u
@@ -569,9 +569,25 @@ pub(crate) fn run(
                 .arg(&mut bar)
                 .arg(&act)
                 .arg(&rec);
-            dev.launch_cooperative(l, &name, cfg)?;
-            let last_half = (t % 2) * b * u;
-            dev.copy_range(&hbuf, last_half..last_half + b * u)?
+            match dev.launch_cooperative(l, &name, cfg) {
+                Ok(()) => {
+                    let last_half = (t % 2) * b * u;
+                    h_persistent = Some(dev.copy_range(&hbuf, last_half..last_half + b * u)?);
+                }
+                // Refused at launch (nothing ran: e.g. fewer SMs available than the occupancy
+                // query said, under MPS): the step kernels below, unless the caller forced
+                // this path.
+                Err(_) if path == DensePath::Auto => {}
+                Err(e) => return Err(e),
+            }
+        }
+        paths.push(if h_persistent.is_some() {
+            DensePath::Persistent
+        } else {
+            DensePath::Step
+        });
+        let h_final = if let Some(h) = h_persistent {
+            h
         } else {
             let mut hs = [h0, dev.alloc_out(b * u)?];
             // GRU reset_after=false scratch: z (f32) and r*h.
@@ -771,6 +787,7 @@ pub(crate) fn run(
     Ok(DenseResult {
         output,
         states: states_out,
+        paths,
     })
 }
 

@@ -66,7 +66,9 @@ struct Inner {
     stream: Arc<CudaStream>,
     rnn: Arc<CudaModule>,
     conv: Arc<CudaModule>,
-    persist: Arc<CudaModule>,
+    /// Loaded on first use: its JIT compilation at load takes seconds, and the step path
+    /// never needs it.
+    persist: std::sync::OnceLock<Arc<CudaModule>>,
     limits: DeviceLimits,
     /// The default dense path (`RECURRENT_CUDA_PATH`).
     dense_path: DensePath,
@@ -143,9 +145,6 @@ impl CudaDevice {
         let conv = ctx
             .load_module(Ptx::from_src(CONV_PTX))
             .map_err(|e| cuda_err("loading the PTX of kernels/conv_lstm.cu", e))?;
-        let persist = ctx
-            .load_module(Ptx::from_src(PERSIST_PTX))
-            .map_err(|e| cuda_err("loading the PTX of kernels/rnn_persistent.cu", e))?;
         use cudarc::driver::sys::CUdevice_attribute as A;
         let attr = |a: A, what: &str| {
             ctx.attribute(a)
@@ -181,7 +180,7 @@ impl CudaDevice {
                 stream,
                 rnn,
                 conv,
-                persist,
+                persist: std::sync::OnceLock::new(),
                 limits,
                 dense_path,
                 poison: AtomicBool::new(false),
@@ -486,7 +485,18 @@ impl CudaDevice {
         let m = match module {
             Module::Rnn => &self.inner.rnn,
             Module::Conv => &self.inner.conv,
-            Module::Persist => &self.inner.persist,
+            Module::Persist => match self.inner.persist.get() {
+                Some(m) => m,
+                None => {
+                    let m = self
+                        .inner
+                        .ctx
+                        .load_module(Ptx::from_src(PERSIST_PTX))
+                        .map_err(|e| cuda_err("loading the PTX of kernels/rnn_persistent.cu", e))?;
+                    // Two threads may load it at once; either module serves.
+                    self.inner.persist.get_or_init(|| m)
+                }
+            },
         };
         m.load_function(name)
             .map_err(|e| cuda_err(&format!("kernel `{name}` not found in the PTX"), e))
@@ -548,21 +558,27 @@ impl CudaDevice {
         self.after_launch(name)
     }
 
-    /// `dst[..src.len()] = src` on the stream.
-    pub(crate) fn copy_into(&self, src: &CudaSlice<f32>, dst: &mut CudaSlice<f32>) -> Result<()> {
-        if src.len() > dst.len() {
+    /// `dst[..n] = src[..n]` on the stream.
+    pub(crate) fn copy_into(
+        &self,
+        src: &CudaSlice<f32>,
+        n: usize,
+        dst: &mut CudaSlice<f32>,
+    ) -> Result<()> {
+        if n > src.len() || n > dst.len() {
             return Err(Error::invalid(
                 "copy",
-                "internal: destination shorter than source",
+                "internal: buffer shorter than the copy",
             ));
         }
-        if src.is_empty() {
+        if n == 0 {
             return Ok(());
         }
-        let mut view = dst.slice_mut(0..src.len());
+        let from = src.slice(0..n);
+        let mut view = dst.slice_mut(0..n);
         self.inner
             .stream
-            .memcpy_dtod(src, &mut view)
+            .memcpy_dtod(&from, &mut view)
             .map_err(|e| cuda_err("copying a device buffer", e))
     }
 

@@ -111,6 +111,8 @@ pub struct CudaLayer {
     dtype: StorageType,
     /// Dense time-loop path; `None`: the device's default.
     path: Option<DensePath>,
+    /// The kernels that ran each dense cell's time loop in the last call.
+    last_paths: Vec<DensePath>,
 }
 
 impl std::fmt::Debug for CudaLayer {
@@ -149,6 +151,7 @@ impl CudaLayer {
             carry: DeviceCarry::default(),
             dtype: StorageType::F32,
             path: None,
+            last_paths: Vec::new(),
         })
     }
 
@@ -192,6 +195,7 @@ impl CudaLayer {
             carry: DeviceCarry::default(),
             dtype: StorageType::F32,
             path: None,
+            last_paths: Vec::new(),
         })
     }
 
@@ -228,6 +232,7 @@ impl CudaLayer {
             carry: DeviceCarry::default(),
             dtype: StorageType::F32,
             path: None,
+            last_paths: Vec::new(),
         })
     }
 
@@ -309,6 +314,20 @@ impl CudaLayer {
         }
         self.path = Some(path);
         self
+    }
+
+    /// The kernels that ran each dense cell's time loop in the last call, in cell order
+    /// ([`DensePath::Step`] or [`DensePath::Persistent`]; a Bidirectional's forward cells, then
+    /// its backward ones; empty for ConvLSTM2D and before the first call).
+    pub fn last_dense_paths(&self) -> Vec<DensePath> {
+        match &self.kind {
+            Kind::Bidi(bi) => {
+                let mut v = bi.fwd.last_dense_paths();
+                v.extend(bi.bwd.last_dense_paths());
+                v
+            }
+            _ => self.last_paths.clone(),
+        }
     }
 
     /// The storage type of weights, inputs and outputs.
@@ -685,6 +704,7 @@ impl CudaLayer {
                     mask_dev.as_ref(),
                     init,
                 )?;
+                self.last_paths = r.paths.clone();
                 let units = cells.last().map(|c| c.units).unwrap_or(0);
                 let out_shape = if spec.return_sequences {
                     if tm {

@@ -395,6 +395,9 @@ struct Timing {
     median_us: f64,
     min_us: f64,
     max_us: f64,
+    /// CUDA: which kernels ran the dense time loops (`step`, `persistent`, or both as
+    /// `step+persistent` for a stack that mixed them); `None` on the CPU and for ConvLSTM2D.
+    path_used: Option<&'static str>,
 }
 
 fn time(s: &Shape, warmup: usize, repeats: usize) -> Result<Timing> {
@@ -413,6 +416,7 @@ fn time(s: &Shape, warmup: usize, repeats: usize) -> Result<Timing> {
         median_us: t[t.len() / 2],
         min_us: t[0],
         max_us: t[t.len() - 1],
+        path_used: None,
     })
 }
 
@@ -445,6 +449,7 @@ fn time_cuda(
     for k in 0..warmup {
         g.forward_device(&inputs[k % 3], None, None)?;
     }
+
     dev.synchronize()?;
     let mut t = Vec::with_capacity(repeats.max(1));
     for k in 0..repeats.max(1) {
@@ -453,10 +458,22 @@ fn time_cuda(
         t.push(ms * 1e3);
     }
     t.sort_by(|a, b| a.total_cmp(b));
+    use recurrent::cuda::DensePath;
+    let used = g.last_dense_paths();
+    let path_used = match (
+        used.contains(&DensePath::Step),
+        used.contains(&DensePath::Persistent),
+    ) {
+        (false, false) => None,
+        (true, false) => Some("step"),
+        (false, true) => Some("persistent"),
+        (true, true) => Some("step+persistent"),
+    };
     Ok(Timing {
         median_us: t[t.len() / 2],
         min_us: t[0],
         max_us: t[t.len() - 1],
+        path_used,
     })
 }
 
@@ -580,6 +597,9 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             });
             if on_gpu {
                 o["path"] = args.cuda_path.name().into();
+            }
+            if let Some(p) = t.path_used {
+                o["path_used"] = p.into();
             }
             if s.layer == BenchLayer::ConvLstm2d {
                 o["image"] = s.image.into();
