@@ -44,6 +44,7 @@
 //   Every entry point takes the activation ids as trailing ints; the compile-time variants
 //   ignore them. Each exists for three weight storage types: `_f32_`, `_f16_` (__half) and
 //   `_bf16_` (__nv_bfloat16), e.g. lstm_step_f16_tanh_sigmoid; gemm_bias_{f32,f16,bf16};
+//   gemm_bias_tc_{f16,bf16} (the projection on tensor cores, tc_gemm.cuh);
 //   convert_{f32_to_f16, f32_to_bf16, f16_to_f32, bf16_to_f32}. Helpers on f32 buffers:
 //   fill_f32, permute_pf_f32, bidi_merge_f32 (Bidirectional's merge, f32 before the output's
 //   one rounding to the storage type).
@@ -56,6 +57,7 @@
 //   semantics round (weights, inputs, initial states, outputs) and nowhere in between.
 
 #include "common.cuh"
+#include "tc_gemm.cuh"
 
 namespace step {
 constexpr int LANES = 32;  // units per block
@@ -409,6 +411,18 @@ SIMPLE_SET(bf16, __nv_bfloat16)
 GEMM_ENTRY(gemm_bias_f32, float)
 GEMM_ENTRY(gemm_bias_f16, __half)
 GEMM_ENTRY(gemm_bias_bf16, __nv_bfloat16)
+
+// The same product on tensor cores (tc_gemm.cuh), for an A whose values are already W values
+// (the host's rule): grid (ceil(N / 64), min(ceil(M / 64), 65535)), block 128.
+#define TC_GEMM_ENTRY(NAME, W)                                                                \
+    extern "C" __global__ void __launch_bounds__(tcg::THREADS)                                \
+        NAME(long long M, int N, int K, const float* __restrict__ A, long long lda,          \
+             const W* __restrict__ Bm, int ldb, const W* __restrict__ bias, int has_bias,     \
+             float* __restrict__ C, long long ldc) {                                          \
+        tc_gemm_bias_tile<W>(M, N, K, A, lda, Bm, ldb, bias, has_bias, C, ldc);               \
+    }
+TC_GEMM_ENTRY(gemm_bias_tc_f16, __half)
+TC_GEMM_ENTRY(gemm_bias_tc_bf16, __nv_bfloat16)
 
 // ---- helpers
 

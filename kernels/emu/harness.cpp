@@ -304,6 +304,29 @@ static void bidi_case(int B, int T, int M, int Lf, int Lb, bool tm, bool has_tim
     check(name, out, want);
 }
 
+// The tensor-core projection (tc_gemm.cuh, WMMA emulated in kernels/emu/mma.h) on an A
+// made of Wt values, against a double reference: exact products, f32 sums.
+template <class Wt>
+static void tc_gemm_case(int M, int N, int K, bool bias) {
+    auto A = rnd((size_t)M * K, 1), Bw = rnd((size_t)K * N, 0.5), b = rnd(N, 0.5);
+    stored<Wt>(A);  // A holds Wt values, as the host requires
+    auto Bs = stored<Wt>(Bw); auto bs = stored<Wt>(b);
+    std::vector<double> want((size_t)M * N);
+    for (int m = 0; m < M; ++m) for (int n = 0; n < N; ++n) {
+        double a = bias ? b[n] : 0;
+        for (int k = 0; k < K; ++k) a += (double)A[(size_t)m * K + k] * Bw[(size_t)k * N + n];
+        want[(size_t)m * N + n] = a;
+    }
+    std::vector<float> C((size_t)M * N, NAN);
+    launch({(unsigned)((N + 63) / 64), (unsigned)((M + 63) / 64), 1}, {128, 1, 1}, [&] {
+        if constexpr (std::is_same_v<Wt, __half>) gemm_bias_tc_f16(M, N, K, A.data(), K, Bs.data(), N, bs.data(), bias, C.data(), N);
+        else gemm_bias_tc_bf16(M, N, K, A.data(), K, Bs.data(), N, bs.data(), bias, C.data(), N);
+    });
+    char name[120];
+    snprintf(name, sizeof name, "tc gemm %s M%d N%d K%d bias%d", Entries<Wt>::name, M, N, K, bias);
+    check(name, C, want);
+}
+
 int main() {
     // The persistent kernels' shared memory layout: the same totals are asserted against
     // persistent_smem_bytes in src/cuda/dense.rs (the host sizes the launch with it).
@@ -348,6 +371,9 @@ int main() {
         bidi_case(2, 5, 3, 4, 4, mode % 2 == 1, true, mode == 2, mode);
         bidi_case(2, 3, 6, 2, mode == 0 ? 7 : 2, false, false, false, mode);
     }
+    tc_gemm_case<__half>(70, 77, 45, true);
+    tc_gemm_case<__nv_bfloat16>(130, 64, 96, false);
+    tc_gemm_case<__half>(1, 5, 3, true);
     printf("emulator: %d passed, %d failed\n", passes, failures);
     return failures != 0;
 }

@@ -154,6 +154,9 @@ pub(crate) struct SeqSpec {
     pub time_major: bool,
     pub go_backwards: bool,
     pub return_sequences: bool,
+    /// The input's values are values of the weights' storage type (a layer input given in
+    /// it): the first cell's projection may run on tensor cores without rounding anything.
+    pub input_in_storage: bool,
 }
 
 /// What a stack produced.
@@ -169,11 +172,13 @@ pub(crate) struct DenseResult {
 }
 
 /// `c[M, N] = a[M, K] w[K, N] + bias` with `gemm_bias_{dt}` (`a`, `c` f32; `w`, `bias` in the
-/// weights' storage type).
+/// weights' storage type), or on tensor cores with `gemm_bias_tc_{dt}` when `a_in_storage`
+/// (every value of `a` is a `dt` value, so the products stay exact) and `dt` is f16 / bf16.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn project(
     dev: &CudaDevice,
     a: &CudaSlice<f32>,
+    a_in_storage: bool,
     m: usize,
     k: usize,
     w: &Buf,
@@ -195,7 +200,12 @@ pub(crate) fn project(
         ));
     }
     let dummy = dummy_buf(dev, dt)?;
-    let name = kernels::gemm_bias(dt);
+    let tensor_cores = a_in_storage && dt != StorageType::F32;
+    let name = if tensor_cores {
+        kernels::gemm_bias_tc(dt)
+    } else {
+        kernels::gemm_bias(dt)
+    };
     let f = dev.function(Module::Rnn, &name)?;
     let (mi, ni, ki) = (
         to_i64(m, "rows")?,
@@ -211,10 +221,18 @@ pub(crate) fn project(
             m.div_ceil(tile::BM).min(MAX_GRID_Y) as u32,
             1,
         ),
-        block_dim: (tile::THREADS, 1, 1),
+        block_dim: (
+            if tensor_cores {
+                tile::TC_THREADS
+            } else {
+                tile::THREADS
+            },
+            1,
+            1,
+        ),
         shared_mem_bytes: 0,
     };
-    // gemm_bias_{dt}(long long M, int N, int K, const float* A, long long lda, const W* Bm,
+    // gemm_bias_{dt} / gemm_bias_tc_{dt}(long long M, int N, int K, const float* A, long long lda, const W* Bm,
     //                int ldb, const W* bias, int has_bias, float* C, long long ldc)
     let mut l = dev.launcher(&f);
     l.arg(&mi)
@@ -446,6 +464,7 @@ pub(crate) fn run(
         project(
             dev,
             input,
+            first && spec.input_in_storage,
             b * t,
             in_w,
             &cell.kernel,

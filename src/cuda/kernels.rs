@@ -47,6 +47,11 @@ pub(crate) fn gemm_bias(dt: StorageType) -> String {
     format!("gemm_bias_{}", dt.name())
 }
 
+/// `gemm_bias_tc_{dt}`: the projection on tensor cores (f16 / bf16 only; `kernels/tc_gemm.cuh`).
+pub(crate) fn gemm_bias_tc(dt: StorageType) -> String {
+    format!("gemm_bias_tc_{}", dt.name())
+}
+
 /// `conv_input_{dt}` (ConvLSTM2D's input convolution; f32 input, weights in `dt`).
 pub(crate) fn conv_input(dt: StorageType) -> String {
     format!("conv_input_{}", dt.name())
@@ -142,6 +147,8 @@ pub(crate) mod tile {
     pub const BF: usize = 16;
     /// Threads per block.
     pub const THREADS: u32 = 256;
+    /// Threads per block of the tensor-core GEMM (`tcg::THREADS`; same 64 x 64 tile).
+    pub const TC_THREADS: u32 = 128;
 }
 
 /// The largest grid.y / row-tile grid the kernels are launched with (they loop beyond it).
@@ -248,6 +255,10 @@ mod tests {
                         assert!(found, "{name} is not instantiated in rnn_persistent.cu");
                     }
                 }
+            }
+            if dt != StorageType::F32 {
+                let tc = gemm_bias_tc(dt);
+                assert!(rnn.contains(&format!("({tc},")), "{tc} not instantiated");
             }
             for name in [gemm_bias(dt), conv_input(dt)] {
                 let src = if name.starts_with("gemm") { rnn } else { conv };

@@ -693,6 +693,7 @@ impl CudaLayer {
                     time_major: tm,
                     go_backwards: self.options.go_backwards,
                     return_sequences: self.options.return_sequences,
+                    input_in_storage: x.dtype() == self.dtype,
                 };
                 let path = self.path.unwrap_or_else(|| dev.dense_path());
                 let r = dense::run(

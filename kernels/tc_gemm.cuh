@@ -1,0 +1,137 @@
+// tc_gemm.cuh: the tensor-core GEMM of the f16 / bf16 input projections (WMMA, sm_80+).
+//
+//   C[M, N] (f32, row-major, ldc) = A[M, K] (f32 in memory, row-major, lda) B[K, N] (W, ldb)
+//                                   + bias[N] (W)
+//   W = __half or __nv_bfloat16; products on tensor cores with f32 accumulation.
+//
+// A is converted to W as it is staged in shared memory. The host uses this kernel only where
+// A's values are already W values (a layer's input in its storage type, widened to f32): then
+// every product is exact in f32 and only the summation order differs from gemm_bias_tile (f32
+// rounding, far inside the 1e-5 + 1e-4 |ref| tolerance). Anywhere else it would round A.
+//
+// Block: 128 threads = 4 warps in a 2 x 2 layout over a 64 x 64 tile of C; warp (wm, wn) owns
+// rows 32 wm .. +31 and columns 32 wn .. +31 as 2 x 2 WMMA 16x16x16 accumulator fragments. K
+// runs in steps of 32 through shared memory: As[64][32 + 8] (W, k fastest), Bs[32][64 + 8]
+// (W, n fastest); the +8 pads keep the leading dimensions multiples of 8 elements (WMMA's
+// rule for 16-bit types) and shift rows across banks. Staging: thread t loads 16 elements of
+// each tile, coalesced along k (A) and n (B); out-of-range elements are 0. Epilogue: the
+// fragments go to Cs[64][64 + 4] (f32, in the tiles' shared memory), then each thread adds the
+// bias and writes its 32 elements of C, coalesced along n, bounds-checked.
+// Grid (ceil(N / 64), min(ceil(M / 64), 65535)), grid-stride over row tiles.
+
+#pragma once
+
+#include <mma.h>
+
+#include "common.cuh"
+
+namespace tcg {
+constexpr int BM = 64;
+constexpr int BN = 64;
+constexpr int BK = 32;
+constexpr int THREADS = 128;
+constexpr int LDA = BK + 8;  // As leading dimension (elements)
+constexpr int LDB = BN + 8;  // Bs leading dimension
+constexpr int LDC = BN + 4;  // Cs leading dimension (floats; a multiple of 4 for WMMA f32)
+}  // namespace tcg
+
+// f32 -> W, round to nearest even.
+__device__ __forceinline__ void to_w(float v, __half* p) { *p = __float2half_rn(v); }
+__device__ __forceinline__ void to_w(float v, __nv_bfloat16* p) { *p = __float2bfloat16_rn(v); }
+
+template <typename W>
+__device__ __forceinline__ void tc_gemm_bias_tile(long long M, int N, int K,
+                                                  const float* __restrict__ A, long long lda,
+                                                  const W* __restrict__ Bm, int ldb,
+                                                  const W* __restrict__ bias, int has_bias,
+                                                  float* __restrict__ C, long long ldc) {
+    using namespace tcg;
+    namespace wmma = nvcuda::wmma;
+    // The staging tiles and the epilogue's C tile share the memory (the C tile is written
+    // only after the last k step's barrier).
+    constexpr int STAGE_BYTES = (BM * LDA + BK * LDB) * 2;
+    constexpr int C_BYTES = BM * LDC * 4;
+    __shared__ __align__(32) unsigned char smem[STAGE_BYTES > C_BYTES ? STAGE_BYTES : C_BYTES];
+    W* As = reinterpret_cast<W*>(smem);
+    W* Bs = As + BM * LDA;
+    float* Cs = reinterpret_cast<float*>(smem);
+
+    const int t = threadIdx.x;
+    const int warp = t / 32;
+    const int wm = warp / 2;
+    const int wn = warp % 2;
+    const int n0 = blockIdx.x * BN;
+    const long long m_tiles = (M + BM - 1) / BM;
+    for (long long mt = blockIdx.y; mt < m_tiles; mt += gridDim.y) {
+        const long long m0 = mt * BM;
+        wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[2][2];
+#pragma unroll
+        for (int i = 0; i < 2; ++i) {
+#pragma unroll
+            for (int j = 0; j < 2; ++j) {
+                wmma::fill_fragment(acc[i][j], 0.0f);
+            }
+        }
+        for (int k0 = 0; k0 < K; k0 += BK) {
+#pragma unroll 4
+            for (int r = 0; r < (BM * BK) / THREADS; ++r) {
+                const int e = t + r * THREADS;
+                const int ak = e % BK;
+                const int am = e / BK;
+                const long long gm = m0 + am;
+                const int gk = k0 + ak;
+                to_w((gm < M && gk < K) ? __ldg(A + gm * lda + gk) : 0.0f, As + am * LDA + ak);
+                const int bn = e % BN;
+                const int bk = e / BN;
+                const int gk2 = k0 + bk;
+                const int gn = n0 + bn;
+                to_w((gk2 < K && gn < N) ? load_f32(Bm + (long long)gk2 * ldb + gn) : 0.0f,
+                     Bs + bk * LDB + bn);
+            }
+            __syncthreads();
+#pragma unroll
+            for (int kk = 0; kk < BK; kk += 16) {
+                wmma::fragment<wmma::matrix_a, 16, 16, 16, W, wmma::row_major> a[2];
+                wmma::fragment<wmma::matrix_b, 16, 16, 16, W, wmma::row_major> b[2];
+#pragma unroll
+                for (int i = 0; i < 2; ++i) {
+                    wmma::load_matrix_sync(a[i], As + (wm * 32 + i * 16) * LDA + kk, LDA);
+                }
+#pragma unroll
+                for (int j = 0; j < 2; ++j) {
+                    wmma::load_matrix_sync(b[j], Bs + kk * LDB + wn * 32 + j * 16, LDB);
+                }
+#pragma unroll
+                for (int i = 0; i < 2; ++i) {
+#pragma unroll
+                    for (int j = 0; j < 2; ++j) {
+                        wmma::mma_sync(acc[i][j], a[i], b[j], acc[i][j]);
+                    }
+                }
+            }
+            __syncthreads();
+        }
+#pragma unroll
+        for (int i = 0; i < 2; ++i) {
+#pragma unroll
+            for (int j = 0; j < 2; ++j) {
+                wmma::store_matrix_sync(Cs + (wm * 32 + i * 16) * LDC + wn * 32 + j * 16,
+                                        acc[i][j], LDC, wmma::mem_row_major);
+            }
+        }
+        __syncthreads();
+#pragma unroll 4
+        for (int r = 0; r < (BM * BN) / THREADS; ++r) {
+            const int e = t + r * THREADS;
+            const int cm = e / BN;
+            const int cn = e % BN;
+            const long long gm = m0 + cm;
+            const int gn = n0 + cn;
+            if (gm < M && gn < N) {
+                const float b = has_bias ? load_f32(bias + gn) : 0.0f;
+                C[gm * ldc + gn] = Cs[cm * LDC + cn] + b;
+            }
+        }
+        __syncthreads();
+    }
+}
