@@ -32,11 +32,13 @@
 //   image), the B tile from RK. Grid (min(row tiles, 65535), ceil(F / 16)), grid-stride on rows.
 //
 // ---- entry points: conv_lstm_step_{f32,f16,bf16}_{tanh_sigmoid, tanh_hard_sigmoid, generic}
-//   (activation ids as trailing ints, used by _generic only), conv_input_{f32,f16,bf16}. The
+//   (activation ids as trailing ints, used by _generic only), conv_input_{f32,f16,bf16},
+//   conv_input_tc_{f16,bf16} (tensor cores, for inputs holding storage-type values). The
 //   dtype names the storage type of the weights (W, RK, bias) only: x, xp, h, c, prev_out and
 //   seq are f32 in every variant (the host converts f16 / bf16 inputs and outputs, see rnn.cu).
 
 #include "common.cuh"
+#include "tc_gemm.cuh"
 
 namespace cstep {
 constexpr int BM = 64;  // (batch row, pixel) rows per tile
@@ -254,3 +256,15 @@ struct Im2colA {
 CONV_INPUT_ENTRY(conv_input_f32, float)
 CONV_INPUT_ENTRY(conv_input_f16, __half)
 CONV_INPUT_ENTRY(conv_input_bf16, __nv_bfloat16)
+
+// The same implicit GEMM on tensor cores (tc_gemm.cuh), for an input whose values are already
+// W values (the host's rule: a layer input in its storage type): grid as above, block 128.
+#define CONV_INPUT_TC_ENTRY(NAME, W)                                                          \
+    extern "C" __global__ void __launch_bounds__(tcg::THREADS) NAME(CONV_INPUT_PARAMS(W)) {    \
+        const Im2colA<float> a{x,       frame_stride, sy,       sx,       sc,    in_rows,       \
+                               in_cols, cin,          out_cols, P,        kw,    stride_y,      \
+                               stride_x, dil_y,       dil_x,    pad_top,  pad_left};            \
+        tc_gemm_bias_tile<W>(M, N, K, a, Wk, N, bias, has_bias, xp, (long long)N);            \
+    }
+CONV_INPUT_TC_ENTRY(conv_input_tc_f16, __half)
+CONV_INPUT_TC_ENTRY(conv_input_tc_bf16, __nv_bfloat16)

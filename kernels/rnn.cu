@@ -419,7 +419,8 @@ GEMM_ENTRY(gemm_bias_bf16, __nv_bfloat16)
         NAME(long long M, int N, int K, const float* __restrict__ A, long long lda,          \
              const W* __restrict__ Bm, int ldb, const W* __restrict__ bias, int has_bias,     \
              float* __restrict__ C, long long ldc) {                                          \
-        tc_gemm_bias_tile<W>(M, N, K, A, lda, Bm, ldb, bias, has_bias, C, ldc);               \
+        const DenseA<float> a{A, lda};                                                        \
+        tc_gemm_bias_tile<W>(M, N, K, a, Bm, ldb, bias, has_bias, C, ldc);                    \
     }
 TC_GEMM_ENTRY(gemm_bias_tc_f16, __half)
 TC_GEMM_ENTRY(gemm_bias_tc_bf16, __nv_bfloat16)

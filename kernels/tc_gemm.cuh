@@ -1,7 +1,8 @@
 // tc_gemm.cuh: the tensor-core GEMM of the f16 / bf16 input projections (WMMA, sm_80+).
 //
-//   C[M, N] (f32, row-major, ldc) = A[M, K] (f32 in memory, row-major, lda) B[K, N] (W, ldb)
-//                                   + bias[N] (W)
+//   C[M, N] (f32, row-major, ldc) = A[M, K] B[K, N] (W, ldb) + bias[N] (W)
+//   A from a loader functor returning f32 (common.cuh's DenseA: the input sequence; conv_lstm.cu's
+//   Im2colA: ConvLSTM2D's input convolution as an implicit GEMM).
 //   W = __half or __nv_bfloat16; products on tensor cores with f32 accumulation.
 //
 // A is converted to W as it is staged in shared memory. The host uses this kernel only where
@@ -39,9 +40,8 @@ constexpr int LDC = BN + 4;  // Cs leading dimension (floats; a multiple of 4 fo
 __device__ __forceinline__ void to_w(float v, __half* p) { *p = __float2half_rn(v); }
 __device__ __forceinline__ void to_w(float v, __nv_bfloat16* p) { *p = __float2bfloat16_rn(v); }
 
-template <typename W>
-__device__ __forceinline__ void tc_gemm_bias_tile(long long M, int N, int K,
-                                                  const float* __restrict__ A, long long lda,
+template <typename W, typename ALoad>
+__device__ __forceinline__ void tc_gemm_bias_tile(long long M, int N, int K, const ALoad& aload,
                                                   const W* __restrict__ Bm, int ldb,
                                                   const W* __restrict__ bias, int has_bias,
                                                   float* __restrict__ C, long long ldc) {
@@ -80,7 +80,7 @@ __device__ __forceinline__ void tc_gemm_bias_tile(long long M, int N, int K,
                 const int am = e / BK;
                 const long long gm = m0 + am;
                 const int gk = k0 + ak;
-                to_w((gm < M && gk < K) ? __ldg(A + gm * lda + gk) : 0.0f, As + am * LDA + ak);
+                to_w((gm < M && gk < K) ? aload(gm, gk) : 0.0f, As + am * LDA + ak);
                 const int bn = e % BN;
                 const int bk = e / BN;
                 const int gk2 = k0 + bk;

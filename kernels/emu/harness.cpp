@@ -253,6 +253,15 @@ static void conv_case(int B, int T, int R, int C, int Cin, int F, int kh, int kw
     std::vector<float> xp((size_t)M * N4, NAN);
     long long fs = (long long)R * C * Cin, ssy = cf ? C : (long long)C * Cin, ssx = cf ? 1 : Cin, ssc = cf ? (long long)R * C : 1;
     launch({(unsigned)((N4 + 63) / 64), (unsigned)((M + 63) / 64), 1}, {256, 1, 1}, [&] { E::conv_input(M, N4, kh * kw * Cin, x.data(), fs, ssy, ssx, ssc, R, C, Cin, OC, P, kw, sy, sx, dy, dx, pt, pl, Ws.data(), biass.data(), 1, xp.data()); });
+    if constexpr (!std::is_same_v<Wt, float>) {
+        // The tensor-core implicit GEMM gives the same xp (the input holds Wt values).
+        std::vector<float> xt((size_t)M * N4, NAN);
+        launch({(unsigned)((N4 + 63) / 64), (unsigned)((M + 63) / 64), 1}, {128, 1, 1}, [&] {
+            if constexpr (std::is_same_v<Wt, __half>) conv_input_tc_f16(M, N4, kh * kw * Cin, x.data(), fs, ssy, ssx, ssc, R, C, Cin, OC, P, kw, sy, sx, dy, dx, pt, pl, Ws.data(), biass.data(), 1, xt.data());
+            else conv_input_tc_bf16(M, N4, kh * kw * Cin, x.data(), fs, ssy, ssx, ssc, R, C, Cin, OC, P, kw, sy, sx, dy, dx, pt, pl, Ws.data(), biass.data(), 1, xt.data());
+        });
+        check((std::string(E::name) + " conv input on tensor cores vs FFMA").c_str(), xt, std::vector<double>(xp.begin(), xp.end()));
+    }
     std::vector<float> hs[2] = {std::vector<float>((size_t)B * P * F, 0), std::vector<float>((size_t)B * P * F, NAN)}, cs((size_t)B * P * F, 0), po((size_t)B * P * F, 0), sq((size_t)B * T * P * F, NAN);
     long long sbs = cf ? (long long)T * F * P : (long long)T * P * F, sps = cf ? 1 : F, sfs = cf ? P : 1;
     dim3 grid{(unsigned)std::min((B * P + 63) / 64, 65535), (unsigned)((F + 15) / 16), 1};

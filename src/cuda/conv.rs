@@ -103,6 +103,9 @@ pub(crate) struct ConvSpec {
     pub channels_first: bool,
     pub go_backwards: bool,
     pub return_sequences: bool,
+    /// The input holds values of the weights' storage type: the input convolution may run on
+    /// tensor cores (`conv_input_tc_*`) without rounding anything.
+    pub input_in_storage: bool,
 }
 
 /// What one call produced.
@@ -154,7 +157,12 @@ pub(crate) fn run(
     let dt = conv.recurrent.dtype();
     {
         let dummy = dummy_buf(dev, dt)?;
-        let input_name = kernels::conv_input(dt);
+        let tensor_cores = spec.input_in_storage && dt != StorageType::F32;
+        let input_name = if tensor_cores {
+            kernels::conv_input_tc(dt)
+        } else {
+            kernels::conv_input(dt)
+        };
         let func = dev.function(Module::Conv, &input_name)?;
         let (sy, sx, sc) = if spec.channels_first {
             (geo.in_cols, 1, geo.in_rows * geo.in_cols)
@@ -196,10 +204,18 @@ pub(crate) fn run(
                 m_rows.div_ceil(tile::BM).min(MAX_GRID_Y) as u32,
                 1,
             ),
-            block_dim: (tile::THREADS, 1, 1),
+            block_dim: (
+                if tensor_cores {
+                    tile::TC_THREADS
+                } else {
+                    tile::THREADS
+                },
+                1,
+                1,
+            ),
             shared_mem_bytes: 0,
         };
-        // conv_input_{dt}(long long M, int N, int K, const float* x, long long frame_stride,
+        // conv_input_{dt} / conv_input_tc_{dt}(long long M, int N, int K, const float* x, long long frame_stride,
         //   long long sy, long long sx, long long sc, int in_rows, int in_cols, int cin,
         //   int out_cols, int P, int kw, int stride_y, int stride_x, int dil_y, int dil_x,
         //   int pad_top, int pad_left, const W* Wk, const W* bias, int has_bias, float* xp)

@@ -52,6 +52,11 @@ pub(crate) fn gemm_bias_tc(dt: StorageType) -> String {
     format!("gemm_bias_tc_{}", dt.name())
 }
 
+/// `conv_input_tc_{dt}`: ConvLSTM2D's input convolution on tensor cores (f16 / bf16 only).
+pub(crate) fn conv_input_tc(dt: StorageType) -> String {
+    format!("conv_input_tc_{}", dt.name())
+}
+
 /// `conv_input_{dt}` (ConvLSTM2D's input convolution; f32 input, weights in `dt`).
 pub(crate) fn conv_input(dt: StorageType) -> String {
     format!("conv_input_{}", dt.name())
@@ -259,6 +264,8 @@ mod tests {
             if dt != StorageType::F32 {
                 let tc = gemm_bias_tc(dt);
                 assert!(rnn.contains(&format!("({tc},")), "{tc} not instantiated");
+                let tc = conv_input_tc(dt);
+                assert!(conv.contains(&format!("({tc},")), "{tc} not instantiated");
             }
             for name in [gemm_bias(dt), conv_input(dt)] {
                 let src = if name.starts_with("gemm") { rnn } else { conv };

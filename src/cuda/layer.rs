@@ -780,6 +780,7 @@ impl CudaLayer {
                     channels_first: d.cf,
                     go_backwards: self.options.go_backwards,
                     return_sequences: self.options.return_sequences,
+                    input_in_storage: x.dtype() == self.dtype,
                 };
                 let r = conv::run(
                     &dev,
