@@ -44,7 +44,10 @@
 //   Every entry point takes the activation ids as trailing ints; the compile-time variants
 //   ignore them. Each exists for three weight storage types: `_f32_`, `_f16_` (__half) and
 //   `_bf16_` (__nv_bfloat16), e.g. lstm_step_f16_tanh_sigmoid; gemm_bias_{f32,f16,bf16};
-//   gemm_bias_tc_{f16,bf16} (the projection on tensor cores, tc_gemm.cuh);
+//   gemm_bias_tc_{f16,bf16} (the projection on tensor cores, tc_gemm.cuh); the step kernels'
+//   tensor-core variants `_tc_{f16,bf16}_` (lstm_step_tc_bf16_tanh_sigmoid, ...: the recurrent
+//   product with h rounded to W on tensor cores, tc_dense_step; 128 threads, grid
+//   (ceil(U / 16), min(ceil(B / 64), 65535)); run only when the host is asked to);
 //   convert_{f32_to_f16, f32_to_bf16, f16_to_f32, bf16_to_f32}. Helpers on f32 buffers:
 //   fill_f32, permute_pf_f32, bidi_merge_f32 (Bidirectional's merge, f32 before the output's
 //   one rounding to the storage type).
@@ -136,6 +139,19 @@ __device__ __forceinline__ void dense_step(int B, int U, const float* __restrict
     }
 }
 
+// The recurrent product of a step kernel: FFMA in f32 (dense_step) or, for the `_tc_` entry
+// points, on tensor cores with h rounded to W (tc_dense_step in tc_gemm.cuh).
+template <typename W, int G, bool TC, typename Epilogue>
+__device__ __forceinline__ void step_product(int B, int U, const float* __restrict__ h,
+                                             const W* __restrict__ Um, int ldu, int col0,
+                                             Epilogue epi) {
+    if constexpr (TC) {
+        tc_dense_step<W, G>(B, U, h, Um, ldu, col0, epi);
+    } else {
+        dense_step<W, G>(B, U, h, Um, ldu, col0, epi);
+    }
+}
+
 // Whether row b is a real step (no mask, or mask true).
 __device__ __forceinline__ bool is_real(const unsigned char* __restrict__ mask, int has_mask,
                                         long long mask_off, long long mask_b_stride, int b) {
@@ -144,14 +160,14 @@ __device__ __forceinline__ bool is_real(const unsigned char* __restrict__ mask, 
 
 // ---- LSTM
 
-template <typename W, int ACT, int REC>
+template <typename W, int ACT, int REC, bool TC>
 __device__ __forceinline__ void lstm_step_impl(
     int B, int U, const float* __restrict__ xp, long long xp_step_off, long long xp_b_stride,
     const W* __restrict__ Um, const float* __restrict__ h_prev, float* __restrict__ h_next,
     float* __restrict__ c, float* __restrict__ prev_out, const unsigned char* __restrict__ mask,
     int has_mask, long long mask_off, long long mask_b_stride, float* __restrict__ seq, int has_seq,
     long long seq_off, long long seq_b_stride, int act, int rec) {
-    dense_step<W, 4>(B, U, h_prev, Um, 4 * U, 0, [&](int b, int j, const float (&z)[4]) {
+    step_product<W, 4, TC>(B, U, h_prev, Um, 4 * U, 0, [&](int b, int j, const float (&z)[4]) {
         const long long e = (long long)b * U + j;
         float out;
         if (is_real(mask, has_mask, mask_off, mask_b_stride, b)) {
@@ -185,29 +201,38 @@ __device__ __forceinline__ void lstm_step_impl(
     B, U, xp, xp_step_off, xp_b_stride, Um, h_prev, h_next, c, prev_out, mask, has_mask,     \
         mask_off, mask_b_stride, seq, has_seq, seq_off, seq_b_stride, act, rec
 
-#define LSTM_ENTRY(NAME, W, A, R)                                                  \
-    extern "C" __global__ void __launch_bounds__(step::THREADS) NAME(LSTM_PARAMS(W)) { \
-        lstm_step_impl<W, A, R>(LSTM_ARGS);                                        \
+// TC: the tensor-core variant (128 threads, tc_dense_step's launch geometry).
+#define STEP_THREADS(TC) ((TC) ? tcs::THREADS : step::THREADS)
+
+#define LSTM_ENTRY(NAME, W, A, R, TC)                                                  \
+    extern "C" __global__ void __launch_bounds__(STEP_THREADS(TC)) NAME(LSTM_PARAMS(W)) { \
+        lstm_step_impl<W, A, R, TC>(LSTM_ARGS);                                        \
     }
 
-#define LSTM_SET(DT, W)                                                        \
-    LSTM_ENTRY(lstm_step_##DT##_tanh_sigmoid, W, ACT_TANH, ACT_SIGMOID)         \
-    LSTM_ENTRY(lstm_step_##DT##_tanh_hard_sigmoid, W, ACT_TANH, ACT_HARD_SIGMOID) \
-    LSTM_ENTRY(lstm_step_##DT##_generic, W, ACT_RUNTIME, ACT_RUNTIME)
+#define LSTM_SET(DT, W)                                                               \
+    LSTM_ENTRY(lstm_step_##DT##_tanh_sigmoid, W, ACT_TANH, ACT_SIGMOID, false)         \
+    LSTM_ENTRY(lstm_step_##DT##_tanh_hard_sigmoid, W, ACT_TANH, ACT_HARD_SIGMOID, false) \
+    LSTM_ENTRY(lstm_step_##DT##_generic, W, ACT_RUNTIME, ACT_RUNTIME, false)
+#define LSTM_TC_SET(DT, W)                                                                \
+    LSTM_ENTRY(lstm_step_tc_##DT##_tanh_sigmoid, W, ACT_TANH, ACT_SIGMOID, true)         \
+    LSTM_ENTRY(lstm_step_tc_##DT##_tanh_hard_sigmoid, W, ACT_TANH, ACT_HARD_SIGMOID, true) \
+    LSTM_ENTRY(lstm_step_tc_##DT##_generic, W, ACT_RUNTIME, ACT_RUNTIME, true)
 LSTM_SET(f32, float)
 LSTM_SET(f16, __half)
 LSTM_SET(bf16, __nv_bfloat16)
+LSTM_TC_SET(f16, __half)
+LSTM_TC_SET(bf16, __nv_bfloat16)
 
 // ---- GRU, reset_after = true
 
-template <typename W, int ACT, int REC>
+template <typename W, int ACT, int REC, bool TC>
 __device__ __forceinline__ void gru_after_step_impl(
     int B, int U, const float* __restrict__ xp, long long xp_step_off, long long xp_b_stride,
     const W* __restrict__ Um, const W* __restrict__ rb, int has_rb, const float* __restrict__ h_prev,
     float* __restrict__ h_next, float* __restrict__ prev_out, const unsigned char* __restrict__ mask,
     int has_mask, long long mask_off, long long mask_b_stride, float* __restrict__ seq, int has_seq,
     long long seq_off, long long seq_b_stride, int act, int rec) {
-    dense_step<W, 3>(B, U, h_prev, Um, 3 * U, 0, [&](int b, int j, const float (&z)[3]) {
+    step_product<W, 3, TC>(B, U, h_prev, Um, 3 * U, 0, [&](int b, int j, const float (&z)[3]) {
         const long long e = (long long)b * U + j;
         float out;
         if (is_real(mask, has_mask, mask_off, mask_b_stride, b)) {
@@ -242,29 +267,35 @@ __device__ __forceinline__ void gru_after_step_impl(
     B, U, xp, xp_step_off, xp_b_stride, Um, rb, has_rb, h_prev, h_next, prev_out, mask,    \
         has_mask, mask_off, mask_b_stride, seq, has_seq, seq_off, seq_b_stride, act, rec
 
-#define GRU_AFTER_ENTRY(NAME, W, A, R)                                                  \
-    extern "C" __global__ void __launch_bounds__(step::THREADS) NAME(GRU_AFTER_PARAMS(W)) { \
-        gru_after_step_impl<W, A, R>(GRU_AFTER_ARGS);                                   \
+#define GRU_AFTER_ENTRY(NAME, W, A, R, TC)                                                  \
+    extern "C" __global__ void __launch_bounds__(STEP_THREADS(TC)) NAME(GRU_AFTER_PARAMS(W)) { \
+        gru_after_step_impl<W, A, R, TC>(GRU_AFTER_ARGS);                                   \
     }
 
-#define GRU_AFTER_SET(DT, W)                                                              \
-    GRU_AFTER_ENTRY(gru_after_step_##DT##_tanh_sigmoid, W, ACT_TANH, ACT_SIGMOID)         \
-    GRU_AFTER_ENTRY(gru_after_step_##DT##_tanh_hard_sigmoid, W, ACT_TANH, ACT_HARD_SIGMOID) \
-    GRU_AFTER_ENTRY(gru_after_step_##DT##_generic, W, ACT_RUNTIME, ACT_RUNTIME)
+#define GRU_AFTER_SET(DT, W)                                                                     \
+    GRU_AFTER_ENTRY(gru_after_step_##DT##_tanh_sigmoid, W, ACT_TANH, ACT_SIGMOID, false)         \
+    GRU_AFTER_ENTRY(gru_after_step_##DT##_tanh_hard_sigmoid, W, ACT_TANH, ACT_HARD_SIGMOID, false) \
+    GRU_AFTER_ENTRY(gru_after_step_##DT##_generic, W, ACT_RUNTIME, ACT_RUNTIME, false)
+#define GRU_AFTER_TC_SET(DT, W)                                                                     \
+    GRU_AFTER_ENTRY(gru_after_step_tc_##DT##_tanh_sigmoid, W, ACT_TANH, ACT_SIGMOID, true)         \
+    GRU_AFTER_ENTRY(gru_after_step_tc_##DT##_tanh_hard_sigmoid, W, ACT_TANH, ACT_HARD_SIGMOID, true) \
+    GRU_AFTER_ENTRY(gru_after_step_tc_##DT##_generic, W, ACT_RUNTIME, ACT_RUNTIME, true)
 GRU_AFTER_SET(f32, float)
 GRU_AFTER_SET(f16, __half)
 GRU_AFTER_SET(bf16, __nv_bfloat16)
+GRU_AFTER_TC_SET(f16, __half)
+GRU_AFTER_TC_SET(bf16, __nv_bfloat16)
 
 // ---- GRU, reset_after = false: kernel A (gates z, r and r * h), kernel B (candidate, update)
 
 // Kernel A: columns [0, 2U) of Um. Writes z and rh = r * h (both f32) for every row,
 // masked or not (kernel B applies the mask).
-template <typename W, int REC>
+template <typename W, int REC, bool TC>
 __device__ __forceinline__ void gru_before_gates_impl(
     int B, int U, const float* __restrict__ xp, long long xp_step_off, long long xp_b_stride,
     const W* __restrict__ Um, const float* __restrict__ h_prev, float* __restrict__ zbuf,
     float* __restrict__ rh, int rec) {
-    dense_step<W, 2>(B, U, h_prev, Um, 3 * U, 0, [&](int b, int j, const float (&z)[2]) {
+    step_product<W, 2, TC>(B, U, h_prev, Um, 3 * U, 0, [&](int b, int j, const float (&z)[2]) {
         const long long e = (long long)b * U + j;
         const float* x = xp + (long long)b * xp_b_stride + xp_step_off + j;
         const float zg = activate<REC>(x[0] + z[0], rec);
@@ -280,21 +311,27 @@ __device__ __forceinline__ void gru_before_gates_impl(
         float *__restrict__ rh, int rec
 #define GRU_GATES_ARGS B, U, xp, xp_step_off, xp_b_stride, Um, h_prev, zbuf, rh, rec
 
-#define GRU_GATES_ENTRY(NAME, W, R)                                                     \
-    extern "C" __global__ void __launch_bounds__(step::THREADS) NAME(GRU_GATES_PARAMS(W)) { \
-        gru_before_gates_impl<W, R>(GRU_GATES_ARGS);                                    \
+#define GRU_GATES_ENTRY(NAME, W, R, TC)                                                     \
+    extern "C" __global__ void __launch_bounds__(STEP_THREADS(TC)) NAME(GRU_GATES_PARAMS(W)) { \
+        gru_before_gates_impl<W, R, TC>(GRU_GATES_ARGS);                                    \
     }
 
-#define GRU_GATES_SET(DT, W)                                                     \
-    GRU_GATES_ENTRY(gru_before_gates_##DT##_sigmoid, W, ACT_SIGMOID)             \
-    GRU_GATES_ENTRY(gru_before_gates_##DT##_hard_sigmoid, W, ACT_HARD_SIGMOID)   \
-    GRU_GATES_ENTRY(gru_before_gates_##DT##_generic, W, ACT_RUNTIME)
+#define GRU_GATES_SET(DT, W)                                                            \
+    GRU_GATES_ENTRY(gru_before_gates_##DT##_sigmoid, W, ACT_SIGMOID, false)             \
+    GRU_GATES_ENTRY(gru_before_gates_##DT##_hard_sigmoid, W, ACT_HARD_SIGMOID, false)   \
+    GRU_GATES_ENTRY(gru_before_gates_##DT##_generic, W, ACT_RUNTIME, false)
+#define GRU_GATES_TC_SET(DT, W)                                                            \
+    GRU_GATES_ENTRY(gru_before_gates_tc_##DT##_sigmoid, W, ACT_SIGMOID, true)             \
+    GRU_GATES_ENTRY(gru_before_gates_tc_##DT##_hard_sigmoid, W, ACT_HARD_SIGMOID, true)   \
+    GRU_GATES_ENTRY(gru_before_gates_tc_##DT##_generic, W, ACT_RUNTIME, true)
 GRU_GATES_SET(f32, float)
 GRU_GATES_SET(f16, __half)
 GRU_GATES_SET(bf16, __nv_bfloat16)
+GRU_GATES_TC_SET(f16, __half)
+GRU_GATES_TC_SET(bf16, __nv_bfloat16)
 
 // Kernel B: columns [2U, 3U) of Um applied to rh; the state update and the mask.
-template <typename W, int ACT>
+template <typename W, int ACT, bool TC>
 __device__ __forceinline__ void gru_before_update_impl(
     int B, int U, const float* __restrict__ xp, long long xp_step_off, long long xp_b_stride,
     const W* __restrict__ Um, const float* __restrict__ rh, const float* __restrict__ zbuf,
@@ -302,7 +339,7 @@ __device__ __forceinline__ void gru_before_update_impl(
     const unsigned char* __restrict__ mask, int has_mask, long long mask_off,
     long long mask_b_stride, float* __restrict__ seq, int has_seq, long long seq_off,
     long long seq_b_stride, int act) {
-    dense_step<W, 1>(B, U, rh, Um, 3 * U, 2 * U, [&](int b, int j, const float (&z)[1]) {
+    step_product<W, 1, TC>(B, U, rh, Um, 3 * U, 2 * U, [&](int b, int j, const float (&z)[1]) {
         const long long e = (long long)b * U + j;
         float out;
         if (is_real(mask, has_mask, mask_off, mask_b_stride, b)) {
@@ -333,29 +370,35 @@ __device__ __forceinline__ void gru_before_update_impl(
     B, U, xp, xp_step_off, xp_b_stride, Um, rh, zbuf, h_prev, h_next, prev_out, mask,       \
         has_mask, mask_off, mask_b_stride, seq, has_seq, seq_off, seq_b_stride, act
 
-#define GRU_UPDATE_ENTRY(NAME, W, A)                                                     \
-    extern "C" __global__ void __launch_bounds__(step::THREADS) NAME(GRU_UPDATE_PARAMS(W)) { \
-        gru_before_update_impl<W, A>(GRU_UPDATE_ARGS);                                   \
+#define GRU_UPDATE_ENTRY(NAME, W, A, TC)                                                     \
+    extern "C" __global__ void __launch_bounds__(STEP_THREADS(TC)) NAME(GRU_UPDATE_PARAMS(W)) { \
+        gru_before_update_impl<W, A, TC>(GRU_UPDATE_ARGS);                                   \
     }
 
-#define GRU_UPDATE_SET(DT, W)                                           \
-    GRU_UPDATE_ENTRY(gru_before_update_##DT##_tanh, W, ACT_TANH)        \
-    GRU_UPDATE_ENTRY(gru_before_update_##DT##_relu, W, ACT_RELU)        \
-    GRU_UPDATE_ENTRY(gru_before_update_##DT##_generic, W, ACT_RUNTIME)
+#define GRU_UPDATE_SET(DT, W)                                                  \
+    GRU_UPDATE_ENTRY(gru_before_update_##DT##_tanh, W, ACT_TANH, false)        \
+    GRU_UPDATE_ENTRY(gru_before_update_##DT##_relu, W, ACT_RELU, false)        \
+    GRU_UPDATE_ENTRY(gru_before_update_##DT##_generic, W, ACT_RUNTIME, false)
+#define GRU_UPDATE_TC_SET(DT, W)                                                  \
+    GRU_UPDATE_ENTRY(gru_before_update_tc_##DT##_tanh, W, ACT_TANH, true)        \
+    GRU_UPDATE_ENTRY(gru_before_update_tc_##DT##_relu, W, ACT_RELU, true)        \
+    GRU_UPDATE_ENTRY(gru_before_update_tc_##DT##_generic, W, ACT_RUNTIME, true)
 GRU_UPDATE_SET(f32, float)
 GRU_UPDATE_SET(f16, __half)
 GRU_UPDATE_SET(bf16, __nv_bfloat16)
+GRU_UPDATE_TC_SET(f16, __half)
+GRU_UPDATE_TC_SET(bf16, __nv_bfloat16)
 
 // ---- SimpleRNN
 
-template <typename W, int ACT>
+template <typename W, int ACT, bool TC>
 __device__ __forceinline__ void simple_step_impl(
     int B, int U, const float* __restrict__ xp, long long xp_step_off, long long xp_b_stride,
     const W* __restrict__ Um, const float* __restrict__ h_prev, float* __restrict__ h_next,
     float* __restrict__ prev_out, const unsigned char* __restrict__ mask, int has_mask,
     long long mask_off, long long mask_b_stride, float* __restrict__ seq, int has_seq,
     long long seq_off, long long seq_b_stride, int act) {
-    dense_step<W, 1>(B, U, h_prev, Um, U, 0, [&](int b, int j, const float (&z)[1]) {
+    step_product<W, 1, TC>(B, U, h_prev, Um, U, 0, [&](int b, int j, const float (&z)[1]) {
         const long long e = (long long)b * U + j;
         float out;
         if (is_real(mask, has_mask, mask_off, mask_b_stride, b)) {
@@ -383,18 +426,24 @@ __device__ __forceinline__ void simple_step_impl(
     B, U, xp, xp_step_off, xp_b_stride, Um, h_prev, h_next, prev_out, mask, has_mask,       \
         mask_off, mask_b_stride, seq, has_seq, seq_off, seq_b_stride, act
 
-#define SIMPLE_ENTRY(NAME, W, A)                                                     \
-    extern "C" __global__ void __launch_bounds__(step::THREADS) NAME(SIMPLE_PARAMS(W)) { \
-        simple_step_impl<W, A>(SIMPLE_ARGS);                                         \
+#define SIMPLE_ENTRY(NAME, W, A, TC)                                                     \
+    extern "C" __global__ void __launch_bounds__(STEP_THREADS(TC)) NAME(SIMPLE_PARAMS(W)) { \
+        simple_step_impl<W, A, TC>(SIMPLE_ARGS);                                         \
     }
 
-#define SIMPLE_SET(DT, W)                                       \
-    SIMPLE_ENTRY(simple_step_##DT##_tanh, W, ACT_TANH)          \
-    SIMPLE_ENTRY(simple_step_##DT##_relu, W, ACT_RELU)          \
-    SIMPLE_ENTRY(simple_step_##DT##_generic, W, ACT_RUNTIME)
+#define SIMPLE_SET(DT, W)                                              \
+    SIMPLE_ENTRY(simple_step_##DT##_tanh, W, ACT_TANH, false)          \
+    SIMPLE_ENTRY(simple_step_##DT##_relu, W, ACT_RELU, false)          \
+    SIMPLE_ENTRY(simple_step_##DT##_generic, W, ACT_RUNTIME, false)
+#define SIMPLE_TC_SET(DT, W)                                              \
+    SIMPLE_ENTRY(simple_step_tc_##DT##_tanh, W, ACT_TANH, true)          \
+    SIMPLE_ENTRY(simple_step_tc_##DT##_relu, W, ACT_RELU, true)          \
+    SIMPLE_ENTRY(simple_step_tc_##DT##_generic, W, ACT_RUNTIME, true)
 SIMPLE_SET(f32, float)
 SIMPLE_SET(f16, __half)
 SIMPLE_SET(bf16, __nv_bfloat16)
+SIMPLE_TC_SET(f16, __half)
+SIMPLE_TC_SET(bf16, __nv_bfloat16)
 
 // ---- projection: xp = x W + b for every step at once (one launch per layer call)
 // Grid (ceil(N / 64), min(ceil(M / 64), 65535)), block 256; see gemm_bias_tile in common.cuh.

@@ -135,3 +135,109 @@ __device__ __forceinline__ void tc_gemm_bias_tile(long long M, int N, int K, con
         __syncthreads();
     }
 }
+
+// ---- the recurrent product of one step on tensor cores (rnn.cu's `_tc_` step kernels)
+//
+//   z[b][g][j] = sum_k W(h[b, k]) * Um[k, col0 + g*U + j]     (h rounded to W as the operand)
+//
+// Block: 128 threads = 4 warps; a tile of 64 batch rows (blockIdx.y, grid-stride) x 16 units
+// j0 = 16 blockIdx.x .. +15 of ALL G gates. Warp w owns rows 16 w .. +15 as G accumulator
+// fragments (one per gate). K in steps of 32 through shared memory: As[64][40] (h rounded to
+// W, k fastest), Bs[32][16 G + 8] (gate g's 16 columns side by side). Then the fragments go to
+// Cs[64][16 G + 4] (f32) and each thread calls `epi(b, j, z)` for its (row, unit) pairs, as
+// rnn.cu's dense_step does: the same epilogues (bias, activations, mask, state update).
+// Every thread of the block must call it (it holds barriers). Unlike dense_step, h is rounded
+// to the storage type for the product: the `_tc_` kernels' results differ from the CPU path's
+// by that rounding (the host runs them only when asked: DensePath::TensorCore).
+namespace tcs {
+constexpr int BM = 64;
+constexpr int UNITS = 16;
+constexpr int BK = 32;
+constexpr int THREADS = 128;
+constexpr int LDA = BK + 8;
+}  // namespace tcs
+
+template <typename W, int G, typename Epilogue>
+__device__ __forceinline__ void tc_dense_step(int B, int U, const float* __restrict__ h,
+                                              const W* __restrict__ Um, int ldu, int col0,
+                                              Epilogue epi) {
+    using namespace tcs;
+    namespace wmma = nvcuda::wmma;
+    constexpr int NC = G * UNITS;  // the tile's columns
+    constexpr int LDB = NC + 8;
+    constexpr int LDC = NC + 4;
+    constexpr int STAGE_BYTES = (BM * LDA + BK * LDB) * 2;
+    constexpr int C_BYTES = BM * LDC * 4;
+    __shared__ __align__(32) unsigned char smem[STAGE_BYTES > C_BYTES ? STAGE_BYTES : C_BYTES];
+    W* As = reinterpret_cast<W*>(smem);
+    W* Bs = As + BM * LDA;
+    float* Cs = reinterpret_cast<float*>(smem);
+    const int t = threadIdx.x;
+    const int warp = t / 32;
+    const int j0 = blockIdx.x * UNITS;
+    const int row_tiles = (B + BM - 1) / BM;
+    for (int rt = blockIdx.y; rt < row_tiles; rt += gridDim.y) {
+        const int b0 = rt * BM;
+        wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[G];
+#pragma unroll
+        for (int g = 0; g < G; ++g) {
+            wmma::fill_fragment(acc[g], 0.0f);
+        }
+        for (int k0 = 0; k0 < U; k0 += BK) {
+#pragma unroll 4
+            for (int e = t; e < BM * BK; e += THREADS) {
+                const int ak = e % BK;
+                const int am = e / BK;
+                const int b = b0 + am;
+                const int k = k0 + ak;
+                to_w((b < B && k < U) ? load_cg(h + (long long)b * U + k) : 0.0f,
+                     As + am * LDA + ak);
+            }
+#pragma unroll 4
+            for (int e = t; e < BK * NC; e += THREADS) {
+                const int bc = e % NC;
+                const int bk = e / NC;
+                const int g = bc / UNITS;
+                const int j = j0 + bc % UNITS;
+                const int k = k0 + bk;
+                to_w((k < U && j < U) ? load_f32(Um + (long long)k * ldu + col0 + g * U + j)
+                                      : 0.0f,
+                     Bs + bk * LDB + bc);
+            }
+            __syncthreads();
+#pragma unroll
+            for (int kk = 0; kk < BK; kk += 16) {
+                wmma::fragment<wmma::matrix_a, 16, 16, 16, W, wmma::row_major> a;
+                wmma::load_matrix_sync(a, As + warp * 16 * LDA + kk, LDA);
+#pragma unroll
+                for (int g = 0; g < G; ++g) {
+                    wmma::fragment<wmma::matrix_b, 16, 16, 16, W, wmma::row_major> bf;
+                    wmma::load_matrix_sync(bf, Bs + kk * LDB + g * UNITS, LDB);
+                    wmma::mma_sync(acc[g], a, bf, acc[g]);
+                }
+            }
+            __syncthreads();
+        }
+#pragma unroll
+        for (int g = 0; g < G; ++g) {
+            wmma::store_matrix_sync(Cs + warp * 16 * LDC + g * UNITS, acc[g], LDC,
+                                    wmma::mem_row_major);
+        }
+        __syncthreads();
+        for (int e = t; e < BM * UNITS; e += THREADS) {
+            const int r = e / UNITS;
+            const int jj = e % UNITS;
+            const int b = b0 + r;
+            const int j = j0 + jj;
+            if (b < B && j < U) {
+                float z[G];
+#pragma unroll
+                for (int g = 0; g < G; ++g) {
+                    z[g] = Cs[r * LDC + g * UNITS + jj];
+                }
+                epi(b, j, z);
+            }
+        }
+        __syncthreads();
+    }
+}

@@ -66,6 +66,18 @@ template <class Wt> struct Entries;
         static constexpr auto p_gru_before = persistent_gru_before_##DT##_generic;          \
         static constexpr auto p_simple = persistent_simple_##DT##_generic;                  \
     };
+// The tensor-core step kernels (f16 / bf16 only).
+template <class Wt> struct TcEntries;
+#define TC_ENTRIES(DT, WT)                                                                  \
+    template <> struct TcEntries<WT> {                                                      \
+        static constexpr auto lstm = lstm_step_tc_##DT##_generic;                           \
+        static constexpr auto gru_after = gru_after_step_tc_##DT##_generic;                 \
+        static constexpr auto gru_gates = gru_before_gates_tc_##DT##_generic;               \
+        static constexpr auto gru_update = gru_before_update_tc_##DT##_generic;             \
+        static constexpr auto simple = simple_step_tc_##DT##_generic;                       \
+    };
+TC_ENTRIES(f16, __half)
+TC_ENTRIES(bf16, __nv_bfloat16)
 ENTRIES(f32, float)
 ENTRIES(f16, __half)
 ENTRIES(bf16, __nv_bfloat16)
@@ -109,9 +121,11 @@ static int gates(Kind k) { return k == LSTM ? 4 : k == SIMPLE ? 1 : 3; }
 // One dense cell, batch-major input (b*T + t rows), batch-major output, as dense.rs launches it,
 // with weights (and the input) stored as Wt.
 // persist_J > 0: the persistent kernel (rnn_persistent.cu) with J units per block instead of
-// the per-step kernels.
+// the per-step kernels. tc: the tensor-core step kernels (Wt f16 / bf16), whose product
+// rounds h (and r*h) to Wt: the reference rounds them too.
 template <class Wt = float>
-static void dense_case(Kind kind, int B, int T, int I, int U, bool back, bool use_mask, bool use_init, int act, int rec, bool tm, int persist_J = 0) {
+static void dense_case(Kind kind, int B, int T, int I, int U, bool back, bool use_mask, bool use_init, int act, int rec, bool tm, int persist_J = 0, bool tc = false) {
+    auto rw = [&](double v) -> double { if constexpr (std::is_same_v<Wt, float>) return v; else return tc ? (double)load_f32(std::vector<Wt>{to_wt<Wt>((float)v)}.data()) : v; };
     int G = gates(kind), GU = G * U;
     auto x = rnd((size_t)B * T * I, 1), W = rnd((size_t)I * GU, 0.5), Um = rnd((size_t)U * GU, 0.4), b = rnd(GU, 0.5), rb = rnd(kind == GRUA ? GU : 1, 0.5);
     auto Ws = stored<Wt>(W); auto Ums = stored<Wt>(Um); auto bs = stored<Wt>(b); auto rbs = stored<Wt>(rb);
@@ -131,10 +145,10 @@ static void dense_case(Kind kind, int B, int T, int I, int U, bool back, bool us
             bool real = mask[(size_t)bb * T + ts];
             std::vector<double> xp(GU), hu(GU, 0), rh(U);
             for (int n = 0; n < GU; ++n) { double a = b[n]; for (int k = 0; k < I; ++k) a += (double)x[xrow(bb, ts) * I + k] * W[(size_t)k * GU + n]; xp[n] = a; }
-            for (int n = 0; n < GU; ++n) for (int k = 0; k < U; ++k) hu[n] += h[(size_t)bb * U + k] * Um[(size_t)k * GU + n];
+            for (int n = 0; n < GU; ++n) for (int k = 0; k < U; ++k) hu[n] += rw(h[(size_t)bb * U + k]) * Um[(size_t)k * GU + n];
             if (kind == GRUB) {
                 for (int j = 0; j < U; ++j) rh[j] = act_ref(rec, xp[U + j] + hu[U + j]) * h[(size_t)bb * U + j];
-                for (int j = 0; j < U; ++j) { double a = 0; for (int k = 0; k < U; ++k) a += rh[k] * Um[(size_t)k * GU + 2 * U + j]; hu[2 * U + j] = a; }
+                for (int j = 0; j < U; ++j) { double a = 0; for (int k = 0; k < U; ++k) a += rw(rh[k]) * Um[(size_t)k * GU + 2 * U + j]; hu[2 * U + j] = a; }
             }
             for (int j = 0; j < U; ++j) {
                 size_t e = (size_t)bb * U + j;
@@ -182,7 +196,26 @@ static void dense_case(Kind kind, int B, int T, int I, int U, bool back, bool us
         if (kind == SIMPLE) run(E::p_simple);
         std::copy(hb.begin() + (size_t)(T % 2) * B * U, hb.begin() + (size_t)(T % 2 + 1) * B * U, hs[T % 2].begin());
     }
-    for (int s = 0; s < (persist_J > 0 ? 0 : T); ++s) {
+    if constexpr (!std::is_same_v<Wt, float>) {
+        if (tc) {
+            using TE = TcEntries<Wt>;
+            dim3 tgrid{(unsigned)((U + 15) / 16), (unsigned)((B + 63) / 64), 1}, tblock{128, 1, 1};
+            for (int s = 0; s < T; ++s) {
+                int ts = back ? T - 1 - s : s;
+                long long xo = tm ? (long long)ts * B * GU : (long long)ts * GU, xbs = tm ? GU : (long long)T * GU;
+                long long so = tm ? (long long)s * B * U : (long long)s * U, sbs = tm ? U : (long long)T * U;
+                float* hp = hs[s % 2].data(); float* hn = hs[(s + 1) % 2].data();
+                if (kind == LSTM) launch(tgrid, tblock, [&] { TE::lstm(B, U, xp.data(), xo, xbs, Ums.data(), hp, hn, cs.data(), po.data(), mask.data(), use_mask, ts, T, sq.data(), 1, so, sbs, act, rec); });
+                if (kind == GRUA) launch(tgrid, tblock, [&] { TE::gru_after(B, U, xp.data(), xo, xbs, Ums.data(), rbs.data(), 1, hp, hn, po.data(), mask.data(), use_mask, ts, T, sq.data(), 1, so, sbs, act, rec); });
+                if (kind == GRUB) {
+                    launch(tgrid, tblock, [&] { TE::gru_gates(B, U, xp.data(), xo, xbs, Ums.data(), hp, zb.data(), rhb.data(), rec); });
+                    launch(tgrid, tblock, [&] { TE::gru_update(B, U, xp.data(), xo, xbs, Ums.data(), rhb.data(), zb.data(), hp, hn, po.data(), mask.data(), use_mask, ts, T, sq.data(), 1, so, sbs, act); });
+                }
+                if (kind == SIMPLE) launch(tgrid, tblock, [&] { TE::simple(B, U, xp.data(), xo, xbs, Ums.data(), hp, hn, po.data(), mask.data(), use_mask, ts, T, sq.data(), 1, so, sbs, act); });
+            }
+        }
+    }
+    for (int s = 0; s < (persist_J > 0 || tc ? 0 : T); ++s) {
         int ts = back ? T - 1 - s : s;
         long long xo = tm ? (long long)ts * B * GU : (long long)ts * GU, xbs = tm ? GU : (long long)T * GU;
         long long so = tm ? (long long)s * B * U : (long long)s * U, sbs = tm ? U : (long long)T * U;
@@ -196,7 +229,7 @@ static void dense_case(Kind kind, int B, int T, int I, int U, bool back, bool us
         if (kind == SIMPLE) launch(grid, block, [&] { E::simple(B, U, xp.data(), xo, xbs, Ums.data(), hp, hn, po.data(), mask.data(), use_mask, ts, T, sq.data(), 1, so, sbs, act); });
     }
     char name[200];
-    snprintf(name, sizeof name, "%s%s kind%d B%d T%d I%d U%d back%d mask%d init%d act%d rec%d tm%d", persist_J > 0 ? ("persistent J" + std::to_string(persist_J) + " ").c_str() : "", E::name, kind, B, T, I, U, back, use_mask, use_init, act, rec, tm);
+    snprintf(name, sizeof name, "%s%s%s kind%d B%d T%d I%d U%d back%d mask%d init%d act%d rec%d tm%d", persist_J > 0 ? ("persistent J" + std::to_string(persist_J) + " ").c_str() : "", tc ? "tensor-core " : "", E::name, kind, B, T, I, U, back, use_mask, use_init, act, rec, tm);
     check((std::string(name) + " seq").c_str(), sq, seq);
     check((std::string(name) + " h").c_str(), hs[T % 2], h);
     if (kind == LSTM) check((std::string(name) + " c").c_str(), cs, c);
@@ -373,6 +406,11 @@ int main() {
         dense_case<__half>(k, 2, 3, 3, 19, true, true, true, 3, 8, false, 5);
     }
     dense_case(SIMPLE, 2, 3, 5, 300, false, true, true, 0, 0, false, 300);  // >= 256 columns
+    // Tensor-core step kernels: two row tiles (B > 64), a partial unit tile, every kind.
+    for (Kind k : {LSTM, GRUA, GRUB, SIMPLE}) {
+        dense_case<__half>(k, 70, 3, 5, 21, true, true, true, 0, 2, false, 0, true);
+        dense_case<__nv_bfloat16>(k, 3, 4, 6, 40, false, true, false, 3, 8, true, 0, true);
+    }
 
     conv_case<__nv_bfloat16>(2, 2, 7, 7, 2, 3, 3, 3, 1, 1, 2, 2, true, false, false, true);
     for (int mode = 0; mode < 5; ++mode) {
