@@ -114,6 +114,8 @@ def our_row(args, dtype, r):
         cmd += ["--image", str(r["image"]), "--kernel", str(r["kernel"])]
     if args.dry_run:
         cmd += ["--repeats", "3"]
+    else:
+        cmd += ["--cuda-path", args.cuda_path]
     got, err = run_json(cmd, args.timeout)
     return (got[-1] if got else None), err
 
@@ -204,14 +206,17 @@ def write_report(args, joined, device_name):
     pct = lambda t, pk: f"{t:.2f} ({100 * t / pk:.0f}%)" if t and pk else (f"{t:.2f}" if t else "n/a")  # noqa: E731
     lines = [f"- date: {time.strftime('%Y-%m-%d %H:%M %Z')}; device: {device_name or 'n/a'}",
              f"- command: `python3 benches/gpu_compare.py --dtypes {' '.join(args.dtypes)}"
-             + (" --dry-run" if args.dry_run else "") + "`",
+             + f" --cuda-path {args.cuda_path}" + (" --dry-run" if args.dry_run else "") + "`",
+             "- ours: µs with the kernels that ran the dense time loops (step / persistent / "
+             "tensor-core)",
              "- ratio = cuDNN median / ours (> 1: ours faster); TFLOP/s with % of the dtype's "
              "measured dense-GEMM peak; target from issue 4",
              "",
              "| dtype | layer | B,T,I,H | cuDNN µs | ours µs | ratio | target | cuDNN TFLOP/s | ours TFLOP/s |",
              "|---|---|---|--:|--:|--:|--:|--:|--:|"]
     for j in joined:
-        ours = f"{j['ours_us']:.0f}" if j["ours_us"] else f"n/a: {j['ours_error'] or 'no row'}"
+        ours = (f"{j['ours_us']:.0f}" + (f" ({j['ours_path']})" if j.get("ours_path") else "")
+                if j["ours_us"] else f"n/a: {j['ours_error'] or 'no row'}")
         cud = f"{j['cudnn_us']:.0f}" if j["cudnn_us"] else "n/a"
         ratio = f"{j['ratio']:.2f}" + ("" if j["ratio"] >= j["target"] else " (missed)") if j["ratio"] else "n/a"
         lines.append(f"| {j['dtype']} | {j['layer']} | {j['shape']} | {cud} | {ours} | {ratio} | "
@@ -238,6 +243,8 @@ def main():
     p.add_argument("--out", default=os.path.join(HERE, "..", "target", "gpu-compare"))
     p.add_argument("--timeout", type=int, default=120, help="seconds per row and engine")
     p.add_argument("--dry-run", action="store_true", help="tiny shapes, both engines on the CPU")
+    p.add_argument("--cuda-path", default="auto", choices=["auto", "step", "persistent", "tensor-core"],
+                   help="ours: which kernels run the dense time loops (recurrent bench --cuda-path)")
     args = p.parse_args()
     os.makedirs(args.out, exist_ok=True)
     rows = plan(args.dry_run)
@@ -260,7 +267,8 @@ def main():
                      cudnn_us=c["median_us"] if c else None, ours_us=ours["median_us"] if ours else None,
                      cudnn_tflops=c.get("tflops") if c else None,
                      ours_tflops=ours.get("tflops") if ours else None, peak_tflops=peak,
-                     ours_error=err if not ours else None, cudnn_version=c.get("version") if c else None)
+                     ours_error=err if not ours else None, cudnn_version=c.get("version") if c else None,
+                     ours_path=ours.get("path_used") if ours else None)
             j["ratio"] = j["cudnn_us"] / j["ours_us"] if j["cudnn_us"] and j["ours_us"] else None
             j["extra_target"] = extra_target(r, dtype)
             joined.append(j)

@@ -13,7 +13,8 @@
 #   memcheck   compute-sanitizer --tool memcheck over the GPU tests (RECURRENT_GPU_QUICK=1)
 #   racecheck  compute-sanitizer --tool racecheck over the GPU tests (RECURRENT_GPU_QUICK=1)
 #   paths      (not in the default list) the dense rows of issue 4's set, f32 and bf16, with
-#              the time loop forced to the step kernels and to the persistent kernel
+#              the time loop forced to the step kernels, the persistent kernel and (bf16) the
+#              tensor-core step kernels
 #              (`bench --cuda-path`), side by side with the heuristic's choice: the data for
 #              tuning persistent_plan's cost model (src/cuda/dense.rs). paths.log, paths_*.jsonl
 #   cudnn      (not in the default list) cuDNN through PyTorch on issue 4's shape set, f32,
@@ -226,7 +227,9 @@ phase_bench() {
 phase_paths() {
     local rc=0 dt p
     for dt in f32 bf16; do
-        for p in step persistent auto; do
+        local kinds="step persistent auto"
+        [ "$dt" = bf16 ] && kinds="$kinds tensor-core"
+        for p in $kinds; do
             capped 120 "$bundle/recurrent" bench --device cuda --set gpu --dtype "$dt" \
                 --cuda-path "$p" --warmup 2 --repeats 10 --json \
                 >"$out/paths_${dt}_$p.jsonl" 2>"$out/paths_${dt}_$p.err" || rc=1
@@ -250,13 +253,13 @@ def rows(name):
         r[(o["layer"], o["batch"], o["seq"], o["input"], o["units"])] = (o["us_per_step"], o.get("path_used", "?"))
     return r
 for dt in ("f32", "bf16"):
-    s, p, a = (rows(f"paths_{dt}_{k}.jsonl") for k in ("step", "persistent", "auto"))
-    print(f"{dt}: us per step (step / persistent / auto), step / persistent, what ran")
+    s, p, a, tc = (rows(f"paths_{dt}_{k}.jsonl") for k in ("step", "persistent", "auto", "tensor-core"))
+    print(f"{dt}: us per step (step / persistent / auto / tensor-core), step / persistent, what ran")
     for k in sorted(set(s) | set(p)):
         f = lambda d: f"{d[k][0]:9.2f}" if k in d else "        -"
         ratio = f"{s[k][0] / p[k][0]:6.2f}x" if k in s and k in p and p[k][0] > 0 else "     -"
         ran = f"persistent run: {p[k][1]}, auto: {a[k][1]}" if k in p and k in a else ""
-        print(f"  {k[0]:<6} {k[1]:>4} {k[2]:>5} {k[3]:>5} {k[4]:>5}  {f(s)} {f(p)} {f(a)}  {ratio}  {ran}")
+        print(f"  {k[0]:<6} {k[1]:>4} {k[2]:>5} {k[3]:>5} {k[4]:>5}  {f(s)} {f(p)} {f(a)} {f(tc)}  {ratio}  {ran}")
 PY
     return "$rc"
 }

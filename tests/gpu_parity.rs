@@ -1568,6 +1568,81 @@ mod gpu {
         report.finish();
     }
 
+    /// The tensor-core step kernels (forced; f16 / bf16 only): every cell kind with more than
+    /// one 64-row tile and a partial 16-unit tile, against the CPU on the same rounded weights
+    /// and inputs. Their product rounds h to the storage type each step, so the tolerance is
+    /// wider than the storage tests': 2e-3 + 2e-2 |ref| (f16), 2e-2 + 1e-1 |ref| (bf16), over
+    /// 4 steps; the step path must not be what ran.
+    #[test]
+    fn gpu_tensor_core_path() {
+        let test = "gpu_tensor_core_path";
+        let Some(dev) = device(test) else { return };
+        let mut rng = Rng::new(test);
+        let mut report = Report::new(test);
+        for (dt, abs, rel) in [
+            (StorageType::F16, 2e-3, 2e-2),
+            (StorageType::BF16, 2e-2, 1e-1),
+        ] {
+            for kind in [
+                Dense::Lstm,
+                Dense::GruAfter,
+                Dense::GruBefore,
+                Dense::Simple,
+            ] {
+                rng.1 = dt;
+                let opts = SequenceOptions {
+                    return_sequences: true,
+                    return_state: true,
+                    go_backwards: kind == Dense::GruBefore,
+                    ..Default::default()
+                };
+                let (b, t, i, u) = (70, 4, 6, 40);
+                let cell = dense_cell(
+                    &mut rng,
+                    kind,
+                    i,
+                    u,
+                    Activation::Tanh,
+                    Activation::Sigmoid,
+                    1.0,
+                );
+                let mut layer = dense_layer(cell, opts);
+                let x = rng.arr(&[b, t, i], 1.0);
+                let mask = rng.mask(b, t);
+                rng.1 = StorageType::F32;
+                let r = (|| -> Result<f32, String> {
+                    let args = CallArgs {
+                        mask: Some(mask.view()),
+                        ..Default::default()
+                    };
+                    let want = layer.forward(x.view(), &args).map_err(|e| e.to_string())?;
+                    let mut gpu = CudaLayer::from_keras_as(&dev, &layer, dt)
+                        .map_err(|e| e.to_string())?
+                        .with_dense_path(DensePath::TensorCore);
+                    let got = gpu.forward(x.view(), &args).map_err(|e| e.to_string())?;
+                    if gpu.last_dense_paths() != [DensePath::TensorCore] {
+                        return Err(format!("ran on {:?}", gpu.last_dense_paths()));
+                    }
+                    let mut worst = 0.0f32;
+                    for (g, w) in std::iter::once((&got.output, &want.output))
+                        .chain(got.states.iter().zip(&want.states))
+                    {
+                        for (a, e) in g.iter().zip(w.iter()) {
+                            let d = (a - e).abs();
+                            if d.is_nan() || d > abs + rel * e.abs() {
+                                return Err(format!("got {a}, want {e}"));
+                            }
+                            worst = worst.max(d);
+                        }
+                    }
+                    Ok(worst)
+                })();
+                report.add(&format!("{} {kind:?}", dt.name()), r);
+            }
+        }
+        report.finish();
+    }
+
     /// Calls the CPU refuses are refused on the GPU with the same message; user cells are
     /// refused at upload.
     #[test]

@@ -324,7 +324,11 @@ pub(crate) fn persistent_plan(
     limits: DeviceLimits,
     path: DensePath,
 ) -> Option<PersistPlan> {
-    if path == DensePath::Step || !limits.cooperative || batch == 0 || units == 0 {
+    if matches!(path, DensePath::Step | DensePath::TensorCore)
+        || !limits.cooperative
+        || batch == 0
+        || units == 0
+    {
         return None;
     }
     let g = kind.gates();
@@ -600,8 +604,11 @@ pub(crate) fn run(
                 Err(e) => return Err(e),
             }
         }
+        let tensor_cores = path == DensePath::TensorCore && dt != StorageType::F32;
         paths.push(if h_persistent.is_some() {
             DensePath::Persistent
+        } else if tensor_cores {
+            DensePath::TensorCore
         } else {
             DensePath::Step
         });
@@ -623,6 +630,21 @@ pub(crate) fn run(
                     kernels::gru_before_update(dt, cell.act),
                 ],
                 CellKind::Simple => vec![kernels::simple_step(dt, cell.act)],
+            };
+            let (names, cfg) = if tensor_cores {
+                let grid = LaunchConfig {
+                    grid_dim: (
+                        u.div_ceil(tile::TC_UNITS) as u32,
+                        b.div_ceil(tile::TC_ROWS).min(MAX_GRID_Y) as u32,
+                        1,
+                    ),
+                    block_dim: (tile::TC_THREADS, 1, 1),
+                    shared_mem_bytes: 0,
+                };
+                let tc = names.iter().map(|n| kernels::tensor_core(n, dt)).collect();
+                (tc, grid)
+            } else {
+                (names, cfg)
             };
             let funcs = names
                 .iter()

@@ -43,6 +43,11 @@ pub enum DensePath {
     /// The persistent kernel (one launch per layer call) wherever it is feasible (weights and
     /// states fit in shared memory, blocks co-resident); the step kernels elsewhere.
     Persistent,
+    /// f16 / bf16 layers: the step kernels' tensor-core variants, whose recurrent product
+    /// rounds h (and GRU's r*h) to the storage type, as cuDNN's half-precision RNNs do: results
+    /// leave the CPU path's `--dtype` semantics by that rounding (never chosen by `Auto`). f32
+    /// layers run the step kernels.
+    TensorCore,
 }
 
 /// What the persistent kernels' plan needs to know about the device.
@@ -166,11 +171,12 @@ impl CudaDevice {
         let dense_path = match std::env::var("RECURRENT_CUDA_PATH").as_deref() {
             Ok("step") => DensePath::Step,
             Ok("persistent") => DensePath::Persistent,
+            Ok("tensor-core") => DensePath::TensorCore,
             Ok("auto") | Ok("") | Err(_) => DensePath::Auto,
             Ok(other) => {
                 return Err(Error::invalid(
                     "RECURRENT_CUDA_PATH",
-                    format!("expected auto, step or persistent, found {other:?}"),
+                    format!("expected auto, step, persistent or tensor-core, found {other:?}"),
                 ))
             }
         };
@@ -198,7 +204,8 @@ impl CudaDevice {
     }
 
     /// Which kernels run the dense layers' time loop by default on this device:
-    /// [`DensePath::Auto`], or the environment's `RECURRENT_CUDA_PATH=auto|step|persistent`
+    /// [`DensePath::Auto`], or the environment's
+    /// `RECURRENT_CUDA_PATH=auto|step|persistent|tensor-core`
     /// read when the device was opened. [`crate::cuda::CudaLayer::with_dense_path`] overrides
     /// it per layer. Results agree within the f32 tolerance whatever the path.
     pub fn dense_path(&self) -> DensePath {

@@ -47,6 +47,13 @@ pub(crate) fn gemm_bias(dt: StorageType) -> String {
     format!("gemm_bias_{}", dt.name())
 }
 
+/// The tensor-core variant of a step kernel's name: `lstm_step_f16_tanh_sigmoid` ->
+/// `lstm_step_tc_f16_tanh_sigmoid` (f16 / bf16 only; rnn.cu's `*_TC_SET`).
+pub(crate) fn tensor_core(name: &str, dt: StorageType) -> String {
+    let n = dt.name();
+    name.replacen(&format!("_{n}_"), &format!("_tc_{n}_"), 1)
+}
+
 /// `gemm_bias_tc_{dt}`: the projection on tensor cores (f16 / bf16 only; `kernels/tc_gemm.cuh`).
 pub(crate) fn gemm_bias_tc(dt: StorageType) -> String {
     format!("gemm_bias_tc_{}", dt.name())
@@ -152,8 +159,13 @@ pub(crate) mod tile {
     pub const BF: usize = 16;
     /// Threads per block.
     pub const THREADS: u32 = 256;
-    /// Threads per block of the tensor-core GEMM (`tcg::THREADS`; same 64 x 64 tile).
+    /// Threads per block of the tensor-core GEMM (`tcg::THREADS`; same 64 x 64 tile) and of
+    /// the tensor-core step kernels (`tcs::THREADS`).
     pub const TC_THREADS: u32 = 128;
+    /// Batch rows per block of the tensor-core step kernels (`tcs::BM`).
+    pub const TC_ROWS: usize = 64;
+    /// Units per block of the tensor-core step kernels (`tcs::UNITS`).
+    pub const TC_UNITS: usize = 16;
 }
 
 /// The largest grid.y / row-tile grid the kernels are launched with (they loop beyond it).
@@ -223,6 +235,20 @@ mod tests {
                             src.contains(&inst),
                             "{name}: `{set}({n}, ...)` not instantiated"
                         );
+                        if dt != StorageType::F32 && set != "CONV_STEP_SET" {
+                            // The tensor-core variant: `lstm_step_tc_##DT##_...` in LSTM_TC_SET.
+                            let tc = tensor_core(&name, dt);
+                            let generic = tc.replacen(&format!("_tc_{n}_"), "_tc_##DT##_", 1);
+                            let tc_set = set.replacen("_SET", "_TC_SET", 1);
+                            assert!(
+                                src.contains(&generic),
+                                "{tc}: `{generic}` not in the source"
+                            );
+                            assert!(
+                                src.contains(&format!("\n{tc_set}({n}, ")),
+                                "{tc}: `{tc_set}({n}, ...)` not instantiated"
+                            );
+                        }
                     }
                 }
             }

@@ -67,6 +67,9 @@ pub enum CudaPathArg {
     Step,
     /// The persistent kernel where it fits.
     Persistent,
+    /// f16 / bf16: the tensor-core step kernels (h rounded to the storage type for the
+    /// recurrent product, as cuDNN's half-precision RNNs).
+    TensorCore,
 }
 
 impl CudaPathArg {
@@ -75,6 +78,7 @@ impl CudaPathArg {
             CudaPathArg::Auto => "auto",
             CudaPathArg::Step => "step",
             CudaPathArg::Persistent => "persistent",
+            CudaPathArg::TensorCore => "tensor-core",
         }
     }
     #[cfg(feature = "cuda")]
@@ -84,6 +88,7 @@ impl CudaPathArg {
             CudaPathArg::Auto => DensePath::Auto,
             CudaPathArg::Step => DensePath::Step,
             CudaPathArg::Persistent => DensePath::Persistent,
+            CudaPathArg::TensorCore => DensePath::TensorCore,
         }
     }
 }
@@ -395,8 +400,8 @@ struct Timing {
     median_us: f64,
     min_us: f64,
     max_us: f64,
-    /// CUDA: which kernels ran the dense time loops (`step`, `persistent`, or both as
-    /// `step+persistent` for a stack that mixed them); `None` on the CPU and for ConvLSTM2D.
+    /// CUDA: which kernels ran the dense time loops (`step`, `persistent`, `tensor-core`, or
+    /// `mixed` for a stack whose cells differed); `None` on the CPU and for ConvLSTM2D.
     path_used: Option<&'static str>,
 }
 
@@ -460,14 +465,20 @@ fn time_cuda(
     t.sort_by(|a, b| a.total_cmp(b));
     use recurrent::cuda::DensePath;
     let used = g.last_dense_paths();
-    let path_used = match (
-        used.contains(&DensePath::Step),
-        used.contains(&DensePath::Persistent),
-    ) {
-        (false, false) => None,
-        (true, false) => Some("step"),
-        (false, true) => Some("persistent"),
-        (true, true) => Some("step+persistent"),
+    let mut kinds: Vec<&'static str> = Vec::new();
+    for (p, n) in [
+        (DensePath::Step, "step"),
+        (DensePath::Persistent, "persistent"),
+        (DensePath::TensorCore, "tensor-core"),
+    ] {
+        if used.contains(&p) {
+            kinds.push(n);
+        }
+    }
+    let path_used = match kinds.as_slice() {
+        [] => None,
+        [one] => Some(*one),
+        _ => Some("mixed"),
     };
     Ok(Timing {
         median_us: t[t.len() / 2],
