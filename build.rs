@@ -3,8 +3,9 @@
 //! Without the `cuda` feature it does nothing but declare what it depends on: the crate builds
 //! and tests on a machine with no CUDA at all.
 //!
-//! With `cuda` it compiles every `kernels/*.cu` to PTX in `OUT_DIR` (`<stem>.ptx`, embedded by
-//! `src/cuda` with `include_str!`). Only `nvcc` is needed, at build time; no GPU, driver or CUDA
+//! With `cuda` it compiles every `kernels/*.cu` to a fatbin in `OUT_DIR` (`<stem>.fatbin`,
+//! embedded by `src/cuda` with `include_bytes!`): machine code for the target GPU plus its PTX,
+//! so the driver loads the kernels without JIT-compiling them on that GPU. Only `nvcc` is needed, at build time; no GPU, driver or CUDA
 //! library. `nvcc` is looked up, in this order, at:
 //!
 //! 1. `$NVCC` (a path to the nvcc executable),
@@ -15,12 +16,13 @@
 //! 4. `nvcc` on `$PATH`.
 //!
 //! Environment:
-//! * `RECURRENT_CUDA_ARCH`: the target passed as `-arch=`; default `compute_90` (PTX for Hopper,
-//!   H100 / H200). Any value nvcc accepts with `-ptx`, e.g. `sm_80` or `compute_80` for A100,
-//!   `compute_89` for Ada. The PTX is JIT-compiled by the driver at load time for the GPU it
-//!   runs on (same or newer architecture than the target).
+//! * `RECURRENT_CUDA_ARCH`: the target passed as `-arch=`; default `sm_90` (Hopper, H100 /
+//!   H200: sm_90 machine code and compute_90 PTX). Any value nvcc accepts with `-fatbin`, e.g.
+//!   `sm_80` for A100, `sm_89` for Ada, or `compute_90` for PTX only. On a GPU without matching
+//!   machine code the driver JIT-compiles the PTX at load time (same or newer architecture than
+//!   the target; seconds per module, cached by the driver).
 //!
-//! Flags: `-ptx -O3 -std=c++17 -I kernels`. Never `--use_fast_math`: the GPU path must match
+//! Flags: `-fatbin -O3 -std=c++17 -I kernels`. Never `--use_fast_math`: the GPU path must match
 //! the CPU reference within 1e-5 + 1e-4 * |ref|, and fast-math's approximate `expf` / division
 //! would eat into that.
 //!
@@ -84,7 +86,7 @@ fn main() {
              Build without `--features cuda` for the CPU path only.",
         ),
     };
-    let arch = env::var("RECURRENT_CUDA_ARCH").unwrap_or_else(|_| "compute_90".to_string());
+    let arch = env::var("RECURRENT_CUDA_ARCH").unwrap_or_else(|_| "sm_90".to_string());
     if arch.is_empty() || !arch.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
         fail(&format!(
             "RECURRENT_CUDA_ARCH={arch:?} is not an nvcc architecture name (expected e.g. compute_90, sm_90, sm_80)"
@@ -178,9 +180,9 @@ fn compile(nvcc: &Path, src: &Path, include: &Path, out_dir: &Path, arch: &str) 
         Some(s) => s.to_string_lossy().to_string(),
         None => fail(&format!("kernel file without a name: {}", src.display())),
     };
-    let out = out_dir.join(format!("{stem}.ptx"));
+    let out = out_dir.join(format!("{stem}.fatbin"));
     let result = Command::new(nvcc)
-        .arg("-ptx")
+        .arg("-fatbin")
         .arg(format!("-arch={arch}"))
         .arg("-O3")
         .arg("-std=c++17")

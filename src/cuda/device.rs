@@ -13,14 +13,19 @@ use ndarray::{ArrayD, ArrayViewD, IxDyn};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-/// PTX of `kernels/rnn.cu`, compiled by build.rs.
-const RNN_PTX: &str = include_str!(concat!(env!("OUT_DIR"), "/rnn.ptx"));
-/// PTX of `kernels/conv_lstm.cu`, compiled by build.rs.
-const CONV_PTX: &str = include_str!(concat!(env!("OUT_DIR"), "/conv_lstm.ptx"));
-/// PTX of `kernels/rnn_persistent.cu`, compiled by build.rs.
-const PERSIST_PTX: &str = include_str!(concat!(env!("OUT_DIR"), "/rnn_persistent.ptx"));
+/// `kernels/rnn.cu` as a fatbin (machine code + PTX), compiled by build.rs.
+const RNN_BIN: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/rnn.fatbin"));
+/// `kernels/conv_lstm.cu` as a fatbin, compiled by build.rs.
+const CONV_BIN: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/conv_lstm.fatbin"));
+/// `kernels/rnn_persistent.cu` as a fatbin, compiled by build.rs.
+const PERSIST_BIN: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/rnn_persistent.fatbin"));
 
-/// Which PTX module a kernel lives in.
+/// A module image for the driver (cuModuleLoadData reads fatbins as well as PTX).
+fn image(bytes: &[u8]) -> Ptx {
+    Ptx::from_binary(bytes.to_vec())
+}
+
+/// Which module (kernel file) a kernel lives in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Module {
     /// `kernels/rnn.cu`: dense steps, the projection GEMM, helpers.
@@ -85,7 +90,7 @@ struct Inner {
 }
 
 /// A CUDA device: its context, one stream that every copy and launch of this crate goes to (so
-/// stream order is the only ordering needed), and the kernels of `kernels/*.cu` loaded as PTX.
+/// stream order is the only ordering needed), and the kernels of `kernels/*.cu` (fatbins).
 ///
 /// Cheap to clone (an `Arc`); layers built on it ([`crate::cuda::CudaLayer`]) keep a clone.
 ///
@@ -109,8 +114,8 @@ impl CudaDevice {
     ///
     /// Errors (never panics): `Error::Cuda("no CUDA driver (libcuda) found")` when the driver
     /// library cannot be loaded, `"no CUDA device"` when the driver sees none, and an error
-    /// naming the step that failed otherwise (context, stream, PTX load: a driver older than
-    /// CUDA 13.0 refuses this PTX).
+    /// naming the step that failed otherwise (context, stream, module load: a driver older than
+    /// CUDA 13.0 refuses these modules).
     pub fn new(ordinal: usize) -> Result<Self> {
         // SAFETY: `is_culib_present` only tries to dlopen the driver library under its usual
         // names and closes it again; it calls no CUDA function. It must come first: with
@@ -145,11 +150,11 @@ impl CudaDevice {
             .new_stream()
             .map_err(|e| cuda_err("creating a stream", e))?;
         let rnn = ctx
-            .load_module(Ptx::from_src(RNN_PTX))
-            .map_err(|e| cuda_err("loading the PTX of kernels/rnn.cu", e))?;
+            .load_module(image(RNN_BIN))
+            .map_err(|e| cuda_err("loading the kernels of kernels/rnn.cu", e))?;
         let conv = ctx
-            .load_module(Ptx::from_src(CONV_PTX))
-            .map_err(|e| cuda_err("loading the PTX of kernels/conv_lstm.cu", e))?;
+            .load_module(image(CONV_BIN))
+            .map_err(|e| cuda_err("loading the kernels of kernels/conv_lstm.cu", e))?;
         use cudarc::driver::sys::CUdevice_attribute as A;
         let attr = |a: A, what: &str| {
             ctx.attribute(a)
@@ -498,15 +503,15 @@ impl CudaDevice {
                     let m = self
                         .inner
                         .ctx
-                        .load_module(Ptx::from_src(PERSIST_PTX))
-                        .map_err(|e| cuda_err("loading the PTX of kernels/rnn_persistent.cu", e))?;
+                        .load_module(image(PERSIST_BIN))
+                        .map_err(|e| cuda_err("loading the kernels of kernels/rnn_persistent.cu", e))?;
                     // Two threads may load it at once; either module serves.
                     self.inner.persist.get_or_init(|| m)
                 }
             },
         };
         m.load_function(name)
-            .map_err(|e| cuda_err(&format!("kernel `{name}` not found in the PTX"), e))
+            .map_err(|e| cuda_err(&format!("kernel `{name}` not found in its module"), e))
     }
 
     /// A launch builder for `f` on the device's stream.

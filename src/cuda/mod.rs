@@ -17,7 +17,7 @@
 //! # Ok(()) }
 //! ```
 //!
-//! * [`CudaDevice`]: context, one stream, the kernels of `kernels/*.cu` (PTX compiled by
+//! * [`CudaDevice`]: context, one stream, the kernels of `kernels/*.cu` (fatbins compiled by
 //!   build.rs with nvcc, loaded through cudarc with dynamic loading: the crate builds without
 //!   any CUDA library, and a machine without a driver or device gets `Error::Cuda`).
 //! * [`DeviceTensor`]: device memory with a shape and a storage type (f32, f16, bf16);
