@@ -776,3 +776,32 @@ fn bench_refuses_a_gpu_dtype_on_the_cpu() {
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+#[test]
+fn bench_refuses_a_cuda_path_on_the_cpu() {
+    let out = std::process::Command::new(BIN)
+        .args([
+            "bench",
+            "--layer",
+            "gru",
+            "--batch",
+            "1",
+            "--seq",
+            "2",
+            "--input",
+            "4",
+            "--units",
+            "4",
+            "--cuda-path",
+            "persistent",
+        ])
+        .output()
+        .expect("run the binary");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--cuda-path") && err.contains("--device cuda"),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty());
+}

@@ -504,7 +504,9 @@ impl CudaDevice {
                         .inner
                         .ctx
                         .load_module(image(PERSIST_BIN))
-                        .map_err(|e| cuda_err("loading the kernels of kernels/rnn_persistent.cu", e))?;
+                        .map_err(|e| {
+                            cuda_err("loading the kernels of kernels/rnn_persistent.cu", e)
+                        })?;
                     // Two threads may load it at once; either module serves.
                     self.inner.persist.get_or_init(|| m)
                 }

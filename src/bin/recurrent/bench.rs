@@ -491,6 +491,15 @@ fn time_cuda(
 /// Runs `recurrent bench`.
 pub fn run(args: &BenchArgs) -> Result<()> {
     let on_gpu = matches!(args.device, BenchDevice::Cuda);
+    if !on_gpu && args.cuda_path != CudaPathArg::Auto {
+        return Err(Error::invalid(
+            "--cuda-path",
+            format!(
+                "chooses CUDA kernels; expected it with --device cuda, found --cuda-path {} with --device cpu",
+                args.cuda_path.name()
+            ),
+        ));
+    }
     if !on_gpu && args.dtype != BenchDtype::F32 {
         return Err(Error::invalid(
             "--dtype",
