@@ -28,7 +28,10 @@
 //   seq       the sequence output, element (b, step, j) at b * seq_b_stride + seq_off + j
 //             (batch-major or time-major, in processing order as Keras returns it).
 //
-// ---- thread-to-data mapping of a step kernel (block 32 x 8 = 256 threads)
+// ---- thread-to-data mapping of a step kernel (block 32 x 8 = 256 threads; every entry point
+//   takes a trailing `int tiled`: 0 for the mapping below, grid (ceil(U / 32), min(ceil(B / 4),
+//   65535)); 1 for tiled_dense_step's GEMM-like tiling of large batches, grid (ceil(U / 16),
+//   min(ceil(B / 64), 65535)); the `_tc_` variants ignore it)
 //   blockIdx.x owns the 32 units j0 .. j0+31 (lane = threadIdx.x -> unit j0 + lane) for ALL
 //   gates, so the whole gate update of a unit happens in one block. blockIdx.y loops over groups
 //   of BR = 4 batch rows. Warp w = threadIdx.y sums k = w, w+8, w+16, ... of h[b, k] * U[k, col]
@@ -139,16 +142,109 @@ __device__ __forceinline__ void dense_step(int B, int U, const float* __restrict
     }
 }
 
-// The recurrent product of a step kernel: FFMA in f32 (dense_step) or, for the `_tc_` entry
-// points, on tensor cores with h rounded to W (tc_dense_step in tc_gemm.cuh).
+// The same product for large batches, tiled like a GEMM through shared memory (FFMA, f32;
+// same results up to f32 summation order). A block (the same 32 x 8 = 256 threads, used as
+// t = 32 threadIdx.y + threadIdx.x) owns 64 batch rows (blockIdx.y, grid-stride) x 16 units
+// j0 = 16 blockIdx.x .. +15 of ALL G gates. K in steps of 16: As[k][m] (h, +1 pad), Bs[k][c]
+// (c = 16 g + unit). Thread (tm = t / 16, tn = t % 16) accumulates rows tm + 16 i (i < 4) of
+// unit j0 + tn for every gate, so it calls `epi` itself, straight from its registers: per k,
+// 4 + G shared loads feed 4 G FMAs. Grid (ceil(U / 16), min(ceil(B / 64), 65535)).
+namespace tstep {
+constexpr int BM = 64;
+constexpr int UNITS = 16;
+constexpr int BK = 16;
+constexpr int THREADS = 256;
+}  // namespace tstep
+
+template <typename W, int G, typename Epilogue>
+__device__ __forceinline__ void tiled_dense_step(int B, int U, const float* __restrict__ h,
+                                                 const W* __restrict__ Um, int ldu, int col0,
+                                                 Epilogue epi) {
+    using namespace tstep;
+    constexpr int NC = G * UNITS;
+    __shared__ float As[BK][BM + 1];
+    __shared__ float Bs[BK][NC];
+    const int t = threadIdx.y * blockDim.x + threadIdx.x;
+    const int tm = t / UNITS;
+    const int tn = t % UNITS;
+    const int j0 = blockIdx.x * UNITS;
+    const int row_tiles = (B + BM - 1) / BM;
+    for (int rt = blockIdx.y; rt < row_tiles; rt += gridDim.y) {
+        const int b0 = rt * BM;
+        float acc[4][G];
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+#pragma unroll
+            for (int g = 0; g < G; ++g) {
+                acc[i][g] = 0.0f;
+            }
+        }
+        for (int k0 = 0; k0 < U; k0 += BK) {
+#pragma unroll
+            for (int r = 0; r < (BM * BK) / THREADS; ++r) {
+                const int e = t + r * THREADS;
+                const int ak = e % BK;
+                const int am = e / BK;
+                const int b = b0 + am;
+                const int k = k0 + ak;
+                As[ak][am] = (b < B && k < U) ? load_f32(h + (long long)b * U + k) : 0.0f;
+            }
+#pragma unroll
+            for (int r = 0; r < G; ++r) {
+                const int e = t + r * THREADS;  // < BK * NC = 256 G
+                const int bk = e / NC;
+                const int bc = e % NC;
+                const int j = j0 + bc % UNITS;
+                const int k = k0 + bk;
+                Bs[bk][bc] = (k < U && j < U)
+                                 ? load_f32(Um + (long long)k * ldu + col0 + (bc / UNITS) * U + j)
+                                 : 0.0f;
+            }
+            __syncthreads();
+#pragma unroll
+            for (int kk = 0; kk < BK; ++kk) {
+                float a[4];
+#pragma unroll
+                for (int i = 0; i < 4; ++i) {
+                    a[i] = As[kk][tm + 16 * i];
+                }
+#pragma unroll
+                for (int g = 0; g < G; ++g) {
+                    const float w = Bs[kk][g * UNITS + tn];
+#pragma unroll
+                    for (int i = 0; i < 4; ++i) {
+                        acc[i][g] = fmaf(a[i], w, acc[i][g]);
+                    }
+                }
+            }
+            __syncthreads();
+        }
+        const int j = j0 + tn;
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+            const int b = b0 + tm + 16 * i;
+            if (b < B && j < U) {
+                epi(b, j, acc[i]);
+            }
+        }
+    }
+}
+
+// The recurrent product of a step kernel: FFMA in f32 (dense_step; tiled_dense_step when the
+// host asks with `tiled`, for large batches) or, for the `_tc_` entry points, on tensor cores
+// with h rounded to W (tc_dense_step in tc_gemm.cuh; `tiled` ignored).
 template <typename W, int G, bool TC, typename Epilogue>
 __device__ __forceinline__ void step_product(int B, int U, const float* __restrict__ h,
                                              const W* __restrict__ Um, int ldu, int col0,
-                                             Epilogue epi) {
+                                             int tiled, Epilogue epi) {
     if constexpr (TC) {
         tc_dense_step<W, G>(B, U, h, Um, ldu, col0, epi);
     } else {
-        dense_step<W, G>(B, U, h, Um, ldu, col0, epi);
+        if (tiled) {
+            tiled_dense_step<W, G>(B, U, h, Um, ldu, col0, epi);
+        } else {
+            dense_step<W, G>(B, U, h, Um, ldu, col0, epi);
+        }
     }
 }
 
@@ -166,8 +262,8 @@ __device__ __forceinline__ void lstm_step_impl(
     const W* __restrict__ Um, const float* __restrict__ h_prev, float* __restrict__ h_next,
     float* __restrict__ c, float* __restrict__ prev_out, const unsigned char* __restrict__ mask,
     int has_mask, long long mask_off, long long mask_b_stride, float* __restrict__ seq, int has_seq,
-    long long seq_off, long long seq_b_stride, int act, int rec) {
-    step_product<W, 4, TC>(B, U, h_prev, Um, 4 * U, 0, [&](int b, int j, const float (&z)[4]) {
+    long long seq_off, long long seq_b_stride, int act, int rec, int tiled) {
+    step_product<W, 4, TC>(B, U, h_prev, Um, 4 * U, 0, tiled, [&](int b, int j, const float (&z)[4]) {
         const long long e = (long long)b * U + j;
         float out;
         if (is_real(mask, has_mask, mask_off, mask_b_stride, b)) {
@@ -196,10 +292,10 @@ __device__ __forceinline__ void lstm_step_impl(
         const W *__restrict__ Um, const float *__restrict__ h_prev, float *__restrict__ h_next,       \
         float *__restrict__ c, float *__restrict__ prev_out, const unsigned char *__restrict__ mask,  \
         int has_mask, long long mask_off, long long mask_b_stride, float *__restrict__ seq,       \
-        int has_seq, long long seq_off, long long seq_b_stride, int act, int rec
+        int has_seq, long long seq_off, long long seq_b_stride, int act, int rec, int tiled
 #define LSTM_ARGS                                                                             \
     B, U, xp, xp_step_off, xp_b_stride, Um, h_prev, h_next, c, prev_out, mask, has_mask,     \
-        mask_off, mask_b_stride, seq, has_seq, seq_off, seq_b_stride, act, rec
+        mask_off, mask_b_stride, seq, has_seq, seq_off, seq_b_stride, act, rec, tiled
 
 // TC: the tensor-core variant (128 threads, tc_dense_step's launch geometry).
 #define STEP_THREADS(TC) ((TC) ? tcs::THREADS : step::THREADS)
@@ -231,8 +327,8 @@ __device__ __forceinline__ void gru_after_step_impl(
     const W* __restrict__ Um, const W* __restrict__ rb, int has_rb, const float* __restrict__ h_prev,
     float* __restrict__ h_next, float* __restrict__ prev_out, const unsigned char* __restrict__ mask,
     int has_mask, long long mask_off, long long mask_b_stride, float* __restrict__ seq, int has_seq,
-    long long seq_off, long long seq_b_stride, int act, int rec) {
-    step_product<W, 3, TC>(B, U, h_prev, Um, 3 * U, 0, [&](int b, int j, const float (&z)[3]) {
+    long long seq_off, long long seq_b_stride, int act, int rec, int tiled) {
+    step_product<W, 3, TC>(B, U, h_prev, Um, 3 * U, 0, tiled, [&](int b, int j, const float (&z)[3]) {
         const long long e = (long long)b * U + j;
         float out;
         if (is_real(mask, has_mask, mask_off, mask_b_stride, b)) {
@@ -262,10 +358,10 @@ __device__ __forceinline__ void gru_after_step_impl(
         const float *__restrict__ h_prev, float *__restrict__ h_next, float *__restrict__ prev_out,       \
         const unsigned char *__restrict__ mask, int has_mask, long long mask_off,             \
         long long mask_b_stride, float *__restrict__ seq, int has_seq, long long seq_off,         \
-        long long seq_b_stride, int act, int rec
+        long long seq_b_stride, int act, int rec, int tiled
 #define GRU_AFTER_ARGS                                                                      \
     B, U, xp, xp_step_off, xp_b_stride, Um, rb, has_rb, h_prev, h_next, prev_out, mask,    \
-        has_mask, mask_off, mask_b_stride, seq, has_seq, seq_off, seq_b_stride, act, rec
+        has_mask, mask_off, mask_b_stride, seq, has_seq, seq_off, seq_b_stride, act, rec, tiled
 
 #define GRU_AFTER_ENTRY(NAME, W, A, R, TC)                                                  \
     extern "C" __global__ void __launch_bounds__(STEP_THREADS(TC)) NAME(GRU_AFTER_PARAMS(W)) { \
@@ -294,8 +390,8 @@ template <typename W, int REC, bool TC>
 __device__ __forceinline__ void gru_before_gates_impl(
     int B, int U, const float* __restrict__ xp, long long xp_step_off, long long xp_b_stride,
     const W* __restrict__ Um, const float* __restrict__ h_prev, float* __restrict__ zbuf,
-    float* __restrict__ rh, int rec) {
-    step_product<W, 2, TC>(B, U, h_prev, Um, 3 * U, 0, [&](int b, int j, const float (&z)[2]) {
+    float* __restrict__ rh, int rec, int tiled) {
+    step_product<W, 2, TC>(B, U, h_prev, Um, 3 * U, 0, tiled, [&](int b, int j, const float (&z)[2]) {
         const long long e = (long long)b * U + j;
         const float* x = xp + (long long)b * xp_b_stride + xp_step_off + j;
         const float zg = activate<REC>(x[0] + z[0], rec);
@@ -308,8 +404,8 @@ __device__ __forceinline__ void gru_before_gates_impl(
 #define GRU_GATES_PARAMS(W)                                                                   \
     int B, int U, const float *__restrict__ xp, long long xp_step_off, long long xp_b_stride, \
         const W *__restrict__ Um, const float *__restrict__ h_prev, float *__restrict__ zbuf,     \
-        float *__restrict__ rh, int rec
-#define GRU_GATES_ARGS B, U, xp, xp_step_off, xp_b_stride, Um, h_prev, zbuf, rh, rec
+        float *__restrict__ rh, int rec, int tiled
+#define GRU_GATES_ARGS B, U, xp, xp_step_off, xp_b_stride, Um, h_prev, zbuf, rh, rec, tiled
 
 #define GRU_GATES_ENTRY(NAME, W, R, TC)                                                     \
     extern "C" __global__ void __launch_bounds__(STEP_THREADS(TC)) NAME(GRU_GATES_PARAMS(W)) { \
@@ -338,8 +434,8 @@ __device__ __forceinline__ void gru_before_update_impl(
     const float* __restrict__ h_prev, float* __restrict__ h_next, float* __restrict__ prev_out,
     const unsigned char* __restrict__ mask, int has_mask, long long mask_off,
     long long mask_b_stride, float* __restrict__ seq, int has_seq, long long seq_off,
-    long long seq_b_stride, int act) {
-    step_product<W, 1, TC>(B, U, rh, Um, 3 * U, 2 * U, [&](int b, int j, const float (&z)[1]) {
+    long long seq_b_stride, int act, int tiled) {
+    step_product<W, 1, TC>(B, U, rh, Um, 3 * U, 2 * U, tiled, [&](int b, int j, const float (&z)[1]) {
         const long long e = (long long)b * U + j;
         float out;
         if (is_real(mask, has_mask, mask_off, mask_b_stride, b)) {
@@ -365,10 +461,10 @@ __device__ __forceinline__ void gru_before_update_impl(
         const float *__restrict__ h_prev, float *__restrict__ h_next, float *__restrict__ prev_out,       \
         const unsigned char *__restrict__ mask, int has_mask, long long mask_off,             \
         long long mask_b_stride, float *__restrict__ seq, int has_seq, long long seq_off,         \
-        long long seq_b_stride, int act
+        long long seq_b_stride, int act, int tiled
 #define GRU_UPDATE_ARGS                                                                      \
     B, U, xp, xp_step_off, xp_b_stride, Um, rh, zbuf, h_prev, h_next, prev_out, mask,       \
-        has_mask, mask_off, mask_b_stride, seq, has_seq, seq_off, seq_b_stride, act
+        has_mask, mask_off, mask_b_stride, seq, has_seq, seq_off, seq_b_stride, act, tiled
 
 #define GRU_UPDATE_ENTRY(NAME, W, A, TC)                                                     \
     extern "C" __global__ void __launch_bounds__(STEP_THREADS(TC)) NAME(GRU_UPDATE_PARAMS(W)) { \
@@ -397,8 +493,8 @@ __device__ __forceinline__ void simple_step_impl(
     const W* __restrict__ Um, const float* __restrict__ h_prev, float* __restrict__ h_next,
     float* __restrict__ prev_out, const unsigned char* __restrict__ mask, int has_mask,
     long long mask_off, long long mask_b_stride, float* __restrict__ seq, int has_seq,
-    long long seq_off, long long seq_b_stride, int act) {
-    step_product<W, 1, TC>(B, U, h_prev, Um, U, 0, [&](int b, int j, const float (&z)[1]) {
+    long long seq_off, long long seq_b_stride, int act, int tiled) {
+    step_product<W, 1, TC>(B, U, h_prev, Um, U, 0, tiled, [&](int b, int j, const float (&z)[1]) {
         const long long e = (long long)b * U + j;
         float out;
         if (is_real(mask, has_mask, mask_off, mask_b_stride, b)) {
@@ -421,10 +517,10 @@ __device__ __forceinline__ void simple_step_impl(
         const W *__restrict__ Um, const float *__restrict__ h_prev, float *__restrict__ h_next,       \
         float *__restrict__ prev_out, const unsigned char *__restrict__ mask, int has_mask,       \
         long long mask_off, long long mask_b_stride, float *__restrict__ seq, int has_seq,        \
-        long long seq_off, long long seq_b_stride, int act
+        long long seq_off, long long seq_b_stride, int act, int tiled
 #define SIMPLE_ARGS                                                                          \
     B, U, xp, xp_step_off, xp_b_stride, Um, h_prev, h_next, prev_out, mask, has_mask,       \
-        mask_off, mask_b_stride, seq, has_seq, seq_off, seq_b_stride, act
+        mask_off, mask_b_stride, seq, has_seq, seq_off, seq_b_stride, act, tiled
 
 #define SIMPLE_ENTRY(NAME, W, A, TC)                                                     \
     extern "C" __global__ void __launch_bounds__(STEP_THREADS(TC)) NAME(SIMPLE_PARAMS(W)) { \

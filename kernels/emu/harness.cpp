@@ -124,7 +124,7 @@ static int gates(Kind k) { return k == LSTM ? 4 : k == SIMPLE ? 1 : 3; }
 // the per-step kernels. tc: the tensor-core step kernels (Wt f16 / bf16), whose product
 // rounds h (and r*h) to Wt: the reference rounds them too.
 template <class Wt = float>
-static void dense_case(Kind kind, int B, int T, int I, int U, bool back, bool use_mask, bool use_init, int act, int rec, bool tm, int persist_J = 0, bool tc = false) {
+static void dense_case(Kind kind, int B, int T, int I, int U, bool back, bool use_mask, bool use_init, int act, int rec, bool tm, int persist_J = 0, bool tc = false, int tiled = 0) {
     auto rw = [&](double v) -> double { if constexpr (std::is_same_v<Wt, float>) return v; else return tc ? (double)load_f32(std::vector<Wt>{to_wt<Wt>((float)v)}.data()) : v; };
     int G = gates(kind), GU = G * U;
     auto x = rnd((size_t)B * T * I, 1), W = rnd((size_t)I * GU, 0.5), Um = rnd((size_t)U * GU, 0.4), b = rnd(GU, 0.5), rb = rnd(kind == GRUA ? GU : 1, 0.5);
@@ -180,6 +180,7 @@ static void dense_case(Kind kind, int B, int T, int I, int U, bool back, bool us
     long long M = (long long)B * T;
     launch({(unsigned)((GU + 63) / 64), (unsigned)((M + 63) / 64), 1}, {256, 1, 1}, [&] { E::gemm(M, GU, I, x.data(), I, Ws.data(), GU, bs.data(), 1, xp.data(), GU); });
     dim3 grid{(unsigned)((U + 31) / 32), (unsigned)std::min((B + 3) / 4, 65535), 1}, block{32, 8, 1};
+    if (tiled) grid = dim3{(unsigned)((U + 15) / 16), (unsigned)std::min((B + 63) / 64, 65535), 1};
     if (persist_J > 0) {
         const int J = persist_J, blocks = (U + J - 1) / J;
         const int pk = kind == LSTM ? persist::LSTM : kind == GRUA ? persist::GRU_AFTER : kind == GRUB ? persist::GRU_BEFORE : persist::SIMPLE;
@@ -205,13 +206,13 @@ static void dense_case(Kind kind, int B, int T, int I, int U, bool back, bool us
                 long long xo = tm ? (long long)ts * B * GU : (long long)ts * GU, xbs = tm ? GU : (long long)T * GU;
                 long long so = tm ? (long long)s * B * U : (long long)s * U, sbs = tm ? U : (long long)T * U;
                 float* hp = hs[s % 2].data(); float* hn = hs[(s + 1) % 2].data();
-                if (kind == LSTM) launch(tgrid, tblock, [&] { TE::lstm(B, U, xp.data(), xo, xbs, Ums.data(), hp, hn, cs.data(), po.data(), mask.data(), use_mask, ts, T, sq.data(), 1, so, sbs, act, rec); });
-                if (kind == GRUA) launch(tgrid, tblock, [&] { TE::gru_after(B, U, xp.data(), xo, xbs, Ums.data(), rbs.data(), 1, hp, hn, po.data(), mask.data(), use_mask, ts, T, sq.data(), 1, so, sbs, act, rec); });
+                if (kind == LSTM) launch(tgrid, tblock, [&] { TE::lstm(B, U, xp.data(), xo, xbs, Ums.data(), hp, hn, cs.data(), po.data(), mask.data(), use_mask, ts, T, sq.data(), 1, so, sbs, act, rec, tiled); });
+                if (kind == GRUA) launch(tgrid, tblock, [&] { TE::gru_after(B, U, xp.data(), xo, xbs, Ums.data(), rbs.data(), 1, hp, hn, po.data(), mask.data(), use_mask, ts, T, sq.data(), 1, so, sbs, act, rec, tiled); });
                 if (kind == GRUB) {
-                    launch(tgrid, tblock, [&] { TE::gru_gates(B, U, xp.data(), xo, xbs, Ums.data(), hp, zb.data(), rhb.data(), rec); });
-                    launch(tgrid, tblock, [&] { TE::gru_update(B, U, xp.data(), xo, xbs, Ums.data(), rhb.data(), zb.data(), hp, hn, po.data(), mask.data(), use_mask, ts, T, sq.data(), 1, so, sbs, act); });
+                    launch(tgrid, tblock, [&] { TE::gru_gates(B, U, xp.data(), xo, xbs, Ums.data(), hp, zb.data(), rhb.data(), rec, tiled); });
+                    launch(tgrid, tblock, [&] { TE::gru_update(B, U, xp.data(), xo, xbs, Ums.data(), rhb.data(), zb.data(), hp, hn, po.data(), mask.data(), use_mask, ts, T, sq.data(), 1, so, sbs, act, tiled); });
                 }
-                if (kind == SIMPLE) launch(tgrid, tblock, [&] { TE::simple(B, U, xp.data(), xo, xbs, Ums.data(), hp, hn, po.data(), mask.data(), use_mask, ts, T, sq.data(), 1, so, sbs, act); });
+                if (kind == SIMPLE) launch(tgrid, tblock, [&] { TE::simple(B, U, xp.data(), xo, xbs, Ums.data(), hp, hn, po.data(), mask.data(), use_mask, ts, T, sq.data(), 1, so, sbs, act, tiled); });
             }
         }
     }
@@ -220,16 +221,16 @@ static void dense_case(Kind kind, int B, int T, int I, int U, bool back, bool us
         long long xo = tm ? (long long)ts * B * GU : (long long)ts * GU, xbs = tm ? GU : (long long)T * GU;
         long long so = tm ? (long long)s * B * U : (long long)s * U, sbs = tm ? U : (long long)T * U;
         float* hp = hs[s % 2].data(); float* hn = hs[(s + 1) % 2].data();
-        if (kind == LSTM) launch(grid, block, [&] { E::lstm(B, U, xp.data(), xo, xbs, Ums.data(), hp, hn, cs.data(), po.data(), mask.data(), use_mask, ts, T, sq.data(), 1, so, sbs, act, rec); });
-        if (kind == GRUA) launch(grid, block, [&] { E::gru_after(B, U, xp.data(), xo, xbs, Ums.data(), rbs.data(), 1, hp, hn, po.data(), mask.data(), use_mask, ts, T, sq.data(), 1, so, sbs, act, rec); });
+        if (kind == LSTM) launch(grid, block, [&] { E::lstm(B, U, xp.data(), xo, xbs, Ums.data(), hp, hn, cs.data(), po.data(), mask.data(), use_mask, ts, T, sq.data(), 1, so, sbs, act, rec, tiled); });
+        if (kind == GRUA) launch(grid, block, [&] { E::gru_after(B, U, xp.data(), xo, xbs, Ums.data(), rbs.data(), 1, hp, hn, po.data(), mask.data(), use_mask, ts, T, sq.data(), 1, so, sbs, act, rec, tiled); });
         if (kind == GRUB) {
-            launch(grid, block, [&] { E::gru_gates(B, U, xp.data(), xo, xbs, Ums.data(), hp, zb.data(), rhb.data(), rec); });
-            launch(grid, block, [&] { E::gru_update(B, U, xp.data(), xo, xbs, Ums.data(), rhb.data(), zb.data(), hp, hn, po.data(), mask.data(), use_mask, ts, T, sq.data(), 1, so, sbs, act); });
+            launch(grid, block, [&] { E::gru_gates(B, U, xp.data(), xo, xbs, Ums.data(), hp, zb.data(), rhb.data(), rec, tiled); });
+            launch(grid, block, [&] { E::gru_update(B, U, xp.data(), xo, xbs, Ums.data(), rhb.data(), zb.data(), hp, hn, po.data(), mask.data(), use_mask, ts, T, sq.data(), 1, so, sbs, act, tiled); });
         }
-        if (kind == SIMPLE) launch(grid, block, [&] { E::simple(B, U, xp.data(), xo, xbs, Ums.data(), hp, hn, po.data(), mask.data(), use_mask, ts, T, sq.data(), 1, so, sbs, act); });
+        if (kind == SIMPLE) launch(grid, block, [&] { E::simple(B, U, xp.data(), xo, xbs, Ums.data(), hp, hn, po.data(), mask.data(), use_mask, ts, T, sq.data(), 1, so, sbs, act, tiled); });
     }
     char name[200];
-    snprintf(name, sizeof name, "%s%s%s kind%d B%d T%d I%d U%d back%d mask%d init%d act%d rec%d tm%d", persist_J > 0 ? ("persistent J" + std::to_string(persist_J) + " ").c_str() : "", tc ? "tensor-core " : "", E::name, kind, B, T, I, U, back, use_mask, use_init, act, rec, tm);
+    snprintf(name, sizeof name, "%s%s%s kind%d B%d T%d I%d U%d back%d mask%d init%d act%d rec%d tm%d", persist_J > 0 ? ("persistent J" + std::to_string(persist_J) + " ").c_str() : "", tc ? "tensor-core " : tiled ? "tiled " : "", E::name, kind, B, T, I, U, back, use_mask, use_init, act, rec, tm);
     check((std::string(name) + " seq").c_str(), sq, seq);
     check((std::string(name) + " h").c_str(), hs[T % 2], h);
     if (kind == LSTM) check((std::string(name) + " c").c_str(), cs, c);
@@ -406,6 +407,12 @@ int main() {
         dense_case<__half>(k, 2, 3, 3, 19, true, true, true, 3, 8, false, 5);
     }
     dense_case(SIMPLE, 2, 3, 5, 300, false, true, true, 0, 0, false, 300);  // >= 256 columns
+    // The tiled FFMA step (large batches): two row tiles (B > 64), partial unit tiles, f32
+    // and bf16 weights, every kind.
+    for (Kind k : {LSTM, GRUA, GRUB, SIMPLE}) {
+        dense_case(k, 70, 3, 5, 21, true, true, true, 0, 2, false, 0, false, 1);
+        dense_case<__nv_bfloat16>(k, 5, 4, 17, 40, false, true, false, 3, 8, true, 0, false, 1);
+    }
     // Tensor-core step kernels: two row tiles (B > 64), a partial unit tile, every kind.
     for (Kind k : {LSTM, GRUA, GRUB, SIMPLE}) {
         dense_case<__half>(k, 70, 3, 5, 21, true, true, true, 0, 2, false, 0, true);

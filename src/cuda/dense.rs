@@ -249,6 +249,12 @@ pub(crate) fn project(
     dev.launch(l, &name, cfg)
 }
 
+/// From this batch size the step kernels tile the recurrent product like a GEMM
+/// (`tiled_dense_step` in kernels/rnn.cu: 64 rows x 16 units per block) instead of 4 rows x 32
+/// units per block pass: an estimate (the 64-row tile is a quarter full at 16 rows) until the
+/// GPU measures the crossing.
+pub(crate) const TILED_MIN_BATCH: usize = 32;
+
 /// Threads per block of the persistent kernels (`persist::THREADS`).
 pub(crate) const PERSIST_THREADS: usize = 256;
 /// Batch rows per pass of the persistent kernels (`persist::BR`).
@@ -631,6 +637,22 @@ pub(crate) fn run(
                 ],
                 CellKind::Simple => vec![kernels::simple_step(dt, cell.act)],
             };
+            // Large batches: the GEMM-like tiling of the FFMA product (same kernels, `tiled`).
+            let tiled = !tensor_cores && b >= TILED_MIN_BATCH;
+            let tiled_i = i32::from(tiled);
+            let cfg = if tiled {
+                LaunchConfig {
+                    grid_dim: (
+                        u.div_ceil(tile::TILED_UNITS) as u32,
+                        b.div_ceil(tile::TILED_ROWS).min(MAX_GRID_Y) as u32,
+                        1,
+                    ),
+                    block_dim: (step::LANES, step::WARPS, 1),
+                    shared_mem_bytes: 0,
+                }
+            } else {
+                cfg
+            };
             let (names, cfg) = if tensor_cores {
                 let grid = LaunchConfig {
                     grid_dim: (
@@ -676,7 +698,7 @@ pub(crate) fn run(
                         })?;
                         // lstm_step(B, U, xp, xp_step_off, xp_b_stride, Um, h_prev, h_next, c,
                         //   prev_out, mask, has_mask, mask_off, mask_b_stride, seq, has_seq,
-                        //   seq_off, seq_b_stride, act, rec)
+                        //   seq_off, seq_b_stride, act, rec, tiled)
                         let mut l = dev.launcher(&funcs[0]);
                         l.arg(&bi)
                             .arg(&ui)
@@ -697,14 +719,15 @@ pub(crate) fn run(
                             .arg(&seq_off)
                             .arg(&seq_bs_i)
                             .arg(&act)
-                            .arg(&rec);
+                            .arg(&rec)
+                            .arg(&tiled_i);
                         dev.launch(l, &names[0], cfg)?;
                     }
                     CellKind::GruAfter => {
                         let rb = cell.recurrent_bias.as_ref().unwrap_or(&dummy_rb);
                         // gru_after_step(B, U, xp, xp_step_off, xp_b_stride, Um, rb, has_rb, h_prev,
                         //   h_next, prev_out, mask, has_mask, mask_off, mask_b_stride, seq,
-                        //   has_seq, seq_off, seq_b_stride, act, rec)
+                        //   has_seq, seq_off, seq_b_stride, act, rec, tiled)
                         let mut l = dev.launcher(&funcs[0]);
                         l.arg(&bi)
                             .arg(&ui)
@@ -726,7 +749,8 @@ pub(crate) fn run(
                             .arg(&seq_off)
                             .arg(&seq_bs_i)
                             .arg(&act)
-                            .arg(&rec);
+                            .arg(&rec)
+                            .arg(&tiled_i);
                         dev.launch(l, &names[0], cfg)?;
                     }
                     CellKind::GruBefore => {
@@ -740,7 +764,7 @@ pub(crate) fn run(
                             }
                         };
                         // gru_before_gates(B, U, xp, xp_step_off, xp_b_stride, Um, h_prev, zbuf,
-                        //   rh, rec)
+                        //   rh, rec, tiled)
                         let mut l = dev.launcher(&funcs[0]);
                         l.arg(&bi)
                             .arg(&ui)
@@ -751,11 +775,12 @@ pub(crate) fn run(
                             .arg(h_prev)
                             .arg(&mut *z)
                             .arg(&mut *r)
-                            .arg(&rec);
+                            .arg(&rec)
+                            .arg(&tiled_i);
                         dev.launch(l, &names[0], cfg)?;
                         // gru_before_update(B, U, xp, xp_step_off, xp_b_stride, Um, rh, zbuf,
                         //   h_prev, h_next, prev_out, mask, has_mask, mask_off, mask_b_stride, seq,
-                        //   has_seq, seq_off, seq_b_stride, act)
+                        //   has_seq, seq_off, seq_b_stride, act, tiled)
                         let mut l = dev.launcher(&funcs[1]);
                         l.arg(&bi)
                             .arg(&ui)
@@ -776,13 +801,14 @@ pub(crate) fn run(
                             .arg(&has_seq)
                             .arg(&seq_off)
                             .arg(&seq_bs_i)
-                            .arg(&act);
+                            .arg(&act)
+                            .arg(&tiled_i);
                         dev.launch(l, &names[1], cfg)?;
                     }
                     CellKind::Simple => {
                         // simple_step(B, U, xp, xp_step_off, xp_b_stride, Um, h_prev, h_next,
                         //   prev_out, mask, has_mask, mask_off, mask_b_stride, seq, has_seq,
-                        //   seq_off, seq_b_stride, act)
+                        //   seq_off, seq_b_stride, act, tiled)
                         let mut l = dev.launcher(&funcs[0]);
                         l.arg(&bi)
                             .arg(&ui)
@@ -801,7 +827,8 @@ pub(crate) fn run(
                             .arg(&has_seq)
                             .arg(&seq_off)
                             .arg(&seq_bs_i)
-                            .arg(&act);
+                            .arg(&act)
+                            .arg(&tiled_i);
                         dev.launch(l, &names[0], cfg)?;
                     }
                 }

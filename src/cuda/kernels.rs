@@ -162,6 +162,10 @@ pub(crate) mod tile {
     /// Threads per block of the tensor-core GEMM (`tcg::THREADS`; same 64 x 64 tile) and of
     /// the tensor-core step kernels (`tcs::THREADS`).
     pub const TC_THREADS: u32 = 128;
+    /// Batch rows per block of the tiled FFMA step (`tstep::BM`).
+    pub const TILED_ROWS: usize = 64;
+    /// Units per block of the tiled FFMA step (`tstep::UNITS`).
+    pub const TILED_UNITS: usize = 16;
     /// Batch rows per block of the tensor-core step kernels (`tcs::BM`).
     pub const TC_ROWS: usize = 64;
     /// Units per block of the tensor-core step kernels (`tcs::UNITS`).
