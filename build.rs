@@ -17,8 +17,9 @@
 //!
 //! Environment:
 //! * `RECURRENT_CUDA_ARCH`: the target passed as `-arch=`; default `sm_90` (Hopper, H100 /
-//!   H200: sm_90 machine code and compute_90 PTX). Any value nvcc accepts with `-fatbin`, e.g.
-//!   `sm_80` for A100, `sm_89` for Ada, or `compute_90` for PTX only. On a GPU without matching
+//!   H200: sm_90 machine code and compute_90 PTX). Any value nvcc accepts with `-fatbin` from
+//!   sm_80 on (the bf16 tensor-core kernels need it; older targets are refused), e.g. `sm_80`
+//!   for A100, `sm_89` for Ada, or `compute_90` for PTX only. On a GPU without matching
 //!   machine code the driver JIT-compiles the PTX at load time (same or newer architecture than
 //!   the target; seconds per module, cached by the driver).
 //!
@@ -90,6 +91,13 @@ fn main() {
     if arch.is_empty() || !arch.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
         fail(&format!(
             "RECURRENT_CUDA_ARCH={arch:?} is not an nvcc architecture name (expected e.g. compute_90, sm_90, sm_80)"
+        ));
+    }
+    // The tensor-core kernels use bf16 WMMA fragments, which exist from sm_80 (A100) on.
+    let digits: String = arch.chars().filter(|c| c.is_ascii_digit()).collect();
+    if digits.parse::<u32>().is_ok_and(|n| n < 80) {
+        fail(&format!(
+            "RECURRENT_CUDA_ARCH={arch}: the kernels need sm_80 or newer (bf16 tensor-core fragments); use sm_80, sm_86, sm_89, sm_90 or a compute_ equivalent"
         ));
     }
     for src in &sources {

@@ -7,8 +7,11 @@
 //
 // A is converted to W as it is staged in shared memory. The host uses this kernel only where
 // A's values are already W values (a layer's input in its storage type, widened to f32): then
-// every product is exact in f32 and only the summation order differs from gemm_bias_tile (f32
-// rounding, far inside the 1e-5 + 1e-4 |ref| tolerance). Anywhere else it would round A.
+// every product is exact in f32; the tensor cores' f32 accumulation adds several products at
+// a time and need not round each addition to nearest as FFMA does, so results differ from
+// gemm_bias_tile by f32-level accumulation error (inside the 1e-5 + 1e-4 |ref| tolerance for
+// the tested widths; gpu_half_storage includes a 512-wide input). Anywhere else it would
+// round A.
 //
 // Block: 128 threads = 4 warps in a 2 x 2 layout over a 64 x 64 tile of C; warp (wm, wn) owns
 // rows 32 wm .. +31 and columns 32 wn .. +31 as 2 x 2 WMMA 16x16x16 accumulator fragments. K

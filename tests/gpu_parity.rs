@@ -1146,6 +1146,28 @@ mod gpu {
                     );
                 }
             }
+            // A 512-wide input: the tensor-core projection's f32 accumulation over long sums.
+            let cell = dense_cell(
+                &mut rng,
+                Dense::Lstm,
+                512,
+                64,
+                Activation::Tanh,
+                Activation::Sigmoid,
+                1.0,
+            );
+            let mut layer = dense_layer(
+                cell,
+                SequenceOptions {
+                    return_sequences: true,
+                    ..Default::default()
+                },
+            );
+            let x = rng.arr(&[4, 3, 512], 1.0);
+            report.add(
+                &format!("{n} lstm input width 512"),
+                half_vs_cpu(&dev, &mut layer, dt, rel, x.view(), None, None),
+            );
             // A stack: the cells in between hand on f32 sequences, as on the CPU.
             let opts = SequenceOptions {
                 return_sequences: true,

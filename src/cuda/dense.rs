@@ -173,7 +173,8 @@ pub(crate) struct DenseResult {
 
 /// `c[M, N] = a[M, K] w[K, N] + bias` with `gemm_bias_{dt}` (`a`, `c` f32; `w`, `bias` in the
 /// weights' storage type), or on tensor cores with `gemm_bias_tc_{dt}` when `a_in_storage`
-/// (every value of `a` is a `dt` value, so the products stay exact) and `dt` is f16 / bf16.
+/// (every value of `a` is a `dt` value, so no operand is rounded; only the f32 accumulation
+/// differs) and `dt` is f16 / bf16.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn project(
     dev: &CudaDevice,

@@ -51,7 +51,8 @@ pub enum DensePath {
     /// f16 / bf16 layers: the step kernels' tensor-core variants, whose recurrent product
     /// rounds h (and GRU's r*h) to the storage type, as cuDNN's half-precision RNNs do: results
     /// leave the CPU path's `--dtype` semantics by that rounding (never chosen by `Auto`). f32
-    /// layers run the step kernels.
+    /// layers run the step kernels. With f16, an |h| above 65504 (unbounded activations: relu,
+    /// linear, elu, selu, softplus, exponential) becomes inf in the product, as in cuDNN.
     TensorCore,
 }
 
@@ -212,7 +213,8 @@ impl CudaDevice {
     /// [`DensePath::Auto`], or the environment's
     /// `RECURRENT_CUDA_PATH=auto|step|persistent|tensor-core`
     /// read when the device was opened. [`crate::cuda::CudaLayer::with_dense_path`] overrides
-    /// it per layer. Results agree within the f32 tolerance whatever the path.
+    /// it per layer. Results agree within the f32 tolerance on every path except
+    /// [`DensePath::TensorCore`] (see there).
     pub fn dense_path(&self) -> DensePath {
         self.inner.dense_path
     }
