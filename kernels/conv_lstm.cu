@@ -33,7 +33,8 @@
 //
 // ---- entry points: conv_lstm_step_{f32,f16,bf16}_{tanh_sigmoid, tanh_hard_sigmoid, generic}
 //   (activation ids as trailing ints, used by _generic only), conv_input_{f32,f16,bf16},
-//   conv_input_tc_{f16,bf16} (tensor cores, for inputs holding storage-type values). The
+//   conv_input_tc_{f16,bf16} (tensor cores, for inputs holding storage-type values),
+//   conv_lstm_step_tc_{f16,bf16}_* (the step on tensor cores, h rounded; opt-in). The
 //   dtype names the storage type of the weights (W, RK, bias) only: x, xp, h, c, prev_out and
 //   seq are f32 in every variant (the host converts f16 / bf16 inputs and outputs, see rnn.cu).
 
@@ -46,6 +47,46 @@ constexpr int BF = 16;  // filters per tile (x 4 gates = 64 GEMM columns)
 constexpr int BK = 16;
 constexpr int THREADS = 256;
 }  // namespace cstep
+
+// The gate math, mask and state update of one (row gm = b*P + p, filter f) with the four
+// gate sums z of the recurrent convolution; writes h_next, c, prev_out and the output.
+template <int ACT, int REC>
+__device__ __forceinline__ void conv_lstm_update(
+    long long gm, int f, const float (&z)[4], int P, int F, const float* __restrict__ xp,
+    long long xp_step_off, long long xp_b_stride, const float* __restrict__ h_prev,
+    float* __restrict__ h_next, float* __restrict__ c, float* __restrict__ prev_out,
+    const unsigned char* __restrict__ mask, int has_mask, long long mask_off,
+    long long mask_b_stride, float* __restrict__ seq, int has_seq, long long seq_off,
+    long long seq_b_stride, long long seq_p_stride, long long seq_f_stride, int act, int rec) {
+    const long long b = gm / P;
+    const long long p = gm % P;
+    const long long e = gm * F + f;
+    float out;
+    const bool real = !has_mask || mask[b * mask_b_stride + mask_off] != 0;
+    if (real) {
+        const float* x = xp + b * xp_b_stride + xp_step_off + p * 4 * F + f;
+        const float ig = activate<REC>(x[0] + z[0], rec);
+        const float fg = activate<REC>(x[F] + z[1], rec);
+        const float gg = activate<ACT>(x[2 * F] + z[2], act);
+        const float og = activate<REC>(x[3 * F] + z[3], rec);
+        const float cn = fg * load_rw(c + e) + ig * gg;
+        out = og * activate<ACT>(cn, act);
+        store_f32(c + e, cn);
+        store_f32(h_next + e, out);
+        store_f32(prev_out + e, out);
+    } else {
+        store_f32(h_next + e, load_f32(h_prev + e));
+        out = load_rw(prev_out + e);
+    }
+    if (has_seq) {
+        store_f32(seq + b * seq_b_stride + seq_off + p * seq_p_stride + (long long)f * seq_f_stride,
+                  out);
+    }
+}
+
+#define CONV_UPDATE_ARGS                                                                     \
+    P, F, xp, xp_step_off, xp_b_stride, h_prev, h_next, c, prev_out, mask, has_mask, mask_off, \
+        mask_b_stride, seq, has_seq, seq_off, seq_b_stride, seq_p_stride, seq_f_stride, act, rec
 
 template <typename W, int ACT, int REC>
 __device__ __forceinline__ void conv_lstm_step_impl(
@@ -139,33 +180,8 @@ __device__ __forceinline__ void conv_lstm_step_impl(
 #pragma unroll
             for (int i = 0; i < 4; ++i) {
                 const long long gm = m0 + tm + 16 * i;
-                if (gm >= M) {
-                    continue;
-                }
-                const long long b = gm / P;
-                const long long p = gm % P;
-                const long long e = gm * F + f;
-                float out;
-                const bool real = !has_mask || mask[b * mask_b_stride + mask_off] != 0;
-                if (real) {
-                    const float* x = xp + b * xp_b_stride + xp_step_off + p * N4 + f;
-                    const float ig = activate<REC>(x[0] + acc[i][0], rec);
-                    const float fg = activate<REC>(x[F] + acc[i][1], rec);
-                    const float gg = activate<ACT>(x[2 * F] + acc[i][2], act);
-                    const float og = activate<REC>(x[3 * F] + acc[i][3], rec);
-                    const float cn = fg * load_rw(c + e) + ig * gg;
-                    out = og * activate<ACT>(cn, act);
-                    store_f32(c + e, cn);
-                    store_f32(h_next + e, out);
-                    store_f32(prev_out + e, out);
-                } else {
-                    store_f32(h_next + e, load_f32(h_prev + e));
-                    out = load_rw(prev_out + e);
-                }
-                if (has_seq) {
-                    store_f32(seq + b * seq_b_stride + seq_off + p * seq_p_stride +
-                                  (long long)f * seq_f_stride,
-                              out);
+                if (gm < M) {
+                    conv_lstm_update<ACT, REC>(gm, f, acc[i], CONV_UPDATE_ARGS);
                 }
             }
         }
@@ -197,6 +213,53 @@ __device__ __forceinline__ void conv_lstm_step_impl(
 CONV_STEP_SET(f32, float)
 CONV_STEP_SET(f16, __half)
 CONV_STEP_SET(bf16, __nv_bfloat16)
+
+// ---- the step on tensor cores (f16 / bf16 weights; h rounded to W for the product: run only
+//   when the host is asked to, DensePath::TensorCore). The recurrent convolution is
+//   tc_step_tile's product with A = the implicit im2col of h_prev: rows (b, p), K = kh*kw*F,
+//   the 4 gates of 16 filters per block; grid (ceil(F / 16), min(ceil(B*P / 64), 65535)),
+//   block 128. Same epilogue as above.
+
+// The (row m = b*P + p, k = (ky*kw + kx)*F + ch) element of h_prev's implicit im2col.
+struct HIm2col {
+    const float* __restrict__ h;
+    int P, F, rows, cols, kw, pad_top, pad_left;
+    __device__ __forceinline__ float operator()(long long m, int k) const {
+        const long long b = m / P;
+        const int p = (int)(m % P);
+        const int oy = p / cols;
+        const int ox = p % cols;
+        const int ch = k % F;
+        const int kk = k / F;
+        const int iy = oy + kk / kw - pad_top;
+        const int ix = ox + kk % kw - pad_left;
+        if (iy < 0 || iy >= rows || ix < 0 || ix >= cols) {
+            return 0.0f;
+        }
+        return load_f32(h + ((b * P + (long long)iy * cols + ix) * F + ch));
+    }
+};
+
+template <typename W, int ACT, int REC>
+__device__ __forceinline__ void conv_lstm_step_tc_impl(CONV_STEP_PARAMS(W)) {
+    const HIm2col a{h_prev, P, F, rows, cols, kw, pad_top, pad_left};
+    tc_step_tile<W, 4>((long long)B * P, kh * kw * F, F, a, RK, 4 * F, 0,
+                       [&](long long gm, int f, const float (&z)[4]) {
+                           conv_lstm_update<ACT, REC>(gm, f, z, CONV_UPDATE_ARGS);
+                       });
+}
+
+#define CONV_STEP_TC_ENTRY(NAME, W, A, R)                                                \
+    extern "C" __global__ void __launch_bounds__(tcs::THREADS) NAME(CONV_STEP_PARAMS(W)) { \
+        conv_lstm_step_tc_impl<W, A, R>(CONV_STEP_ARGS);                                 \
+    }
+#define CONV_STEP_TC_SET(DT, W)                                                               \
+    CONV_STEP_TC_ENTRY(conv_lstm_step_tc_##DT##_tanh_sigmoid, W, ACT_TANH, ACT_SIGMOID)       \
+    CONV_STEP_TC_ENTRY(conv_lstm_step_tc_##DT##_tanh_hard_sigmoid, W, ACT_TANH,               \
+                       ACT_HARD_SIGMOID)                                                      \
+    CONV_STEP_TC_ENTRY(conv_lstm_step_tc_##DT##_generic, W, ACT_RUNTIME, ACT_RUNTIME)
+CONV_STEP_TC_SET(f16, __half)
+CONV_STEP_TC_SET(bf16, __nv_bfloat16)
 
 // ---- input convolution of every frame: implicit GEMM
 // xp[(n*P + p), :] = sum over (ky, kx, ch) of x[n, oy*sy_ + ky*dy - pad_top,

@@ -160,10 +160,13 @@ constexpr int THREADS = 128;
 constexpr int LDA = BK + 8;
 }  // namespace tcs
 
-template <typename W, int G, typename Epilogue>
-__device__ __forceinline__ void tc_dense_step(int B, int U, const float* __restrict__ h,
-                                              const W* __restrict__ Um, int ldu, int col0,
-                                              Epilogue epi) {
+// The general form: rows m < M of an A given by `aload(m, k)` (f32, rounded to W), K deep,
+// U units per gate; epi(m, j, z). tc_dense_step's A is h; ConvLSTM2D's is the implicit im2col
+// of h (conv_lstm.cu).
+template <typename W, int G, typename ALoad, typename Epilogue>
+__device__ __forceinline__ void tc_step_tile(long long M, int K, int U, const ALoad& aload,
+                                             const W* __restrict__ Um, int ldu, int col0,
+                                             Epilogue epi) {
     using namespace tcs;
     namespace wmma = nvcuda::wmma;
     constexpr int NC = G * UNITS;  // the tile's columns
@@ -178,23 +181,22 @@ __device__ __forceinline__ void tc_dense_step(int B, int U, const float* __restr
     const int t = threadIdx.x;
     const int warp = t / 32;
     const int j0 = blockIdx.x * UNITS;
-    const int row_tiles = (B + BM - 1) / BM;
-    for (int rt = blockIdx.y; rt < row_tiles; rt += gridDim.y) {
-        const int b0 = rt * BM;
+    const long long row_tiles = (M + BM - 1) / BM;
+    for (long long rt = blockIdx.y; rt < row_tiles; rt += gridDim.y) {
+        const long long b0 = rt * BM;
         wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[G];
 #pragma unroll
         for (int g = 0; g < G; ++g) {
             wmma::fill_fragment(acc[g], 0.0f);
         }
-        for (int k0 = 0; k0 < U; k0 += BK) {
+        for (int k0 = 0; k0 < K; k0 += BK) {
 #pragma unroll 4
             for (int e = t; e < BM * BK; e += THREADS) {
                 const int ak = e % BK;
                 const int am = e / BK;
-                const int b = b0 + am;
+                const long long m = b0 + am;
                 const int k = k0 + ak;
-                to_w((b < B && k < U) ? load_cg(h + (long long)b * U + k) : 0.0f,
-                     As + am * LDA + ak);
+                to_w((m < M && k < K) ? aload(m, k) : 0.0f, As + am * LDA + ak);
             }
 #pragma unroll 4
             for (int e = t; e < BK * NC; e += THREADS) {
@@ -203,7 +205,7 @@ __device__ __forceinline__ void tc_dense_step(int B, int U, const float* __restr
                 const int g = bc / UNITS;
                 const int j = j0 + bc % UNITS;
                 const int k = k0 + bk;
-                to_w((k < U && j < U) ? load_f32(Um + (long long)k * ldu + col0 + g * U + j)
+                to_w((k < K && j < U) ? load_f32(Um + (long long)k * ldu + col0 + g * U + j)
                                       : 0.0f,
                      Bs + bk * LDB + bc);
             }
@@ -230,9 +232,9 @@ __device__ __forceinline__ void tc_dense_step(int B, int U, const float* __restr
         for (int e = t; e < BM * UNITS; e += THREADS) {
             const int r = e / UNITS;
             const int jj = e % UNITS;
-            const int b = b0 + r;
+            const long long b = b0 + r;
             const int j = j0 + jj;
-            if (b < B && j < U) {
+            if (b < M && j < U) {
                 float z[G];
 #pragma unroll
                 for (int g = 0; g < G; ++g) {
@@ -243,4 +245,22 @@ __device__ __forceinline__ void tc_dense_step(int B, int U, const float* __restr
         }
         __syncthreads();
     }
+}
+
+// h (B x U, f32, written by the previous launch) as the A of the recurrent product.
+struct DenseH {
+    const float* __restrict__ h;
+    int U;
+    __device__ __forceinline__ float operator()(long long m, int k) const {
+        return load_cg(h + m * U + k);
+    }
+};
+
+template <typename W, int G, typename Epilogue>
+__device__ __forceinline__ void tc_dense_step(int B, int U, const float* __restrict__ h,
+                                              const W* __restrict__ Um, int ldu, int col0,
+                                              Epilogue epi) {
+    const DenseH a{h, U};
+    tc_step_tile<W, G>(B, U, U, a, Um, ldu, col0,
+                       [&](long long m, int j, const float (&z)[G]) { epi((int)m, j, z); });
 }

@@ -1591,7 +1591,8 @@ mod gpu {
     }
 
     /// The tensor-core step kernels (forced; f16 / bf16 only): every cell kind with more than
-    /// one 64-row tile and a partial 16-unit tile, against the CPU on the same rounded weights
+    /// one 64-row tile and a partial 16-unit tile, and ConvLSTM2D, against the CPU on the same
+    /// rounded weights
     /// and inputs. Their product rounds h to the storage type each step, so the tolerance is
     /// wider than the storage tests': 2e-3 + 2e-2 |ref| (f16), 2e-2 + 1e-1 |ref| (bf16), over
     /// 4 steps; the step path must not be what ran.
@@ -1661,6 +1662,45 @@ mod gpu {
                 })();
                 report.add(&format!("{} {kind:?}", dt.name()), r);
             }
+            // ConvLSTM2D's steps on tensor cores: 2 x 5 x 6 pixels = 60 rows, 20 filters.
+            rng.1 = dt;
+            let cfg = ConvLSTM2DConfig {
+                padding: Padding::Same,
+                sequence: SequenceOptions {
+                    return_sequences: true,
+                    return_state: true,
+                    ..Default::default()
+                },
+                ..ConvLSTM2DConfig::new(20, (3, 3))
+            };
+            let mut layer = conv_layer(&mut rng, cfg, 3, true);
+            let x = rng.arr(&[2, 3, 5, 6, 3], 1.0);
+            rng.1 = StorageType::F32;
+            let r = (|| -> Result<f32, String> {
+                let args = CallArgs::default();
+                let want = layer.forward(x.view(), &args).map_err(|e| e.to_string())?;
+                let mut gpu = CudaLayer::from_keras_as(&dev, &layer, dt)
+                    .map_err(|e| e.to_string())?
+                    .with_dense_path(DensePath::TensorCore);
+                let got = gpu.forward(x.view(), &args).map_err(|e| e.to_string())?;
+                if gpu.last_dense_paths() != [DensePath::TensorCore] {
+                    return Err(format!("ran on {:?}", gpu.last_dense_paths()));
+                }
+                let mut worst = 0.0f32;
+                for (g, w) in std::iter::once((&got.output, &want.output))
+                    .chain(got.states.iter().zip(&want.states))
+                {
+                    for (a, e) in g.iter().zip(w.iter()) {
+                        let d = (a - e).abs();
+                        if d.is_nan() || d > abs + rel * e.abs() {
+                            return Err(format!("got {a}, want {e}"));
+                        }
+                        worst = worst.max(d);
+                    }
+                }
+                Ok(worst)
+            })();
+            report.add(&format!("{} conv_lstm2d", dt.name()), r);
         }
         report.finish();
     }

@@ -238,9 +238,12 @@ static void dense_case(Kind kind, int B, int T, int I, int U, bool back, bool us
 }
 
 // ConvLSTM2D, as conv.rs launches it: input conv (implicit GEMM) then the fused steps.
+// tc: the tensor-core step (conv_lstm_step_tc_*), whose product rounds h to Wt (the reference
+// too).
 template <class Wt = float>
-static void conv_case(int B, int T, int R, int C, int Cin, int F, int kh, int kw, int sy, int sx, int dy, int dx, bool same, bool cf, bool back, bool use_mask) {
+static void conv_case(int B, int T, int R, int C, int Cin, int F, int kh, int kw, int sy, int sx, int dy, int dx, bool same, bool cf, bool back, bool use_mask, bool tc = false) {
     using E = Entries<Wt>;
+    auto rw = [&](double v) -> double { if constexpr (std::is_same_v<Wt, float>) return v; else return tc ? (double)load_f32(std::vector<Wt>{to_wt<Wt>((float)v)}.data()) : v; };
     auto axis = [](int in, int k, int s, int d, bool same, int& out, int& pad) { int eff = (k - 1) * d + 1; if (same) { out = (in + s - 1) / s; int need = (out - 1) * s + eff; int tot = need > in ? need - in : 0; pad = tot / 2; } else { out = (in - eff) / s + 1; pad = 0; } };
     int OR, OC, pt, pl, rpt, rpl, d1, d2;
     axis(R, kh, sy, dy, same, OR, pt); axis(C, kw, sx, dx, same, OC, pl);
@@ -266,7 +269,7 @@ static void conv_case(int B, int T, int R, int C, int Cin, int F, int kh, int kw
                     int iy = oy * sy + ky * dy - pt, ix = ox * sx + kx * dx - pl;
                     if (iy >= 0 && iy < R && ix >= 0 && ix < C) for (int ch = 0; ch < Cin; ++ch) a += X(bb * T + ts, iy, ix, ch) * W[(((size_t)ky * kw + kx) * Cin + ch) * N4 + n];
                     int ry = oy + ky - rpt, rx = ox + kx - rpl;
-                    if (ry >= 0 && ry < OR && rx >= 0 && rx < OC) for (int cf2 = 0; cf2 < F; ++cf2) a += h[((size_t)bb * P + ry * OC + rx) * F + cf2] * RK[(((size_t)ky * kw + kx) * F + cf2) * N4 + n];
+                    if (ry >= 0 && ry < OR && rx >= 0 && rx < OC) for (int cf2 = 0; cf2 < F; ++cf2) a += rw(h[((size_t)bb * P + ry * OC + rx) * F + cf2]) * RK[(((size_t)ky * kw + kx) * F + cf2) * N4 + n];
                 }
                 z[n] = a;
             }
@@ -302,10 +305,20 @@ static void conv_case(int B, int T, int R, int C, int Cin, int F, int kh, int kw
     for (int s = 0; s < T; ++s) {
         int ts = back ? T - 1 - s : s;
         float* hp = hs[s % 2].data(); float* hn = hs[(s + 1) % 2].data();
+        if constexpr (!std::is_same_v<Wt, float>) {
+            if (tc) {
+                dim3 tg{(unsigned)((F + 15) / 16), (unsigned)std::min((B * P + 63) / 64, 65535), 1};
+                launch(tg, {128, 1, 1}, [&] {
+                    if constexpr (std::is_same_v<Wt, __half>) conv_lstm_step_tc_f16_tanh_hard_sigmoid(B, P, F, OR, OC, kh, kw, rpt, rpl, xp.data(), (long long)ts * P * N4, (long long)T * P * N4, RKs.data(), hp, hn, cs.data(), po.data(), mask.data(), use_mask, ts, T, sq.data(), 1, (long long)s * P * F, sbs, sps, sfs, 0, 2);
+                    else conv_lstm_step_tc_bf16_tanh_hard_sigmoid(B, P, F, OR, OC, kh, kw, rpt, rpl, xp.data(), (long long)ts * P * N4, (long long)T * P * N4, RKs.data(), hp, hn, cs.data(), po.data(), mask.data(), use_mask, ts, T, sq.data(), 1, (long long)s * P * F, sbs, sps, sfs, 0, 2);
+                });
+                continue;
+            }
+        }
         launch(grid, {256, 1, 1}, [&] { E::conv_step(B, P, F, OR, OC, kh, kw, rpt, rpl, xp.data(), (long long)ts * P * N4, (long long)T * P * N4, RKs.data(), hp, hn, cs.data(), po.data(), mask.data(), use_mask, ts, T, sq.data(), 1, (long long)s * P * F, sbs, sps, sfs, 0, 2); });
     }
     char name[200];
-    snprintf(name, sizeof name, "%s conv B%d T%d %dx%d cin%d F%d k%dx%d s%d%d d%d%d same%d cf%d back%d mask%d", E::name, B, T, R, C, Cin, F, kh, kw, sy, sx, dy, dx, same, cf, back, use_mask);
+    snprintf(name, sizeof name, "%s%s conv B%d T%d %dx%d cin%d F%d k%dx%d s%d%d d%d%d same%d cf%d back%d mask%d", tc ? "tensor-core " : "", E::name, B, T, R, C, Cin, F, kh, kw, sy, sx, dy, dx, same, cf, back, use_mask);
     check((std::string(name) + " seq").c_str(), sq, seq);
     check((std::string(name) + " h").c_str(), hs[T % 2], h);
     check((std::string(name) + " c").c_str(), cs, c);
@@ -413,6 +426,9 @@ int main() {
         dense_case(k, 70, 3, 5, 21, true, true, true, 0, 2, false, 0, false, 1);
         dense_case<__nv_bfloat16>(k, 5, 4, 17, 40, false, true, false, 3, 8, true, 0, false, 1);
     }
+    // ConvLSTM2D's step on tensor cores: several row tiles, a partial 16-filter tile.
+    conv_case<__half>(2, 3, 7, 6, 3, 17, 3, 2, 1, 2, 1, 1, false, true, true, true, true);
+    conv_case<__nv_bfloat16>(3, 2, 9, 4, 1, 5, 3, 3, 1, 1, 1, 1, true, false, false, true, true);
     // Tensor-core step kernels: two row tiles (B > 64), a partial unit tile, every kind.
     for (Kind k : {LSTM, GRUA, GRUB, SIMPLE}) {
         dense_case<__half>(k, 70, 3, 5, 21, true, true, true, 0, 2, false, 0, true);

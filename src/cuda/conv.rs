@@ -106,6 +106,9 @@ pub(crate) struct ConvSpec {
     /// The input holds values of the weights' storage type: the input convolution may run on
     /// tensor cores (`conv_input_tc_*`) without rounding anything.
     pub input_in_storage: bool,
+    /// The steps on tensor cores (`conv_lstm_step_tc_*`, h rounded to the storage type for the
+    /// recurrent convolution; f16 / bf16 only): [`crate::cuda::DensePath::TensorCore`].
+    pub tensor_cores: bool,
 }
 
 /// What one call produced.
@@ -262,8 +265,14 @@ pub(crate) fn run(
     } else {
         None
     };
+    let step_tc = spec.tensor_cores && dt != StorageType::F32;
     let name =
         kernels::conv_lstm_step(dt, conv.config.activation, conv.config.recurrent_activation);
+    let name = if step_tc {
+        kernels::tensor_core(&name, dt)
+    } else {
+        name
+    };
     let func = dev.function(Module::Conv, &name)?;
     let (act, rec) = (
         act_id(conv.config.activation),
@@ -292,14 +301,27 @@ pub(crate) fn run(
         to_i64(seq_fs, "output stride")?,
     );
     let has_seq = i32::from(seq.is_some());
-    let cfg = LaunchConfig {
-        grid_dim: (
-            (b * p).div_ceil(tile::BM).min(MAX_GRID_Y) as u32,
-            f.div_ceil(tile::BF) as u32,
-            1,
-        ),
-        block_dim: (tile::THREADS, 1, 1),
-        shared_mem_bytes: 0,
+    let cfg = if step_tc {
+        // tc_step_tile: 16 filters (x 4 gates) by 64 rows per block.
+        LaunchConfig {
+            grid_dim: (
+                f.div_ceil(tile::TC_UNITS) as u32,
+                (b * p).div_ceil(tile::TC_ROWS).min(MAX_GRID_Y) as u32,
+                1,
+            ),
+            block_dim: (tile::TC_THREADS, 1, 1),
+            shared_mem_bytes: 0,
+        }
+    } else {
+        LaunchConfig {
+            grid_dim: (
+                (b * p).div_ceil(tile::BM).min(MAX_GRID_Y) as u32,
+                f.div_ceil(tile::BF) as u32,
+                1,
+            ),
+            block_dim: (tile::THREADS, 1, 1),
+            shared_mem_bytes: 0,
+        }
     };
     for s in 0..t {
         let t_src = if spec.go_backwards { t - 1 - s } else { s };

@@ -239,7 +239,7 @@ mod tests {
                             src.contains(&inst),
                             "{name}: `{set}({n}, ...)` not instantiated"
                         );
-                        if dt != StorageType::F32 && set != "CONV_STEP_SET" {
+                        if dt != StorageType::F32 {
                             // The tensor-core variant: `lstm_step_tc_##DT##_...` in LSTM_TC_SET.
                             let tc = tensor_core(&name, dt);
                             let generic = tc.replacen(&format!("_tc_{n}_"), "_tc_##DT##_", 1);

@@ -300,9 +300,10 @@ impl CudaLayer {
         Ok(self)
     }
 
-    /// The same layer with its dense time loops forced to `path` (benchmarks, tests): the
-    /// persistent kernel where its plan fits, or the step kernels. ConvLSTM2D has one path;
-    /// a Bidirectional passes it to both directions.
+    /// The same layer with its time loops forced to `path` (benchmarks, tests): the persistent
+    /// kernel where its plan fits, the step kernels, or (f16 / bf16) their tensor-core variants.
+    /// ConvLSTM2D has step and tensor-core steps (no persistent kernel); a Bidirectional passes
+    /// the path to both directions.
     pub fn with_dense_path(mut self, path: DensePath) -> Self {
         if let Kind::Bidi(bi) = self.kind {
             let BidiLayer { fwd, bwd, merge } = *bi;
@@ -316,9 +317,10 @@ impl CudaLayer {
         self
     }
 
-    /// The kernels that ran each dense cell's time loop in the last call, in cell order
-    /// ([`DensePath::Step`] or [`DensePath::Persistent`]; a Bidirectional's forward cells, then
-    /// its backward ones; empty for ConvLSTM2D and before the first call).
+    /// The kernels that ran each cell's time loop in the last call, in cell order
+    /// ([`DensePath::Step`], [`DensePath::Persistent`] or [`DensePath::TensorCore`]; a
+    /// Bidirectional's forward cells, then its backward ones; ConvLSTM2D's one cell runs Step
+    /// or TensorCore; empty before the first call).
     pub fn last_dense_paths(&self) -> Vec<DensePath> {
         match &self.kind {
             Kind::Bidi(bi) => {
@@ -781,7 +783,14 @@ impl CudaLayer {
                     go_backwards: self.options.go_backwards,
                     return_sequences: self.options.return_sequences,
                     input_in_storage: x.dtype() == self.dtype,
+                    tensor_cores: self.path.unwrap_or_else(|| dev.dense_path())
+                        == DensePath::TensorCore,
                 };
+                self.last_paths = vec![if spec.tensor_cores && self.dtype != StorageType::F32 {
+                    DensePath::TensorCore
+                } else {
+                    DensePath::Step
+                }];
                 let r = conv::run(
                     &dev,
                     c,
