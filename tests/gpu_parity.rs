@@ -1661,7 +1661,8 @@ mod gpu {
                 })();
                 report.add(&format!("{} {kind:?}", dt.name()), r);
             }
-            // ConvLSTM2D's steps on tensor cores: 2 x 5 x 6 pixels = 60 rows, 20 filters.
+            // ConvLSTM2D's steps on tensor cores: 2 x 6 x 7 pixels = 84 rows (two 64-row
+            // tiles), 20 filters (a partial 16-filter tile).
             rng.1 = dt;
             let cfg = ConvLSTM2DConfig {
                 padding: Padding::Same,
@@ -1673,7 +1674,7 @@ mod gpu {
                 ..ConvLSTM2DConfig::new(20, (3, 3))
             };
             let mut layer = conv_layer(&mut rng, cfg, 3, true);
-            let x = rng.arr(&[2, 3, 5, 6, 3], 1.0);
+            let x = rng.arr(&[2, 3, 6, 7, 3], 1.0);
             rng.1 = StorageType::F32;
             let r = (|| -> Result<f32, String> {
                 let args = CallArgs::default();

@@ -119,6 +119,8 @@ pub(crate) struct ConvResult {
     /// Final `h`, `c`, channels-last `(B, P, F)` whatever the data format.
     pub h: CudaSlice<f32>,
     pub c: CudaSlice<f32>,
+    /// The steps ran on the tensor-core kernels.
+    pub tensor_cores: bool,
 }
 
 /// Runs the layer over `x` (the user's `(B, T, rows, cols, C)` or channels-first input) from
@@ -385,5 +387,10 @@ pub(crate) fn run(
         }
         None => prev_out,
     };
-    Ok(ConvResult { output, h, c })
+    Ok(ConvResult {
+        output,
+        h,
+        c,
+        tensor_cores: step_tc,
+    })
 }

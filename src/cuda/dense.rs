@@ -250,11 +250,39 @@ pub(crate) fn project(
     dev.launch(l, &name, cfg)
 }
 
-/// From this batch size the step kernels tile the recurrent product like a GEMM
-/// (`tiled_dense_step` in kernels/rnn.cu: 64 rows x 16 units per block) instead of 4 rows x 32
-/// units per block pass: an estimate (the 64-row tile is a quarter full at 16 rows) until the
-/// GPU measures the crossing.
+/// Below this batch size the step kernels never tile (a 64-row tile would be mostly empty).
 pub(crate) const TILED_MIN_BATCH: usize = 32;
+
+/// Whether the GEMM-like tiling of the step product (`tiled_dense_step`: 64 rows x 16 units of
+/// every gate per block, weights read once per 64 rows) beats the 4-row passes (`dense_step`:
+/// 32 units per block, weights re-read from L2 for every 4 rows) at `batch` x `units`. A first
+/// H100 cost model, like `persistent_plan`'s (to be replaced by measurements): an SM does
+/// ~128 FMA per clock at ~1.7 GHz; the 4-row passes are bound by re-reading the weights from
+/// L2 at ~5e6 bytes per us, or by the FMAs of all SMs; the tiles by their FMAs in waves of one
+/// block per SM (8 warps cannot fill the FMA pipes: halved).
+pub(crate) fn tiled_step_faster(
+    batch: usize,
+    units: usize,
+    gates: usize,
+    wbytes: usize,
+    sms: usize,
+) -> bool {
+    if batch < TILED_MIN_BATCH || units == 0 {
+        return false;
+    }
+    const SM_FMA_PER_US: f64 = 128.0 * 1700.0;
+    const L2_BYTES_PER_US: f64 = 5.0e6;
+    let (b, u, g, sms) = (batch as f64, units as f64, gates as f64, sms.max(1) as f64);
+    let weights = g * u * u * wbytes as f64;
+    let passes = (batch.div_ceil(4)) as f64;
+    let fmas = b * g * u * u;
+    let untiled = (fmas / (sms * SM_FMA_PER_US)).max(passes * weights / L2_BYTES_PER_US);
+    let blocks = (units.div_ceil(16) * batch.div_ceil(64)) as f64;
+    let per_block = 64.0 * g * 16.0 * u / (0.5 * SM_FMA_PER_US);
+    let row_tiles = batch.div_ceil(64) as f64;
+    let tiled = ((blocks / sms).ceil() * per_block).max(row_tiles * weights / L2_BYTES_PER_US);
+    tiled < untiled
+}
 
 /// Threads per block of the persistent kernels (`persist::THREADS`).
 pub(crate) const PERSIST_THREADS: usize = 256;
@@ -639,7 +667,8 @@ pub(crate) fn run(
                 CellKind::Simple => vec![kernels::simple_step(dt, cell.act)],
             };
             // Large batches: the GEMM-like tiling of the FFMA product (same kernels, `tiled`).
-            let tiled = !tensor_cores && b >= TILED_MIN_BATCH;
+            let tiled = !tensor_cores
+                && tiled_step_faster(b, u, cell.kind.gates(), dt_bytes(dt), dev.limits().sms);
             let tiled_i = i32::from(tiled);
             let cfg = if tiled {
                 LaunchConfig {
@@ -929,6 +958,25 @@ mod tests {
             persistent_smem_bytes(CellKind::Simple, 4, 8, 64, 64),
             23_552
         );
+    }
+
+    #[test]
+    fn the_tiled_step_is_chosen_where_weight_rereads_dominate() {
+        let t = |b, u, g| tiled_step_faster(b, u, g, 4, H100.sms);
+        assert!(!t(16, 1024, 4), "below the minimum batch");
+        assert!(
+            !t(32, 256, 4),
+            "a 16-block grid loses to 64 blocks of 4-row passes"
+        );
+        assert!(
+            !t(32, 128, 3),
+            "GRU 32 x 128: small weights, L2 re-reads are cheap"
+        );
+        assert!(
+            t(64, 1024, 4),
+            "LSTM 64 x 1024: 16 re-reads of 16 MB per step"
+        );
+        assert!(t(256, 1024, 4));
     }
 
     #[test]

@@ -786,11 +786,6 @@ impl CudaLayer {
                     tensor_cores: self.path.unwrap_or_else(|| dev.dense_path())
                         == DensePath::TensorCore,
                 };
-                self.last_paths = vec![if spec.tensor_cores && self.dtype != StorageType::F32 {
-                    DensePath::TensorCore
-                } else {
-                    DensePath::Step
-                }];
                 let r = conv::run(
                     &dev,
                     c,
@@ -802,6 +797,11 @@ impl CudaLayer {
                     h0,
                     c0,
                 )?;
+                self.last_paths = vec![if r.tensor_cores {
+                    DensePath::TensorCore
+                } else {
+                    DensePath::Step
+                }];
                 if self.options.stateful {
                     self.carry.states = Some(vec![
                         (dev.copy_slice(&r.h)?, width),
