@@ -1,5 +1,8 @@
-//! Criterion benches of the CPU path: one forward pass of each layer at a small and a medium
-//! shape. `recurrent bench` prints the full table; these are for `cargo bench` comparisons.
+//! Criterion benches: one forward pass of each layer at a small and a medium shape on the CPU,
+//! and with `--features cuda` the same layers on the GPU at shapes of issue 4's set (f32 and
+//! bf16 storage, the default path choice; wall time of the launches plus a synchronize). Without
+//! a GPU the CUDA group prints `SKIPPED: ...` and measures nothing. `recurrent bench` prints the
+//! full tables (CUDA-event timing); these are for `cargo bench` comparisons.
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use ndarray::Array3;
@@ -50,9 +53,72 @@ fn bench_layers(c: &mut Criterion) {
     });
 }
 
+/// The GPU group: each layer uploaded once, the input on the device, one forward pass and a
+/// synchronize per iteration.
+#[cfg(feature = "cuda")]
+fn bench_cuda(c: &mut Criterion) {
+    use recurrent::cuda::{CudaDevice, CudaLayer};
+    use recurrent::keras::StorageType;
+    let dev = match CudaDevice::new(0) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("SKIPPED: the CUDA benches need a GPU: {e}");
+            return;
+        }
+    };
+    let opts = SequenceOptions::default();
+    for dt in [StorageType::F32, StorageType::BF16] {
+        let n = dt.name();
+        for &(b, t, i, h) in &[
+            (1usize, 100usize, 512usize, 512usize),
+            (256, 50, 1024, 1024),
+        ] {
+            let lstm = LSTM::build(LSTMCellConfig::tf_keras(h), opts, i, 1).expect("lstm");
+            let gru = GRU::build(GRUCellConfig::tf_keras(h), opts, i, 1).expect("gru");
+            let layers = [
+                ("lstm", CudaLayer::lstm(&dev, &lstm)),
+                ("gru", CudaLayer::gru(&dev, &gru)),
+            ];
+            let x = dev.upload_as(input(&[b, t, i]).view(), dt).expect("upload");
+            for (name, layer) in layers {
+                let mut g = layer.and_then(|l| l.into_dtype(dt)).expect("cuda layer");
+                c.bench_function(&format!("cuda_{name}_{n}_b{b}_t{t}_i{i}_h{h}"), |bn| {
+                    bn.iter(|| {
+                        let out = g.forward_device(&x, None, None).expect("run");
+                        dev.synchronize().expect("sync");
+                        black_box(out)
+                    })
+                });
+            }
+        }
+        let mut cfg = ConvLSTM2DConfig::new(64, (3, 3));
+        cfg.padding = Padding::Same;
+        let conv = ConvLSTM2D::build(cfg, 64, 1).expect("conv");
+        let mut g = CudaLayer::conv_lstm2d(&dev, &conv)
+            .and_then(|l| l.into_dtype(dt))
+            .expect("cuda conv");
+        let x = dev
+            .upload_as(input(&[8, 10, 64, 64, 64]).view(), dt)
+            .expect("upload");
+        c.bench_function(
+            &format!("cuda_conv_lstm2d_{n}_b8_t10_64at64x64_f64_k3"),
+            |bn| {
+                bn.iter(|| {
+                    let out = g.forward_device(&x, None, None).expect("run");
+                    dev.synchronize().expect("sync");
+                    black_box(out)
+                })
+            },
+        );
+    }
+}
+
+#[cfg(not(feature = "cuda"))]
+fn bench_cuda(_c: &mut Criterion) {}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(10);
-    targets = bench_layers
+    targets = bench_layers, bench_cuda
 }
 criterion_main!(benches);
