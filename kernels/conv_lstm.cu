@@ -258,6 +258,7 @@ __device__ __forceinline__ void conv_lstm_step_tc_impl(CONV_STEP_PARAMS(W)) {
     CONV_STEP_TC_ENTRY(conv_lstm_step_tc_##DT##_tanh_hard_sigmoid, W, ACT_TANH,               \
                        ACT_HARD_SIGMOID)                                                      \
     CONV_STEP_TC_ENTRY(conv_lstm_step_tc_##DT##_generic, W, ACT_RUNTIME, ACT_RUNTIME)
+CONV_STEP_TC_SET(f32, float)  // TF32
 CONV_STEP_TC_SET(f16, __half)
 CONV_STEP_TC_SET(bf16, __nv_bfloat16)
 
@@ -329,5 +330,6 @@ CONV_INPUT_ENTRY(conv_input_bf16, __nv_bfloat16)
                                stride_x, dil_y,       dil_x,    pad_top,  pad_left};            \
         tc_gemm_bias_tile<W>(M, N, K, a, Wk, N, bias, has_bias, xp, (long long)N);            \
     }
+CONV_INPUT_TC_ENTRY(conv_input_tc_f32, float)  // TF32: only when allowed
 CONV_INPUT_TC_ENTRY(conv_input_tc_f16, __half)
 CONV_INPUT_TC_ENTRY(conv_input_tc_bf16, __nv_bfloat16)

@@ -301,7 +301,7 @@ __device__ __forceinline__ void lstm_step_impl(
 #define STEP_THREADS(TC) ((TC) ? tcs::THREADS : step::THREADS)
 
 #define LSTM_ENTRY(NAME, W, A, R, TC)                                                  \
-    extern "C" __global__ void __launch_bounds__(STEP_THREADS(TC)) NAME(LSTM_PARAMS(W)) { \
+    extern "C" __global__ void __launch_bounds__(STEP_THREADS(TC), 1) NAME(LSTM_PARAMS(W)) { \
         lstm_step_impl<W, A, R, TC>(LSTM_ARGS);                                        \
     }
 
@@ -316,6 +316,7 @@ __device__ __forceinline__ void lstm_step_impl(
 LSTM_SET(f32, float)
 LSTM_SET(f16, __half)
 LSTM_SET(bf16, __nv_bfloat16)
+LSTM_TC_SET(f32, float)  // TF32
 LSTM_TC_SET(f16, __half)
 LSTM_TC_SET(bf16, __nv_bfloat16)
 
@@ -364,7 +365,7 @@ __device__ __forceinline__ void gru_after_step_impl(
         has_mask, mask_off, mask_b_stride, seq, has_seq, seq_off, seq_b_stride, act, rec, tiled
 
 #define GRU_AFTER_ENTRY(NAME, W, A, R, TC)                                                  \
-    extern "C" __global__ void __launch_bounds__(STEP_THREADS(TC)) NAME(GRU_AFTER_PARAMS(W)) { \
+    extern "C" __global__ void __launch_bounds__(STEP_THREADS(TC), 1) NAME(GRU_AFTER_PARAMS(W)) { \
         gru_after_step_impl<W, A, R, TC>(GRU_AFTER_ARGS);                                   \
     }
 
@@ -379,6 +380,7 @@ __device__ __forceinline__ void gru_after_step_impl(
 GRU_AFTER_SET(f32, float)
 GRU_AFTER_SET(f16, __half)
 GRU_AFTER_SET(bf16, __nv_bfloat16)
+GRU_AFTER_TC_SET(f32, float)  // TF32
 GRU_AFTER_TC_SET(f16, __half)
 GRU_AFTER_TC_SET(bf16, __nv_bfloat16)
 
@@ -408,7 +410,7 @@ __device__ __forceinline__ void gru_before_gates_impl(
 #define GRU_GATES_ARGS B, U, xp, xp_step_off, xp_b_stride, Um, h_prev, zbuf, rh, rec, tiled
 
 #define GRU_GATES_ENTRY(NAME, W, R, TC)                                                     \
-    extern "C" __global__ void __launch_bounds__(STEP_THREADS(TC)) NAME(GRU_GATES_PARAMS(W)) { \
+    extern "C" __global__ void __launch_bounds__(STEP_THREADS(TC), 1) NAME(GRU_GATES_PARAMS(W)) { \
         gru_before_gates_impl<W, R, TC>(GRU_GATES_ARGS);                                    \
     }
 
@@ -423,6 +425,7 @@ __device__ __forceinline__ void gru_before_gates_impl(
 GRU_GATES_SET(f32, float)
 GRU_GATES_SET(f16, __half)
 GRU_GATES_SET(bf16, __nv_bfloat16)
+GRU_GATES_TC_SET(f32, float)  // TF32
 GRU_GATES_TC_SET(f16, __half)
 GRU_GATES_TC_SET(bf16, __nv_bfloat16)
 
@@ -467,7 +470,7 @@ __device__ __forceinline__ void gru_before_update_impl(
         has_mask, mask_off, mask_b_stride, seq, has_seq, seq_off, seq_b_stride, act, tiled
 
 #define GRU_UPDATE_ENTRY(NAME, W, A, TC)                                                     \
-    extern "C" __global__ void __launch_bounds__(STEP_THREADS(TC)) NAME(GRU_UPDATE_PARAMS(W)) { \
+    extern "C" __global__ void __launch_bounds__(STEP_THREADS(TC), 1) NAME(GRU_UPDATE_PARAMS(W)) { \
         gru_before_update_impl<W, A, TC>(GRU_UPDATE_ARGS);                                   \
     }
 
@@ -482,6 +485,7 @@ __device__ __forceinline__ void gru_before_update_impl(
 GRU_UPDATE_SET(f32, float)
 GRU_UPDATE_SET(f16, __half)
 GRU_UPDATE_SET(bf16, __nv_bfloat16)
+GRU_UPDATE_TC_SET(f32, float)  // TF32
 GRU_UPDATE_TC_SET(f16, __half)
 GRU_UPDATE_TC_SET(bf16, __nv_bfloat16)
 
@@ -523,7 +527,7 @@ __device__ __forceinline__ void simple_step_impl(
         mask_off, mask_b_stride, seq, has_seq, seq_off, seq_b_stride, act, tiled
 
 #define SIMPLE_ENTRY(NAME, W, A, TC)                                                     \
-    extern "C" __global__ void __launch_bounds__(STEP_THREADS(TC)) NAME(SIMPLE_PARAMS(W)) { \
+    extern "C" __global__ void __launch_bounds__(STEP_THREADS(TC), 1) NAME(SIMPLE_PARAMS(W)) { \
         simple_step_impl<W, A, TC>(SIMPLE_ARGS);                                         \
     }
 
@@ -538,6 +542,7 @@ __device__ __forceinline__ void simple_step_impl(
 SIMPLE_SET(f32, float)
 SIMPLE_SET(f16, __half)
 SIMPLE_SET(bf16, __nv_bfloat16)
+SIMPLE_TC_SET(f32, float)  // TF32
 SIMPLE_TC_SET(f16, __half)
 SIMPLE_TC_SET(bf16, __nv_bfloat16)
 
@@ -567,6 +572,7 @@ GEMM_ENTRY(gemm_bias_bf16, __nv_bfloat16)
         const DenseA<float> a{A, lda};                                                        \
         tc_gemm_bias_tile<W>(M, N, K, a, Bm, ldb, bias, has_bias, C, ldc);                    \
     }
+TC_GEMM_ENTRY(gemm_bias_tc_f32, float)  // TF32: only when allowed (rounds A and W)
 TC_GEMM_ENTRY(gemm_bias_tc_f16, __half)
 TC_GEMM_ENTRY(gemm_bias_tc_bf16, __nv_bfloat16)
 

@@ -3,7 +3,9 @@
 //   C[M, N] (f32, row-major, ldc) = A[M, K] B[K, N] (W, ldb) + bias[N] (W)
 //   A from a loader functor returning f32 (common.cuh's DenseA: the input sequence; conv_lstm.cu's
 //   Im2colA: ConvLSTM2D's input convolution as an implicit GEMM).
-//   W = __half or __nv_bfloat16; products on tensor cores with f32 accumulation.
+//   W = __half or __nv_bfloat16 (exact products), or float as TF32 (operands rounded to a
+//   10-bit mantissa; used only when TF32 is allowed); products on tensor cores with f32
+//   accumulation.
 //
 // A is converted to W as it is staged in shared memory. The host uses this kernel only where
 // A's values are already W values (a layer's input in its storage type, widened to f32): then
@@ -27,6 +29,8 @@
 
 #include <mma.h>
 
+#include <type_traits>
+
 #include "common.cuh"
 
 namespace tcg {
@@ -39,9 +43,47 @@ constexpr int LDB = BN + 8;  // Bs leading dimension
 constexpr int LDC = BN + 4;  // Cs leading dimension (floats; a multiple of 4 for WMMA f32)
 }  // namespace tcg
 
-// f32 -> W, round to nearest even.
+// How the tensor cores take weights of type W: S the type staged in shared memory, F the
+// fragments' element type, FK the fragments' depth. f16 / bf16: 16x16x16 fragments of W.
+// f32: TF32 fragments (16x16x8, operands rounded to TF32's 10-bit mantissa, f32 accumulation):
+// the host uses the f32 instantiations only when TF32 is allowed (`CudaLayer::with_tf32`).
+template <typename W>
+struct TcOps;
+template <>
+struct TcOps<__half> {
+    using S = __half;
+    using F = __half;
+    static constexpr int FK = 16;
+};
+template <>
+struct TcOps<__nv_bfloat16> {
+    using S = __nv_bfloat16;
+    using F = __nv_bfloat16;
+    static constexpr int FK = 16;
+};
+template <>
+struct TcOps<float> {
+    using S = float;
+    using F = nvcuda::wmma::precision::tf32;
+    static constexpr int FK = 8;
+};
+
+// f32 -> the staged type: round to nearest even (f16 / bf16), as is (f32, rounded to TF32 in
+// the fragment, `to_tf32`).
 __device__ __forceinline__ void to_w(float v, __half* p) { *p = __float2half_rn(v); }
 __device__ __forceinline__ void to_w(float v, __nv_bfloat16* p) { *p = __float2bfloat16_rn(v); }
+__device__ __forceinline__ void to_w(float v, float* p) { *p = v; }
+
+// TF32 operand fragments: every element rounded to TF32 (WMMA's rule for precision::tf32).
+template <typename W, typename Frag>
+__device__ __forceinline__ void to_tf32(Frag& f) {
+    if constexpr (std::is_same_v<W, float>) {
+#pragma unroll
+        for (int i = 0; i < f.num_elements; ++i) {
+            f.x[i] = nvcuda::wmma::__float_to_tf32(f.x[i]);
+        }
+    }
+}
 
 template <typename W, typename ALoad>
 __device__ __forceinline__ void tc_gemm_bias_tile(long long M, int N, int K, const ALoad& aload,
@@ -50,13 +92,16 @@ __device__ __forceinline__ void tc_gemm_bias_tile(long long M, int N, int K, con
                                                   float* __restrict__ C, long long ldc) {
     using namespace tcg;
     namespace wmma = nvcuda::wmma;
+    using S = typename TcOps<W>::S;
+    using F = typename TcOps<W>::F;
+    constexpr int FK = TcOps<W>::FK;
     // The staging tiles and the epilogue's C tile share the memory (the C tile is written
     // only after the last k step's barrier).
-    constexpr int STAGE_BYTES = (BM * LDA + BK * LDB) * 2;
+    constexpr int STAGE_BYTES = (BM * LDA + BK * LDB) * (int)sizeof(S);
     constexpr int C_BYTES = BM * LDC * 4;
     __shared__ __align__(32) unsigned char smem[STAGE_BYTES > C_BYTES ? STAGE_BYTES : C_BYTES];
-    W* As = reinterpret_cast<W*>(smem);
-    W* Bs = As + BM * LDA;
+    S* As = reinterpret_cast<S*>(smem);
+    S* Bs = As + BM * LDA;
     float* Cs = reinterpret_cast<float*>(smem);
 
     const int t = threadIdx.x;
@@ -67,7 +112,7 @@ __device__ __forceinline__ void tc_gemm_bias_tile(long long M, int N, int K, con
     const long long m_tiles = (M + BM - 1) / BM;
     for (long long mt = blockIdx.y; mt < m_tiles; mt += gridDim.y) {
         const long long m0 = mt * BM;
-        wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[2][2];
+        wmma::fragment<wmma::accumulator, 16, 16, FK, float> acc[2][2];
 #pragma unroll
         for (int i = 0; i < 2; ++i) {
 #pragma unroll
@@ -93,16 +138,18 @@ __device__ __forceinline__ void tc_gemm_bias_tile(long long M, int N, int K, con
             }
             __syncthreads();
 #pragma unroll
-            for (int kk = 0; kk < BK; kk += 16) {
-                wmma::fragment<wmma::matrix_a, 16, 16, 16, W, wmma::row_major> a[2];
-                wmma::fragment<wmma::matrix_b, 16, 16, 16, W, wmma::row_major> b[2];
+            for (int kk = 0; kk < BK; kk += FK) {
+                wmma::fragment<wmma::matrix_a, 16, 16, FK, F, wmma::row_major> a[2];
+                wmma::fragment<wmma::matrix_b, 16, 16, FK, F, wmma::row_major> b[2];
 #pragma unroll
                 for (int i = 0; i < 2; ++i) {
                     wmma::load_matrix_sync(a[i], As + (wm * 32 + i * 16) * LDA + kk, LDA);
+                    to_tf32<W>(a[i]);
                 }
 #pragma unroll
                 for (int j = 0; j < 2; ++j) {
                     wmma::load_matrix_sync(b[j], Bs + kk * LDB + wn * 32 + j * 16, LDB);
+                    to_tf32<W>(b[j]);
                 }
 #pragma unroll
                 for (int i = 0; i < 2; ++i) {
@@ -172,11 +219,14 @@ __device__ __forceinline__ void tc_step_tile(long long M, int K, int U, const AL
     constexpr int NC = G * UNITS;  // the tile's columns
     constexpr int LDB = NC + 8;
     constexpr int LDC = NC + 4;
-    constexpr int STAGE_BYTES = (BM * LDA + BK * LDB) * 2;
+    using S = typename TcOps<W>::S;
+    using F = typename TcOps<W>::F;
+    constexpr int FK = TcOps<W>::FK;
+    constexpr int STAGE_BYTES = (BM * LDA + BK * LDB) * (int)sizeof(S);
     constexpr int C_BYTES = BM * LDC * 4;
     __shared__ __align__(32) unsigned char smem[STAGE_BYTES > C_BYTES ? STAGE_BYTES : C_BYTES];
-    W* As = reinterpret_cast<W*>(smem);
-    W* Bs = As + BM * LDA;
+    S* As = reinterpret_cast<S*>(smem);
+    S* Bs = As + BM * LDA;
     float* Cs = reinterpret_cast<float*>(smem);
     const int t = threadIdx.x;
     const int warp = t / 32;
@@ -184,7 +234,7 @@ __device__ __forceinline__ void tc_step_tile(long long M, int K, int U, const AL
     const long long row_tiles = (M + BM - 1) / BM;
     for (long long rt = blockIdx.y; rt < row_tiles; rt += gridDim.y) {
         const long long b0 = rt * BM;
-        wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[G];
+        wmma::fragment<wmma::accumulator, 16, 16, FK, float> acc[G];
 #pragma unroll
         for (int g = 0; g < G; ++g) {
             wmma::fill_fragment(acc[g], 0.0f);
@@ -211,13 +261,15 @@ __device__ __forceinline__ void tc_step_tile(long long M, int K, int U, const AL
             }
             __syncthreads();
 #pragma unroll
-            for (int kk = 0; kk < BK; kk += 16) {
-                wmma::fragment<wmma::matrix_a, 16, 16, 16, W, wmma::row_major> a;
+            for (int kk = 0; kk < BK; kk += FK) {
+                wmma::fragment<wmma::matrix_a, 16, 16, FK, F, wmma::row_major> a;
                 wmma::load_matrix_sync(a, As + warp * 16 * LDA + kk, LDA);
+                to_tf32<W>(a);
 #pragma unroll
                 for (int g = 0; g < G; ++g) {
-                    wmma::fragment<wmma::matrix_b, 16, 16, 16, W, wmma::row_major> bf;
+                    wmma::fragment<wmma::matrix_b, 16, 16, FK, F, wmma::row_major> bf;
                     wmma::load_matrix_sync(bf, Bs + kk * LDB + g * UNITS, LDB);
+                    to_tf32<W>(bf);
                     wmma::mma_sync(acc[g], a, bf, acc[g]);
                 }
             }

@@ -1702,6 +1702,50 @@ mod gpu {
             })();
             report.add(&format!("{} conv_lstm2d", dt.name()), r);
         }
+        // TF32 (f32 layers, allowed explicitly): the projection and the steps on tensor cores,
+        // operands rounded to a 10-bit mantissa like f16's: the f16 tolerance.
+        for kind in [Dense::Lstm, Dense::GruBefore] {
+            let opts = SequenceOptions {
+                return_sequences: true,
+                ..Default::default()
+            };
+            let cell = dense_cell(
+                &mut rng,
+                kind,
+                6,
+                40,
+                Activation::Tanh,
+                Activation::Sigmoid,
+                1.0,
+            );
+            let mut layer = dense_layer(cell, opts);
+            let x = rng.arr(&[70, 4, 6], 1.0);
+            let r = (|| -> Result<f32, String> {
+                let want = layer
+                    .forward(x.view(), &CallArgs::default())
+                    .map_err(|e| e.to_string())?;
+                let mut gpu = CudaLayer::from_keras(&dev, &layer)
+                    .map_err(|e| e.to_string())?
+                    .with_tf32(true)
+                    .with_dense_path(DensePath::TensorCore);
+                let got = gpu
+                    .forward(x.view(), &CallArgs::default())
+                    .map_err(|e| e.to_string())?;
+                if gpu.last_dense_paths() != [DensePath::TensorCore] {
+                    return Err(format!("ran on {:?}", gpu.last_dense_paths()));
+                }
+                let mut worst = 0.0f32;
+                for (a, e) in got.output.iter().zip(want.output.iter()) {
+                    let d = (a - e).abs();
+                    if d.is_nan() || d > 2e-3 + 2e-2 * e.abs() {
+                        return Err(format!("got {a}, want {e}"));
+                    }
+                    worst = worst.max(d);
+                }
+                Ok(worst)
+            })();
+            report.add(&format!("tf32 {kind:?}"), r);
+        }
         report.finish();
     }
 

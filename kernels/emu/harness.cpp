@@ -33,11 +33,16 @@ static double act_ref(int id, double x) {
 
 static int failures = 0;
 static int passes = 0;
+// The contract's 1e-5 + 1e-4 |want|, or wider for kernels whose operands are rounded inside
+// (the tensor-core steps: the reference rounds h from a double, the kernel from an f32, and
+// the two can land on either side of a rounding tie: one term off by one ulp of the storage
+// type, ~1e-3 relative for f16 / TF32).
+static double g_abs = 1e-5, g_rel = 1e-4;
 static void check(const char* what, const std::vector<float>& got, const std::vector<double>& want) {
     double worst = 0;
     for (size_t i = 0; i < want.size(); ++i) {
         double e = std::fabs(got[i] - want[i]);
-        if (!(e <= 1e-5 + 1e-4 * std::fabs(want[i]))) {
+        if (!(e <= g_abs + g_rel * std::fabs(want[i]))) {
             printf("FAIL %s [%zu]: got %g want %g\n", what, i, got[i], want[i]);
             ++failures;
             return;
@@ -76,6 +81,7 @@ template <class Wt> struct TcEntries;
         static constexpr auto gru_update = gru_before_update_tc_##DT##_generic;             \
         static constexpr auto simple = simple_step_tc_##DT##_generic;                       \
     };
+TC_ENTRIES(f32, float)  // TF32
 TC_ENTRIES(f16, __half)
 TC_ENTRIES(bf16, __nv_bfloat16)
 ENTRIES(f32, float)
@@ -122,12 +128,14 @@ static int gates(Kind k) { return k == LSTM ? 4 : k == SIMPLE ? 1 : 3; }
 // with weights (and the input) stored as Wt.
 // persist_J > 0: the persistent kernel (rnn_persistent.cu) with J units per block instead of
 // the per-step kernels. tc: the tensor-core step kernels (Wt f16 / bf16), whose product
-// rounds h (and r*h) to Wt: the reference rounds them too.
+// rounds h (and r*h) to Wt: the reference rounds them too; with Wt = float the TF32 variants,
+// which round h and the recurrent weights to TF32 (the reference uses the rounded weights).
 template <class Wt = float>
 static void dense_case(Kind kind, int B, int T, int I, int U, bool back, bool use_mask, bool use_init, int act, int rec, bool tm, int persist_J = 0, bool tc = false, int tiled = 0) {
-    auto rw = [&](double v) -> double { if constexpr (std::is_same_v<Wt, float>) return v; else return tc ? (double)load_f32(std::vector<Wt>{to_wt<Wt>((float)v)}.data()) : v; };
+    auto rw = [&](double v) -> double { if constexpr (std::is_same_v<Wt, float>) return tc ? (double)nvcuda::wmma::__float_to_tf32((float)v) : v; else return tc ? (double)load_f32(std::vector<Wt>{to_wt<Wt>((float)v)}.data()) : v; };
     int G = gates(kind), GU = G * U;
     auto x = rnd((size_t)B * T * I, 1), W = rnd((size_t)I * GU, 0.5), Um = rnd((size_t)U * GU, 0.4), b = rnd(GU, 0.5), rb = rnd(kind == GRUA ? GU : 1, 0.5);
+    if constexpr (std::is_same_v<Wt, float>) if (tc) for (auto& v : Um) v = nvcuda::wmma::__float_to_tf32(v);
     auto Ws = stored<Wt>(W); auto Ums = stored<Wt>(Um); auto bs = stored<Wt>(b); auto rbs = stored<Wt>(rb);
     store_input<Wt>(x);
     using E = Entries<Wt>;
@@ -197,7 +205,7 @@ static void dense_case(Kind kind, int B, int T, int I, int U, bool back, bool us
         if (kind == SIMPLE) run(E::p_simple);
         std::copy(hb.begin() + (size_t)(T % 2) * B * U, hb.begin() + (size_t)(T % 2 + 1) * B * U, hs[T % 2].begin());
     }
-    if constexpr (!std::is_same_v<Wt, float>) {
+    {
         if (tc) {
             using TE = TcEntries<Wt>;
             dim3 tgrid{(unsigned)((U + 15) / 16), (unsigned)((B + 63) / 64), 1}, tblock{128, 1, 1};
@@ -231,10 +239,12 @@ static void dense_case(Kind kind, int B, int T, int I, int U, bool back, bool us
     }
     char name[200];
     snprintf(name, sizeof name, "%s%s%s kind%d B%d T%d I%d U%d back%d mask%d init%d act%d rec%d tm%d", persist_J > 0 ? ("persistent J" + std::to_string(persist_J) + " ").c_str() : "", tc ? "tensor-core " : tiled ? "tiled " : "", E::name, kind, B, T, I, U, back, use_mask, use_init, act, rec, tm);
+    if (tc) { g_abs = 1e-3; g_rel = 1e-3; }
     check((std::string(name) + " seq").c_str(), sq, seq);
     check((std::string(name) + " h").c_str(), hs[T % 2], h);
     if (kind == LSTM) check((std::string(name) + " c").c_str(), cs, c);
     check((std::string(name) + " last").c_str(), po, prev);
+    g_abs = 1e-5; g_rel = 1e-4;
 }
 
 // ConvLSTM2D, as conv.rs launches it: input conv (implicit GEMM) then the fused steps.
@@ -319,10 +329,12 @@ static void conv_case(int B, int T, int R, int C, int Cin, int F, int kh, int kw
     }
     char name[200];
     snprintf(name, sizeof name, "%s%s conv B%d T%d %dx%d cin%d F%d k%dx%d s%d%d d%d%d same%d cf%d back%d mask%d", tc ? "tensor-core " : "", E::name, B, T, R, C, Cin, F, kh, kw, sy, sx, dy, dx, same, cf, back, use_mask);
+    if (tc) { g_abs = 1e-3; g_rel = 1e-3; }
     check((std::string(name) + " seq").c_str(), sq, seq);
     check((std::string(name) + " h").c_str(), hs[T % 2], h);
     check((std::string(name) + " c").c_str(), cs, c);
     check((std::string(name) + " last").c_str(), po, prev);
+    g_abs = 1e-5; g_rel = 1e-4;
 }
 
 // Bidirectional's merge, against the CPU path's order of operations: zero each direction's
@@ -366,6 +378,10 @@ template <class Wt>
 static void tc_gemm_case(int M, int N, int K, bool bias) {
     auto A = rnd((size_t)M * K, 1), Bw = rnd((size_t)K * N, 0.5), b = rnd(N, 0.5);
     stored<Wt>(A);  // A holds Wt values, as the host requires
+    if constexpr (std::is_same_v<Wt, float>) {  // TF32: the operands as the tensor cores see them
+        for (auto& v : A) v = nvcuda::wmma::__float_to_tf32(v);
+        for (auto& v : Bw) v = nvcuda::wmma::__float_to_tf32(v);
+    }
     auto Bs = stored<Wt>(Bw); auto bs = stored<Wt>(b);
     std::vector<double> want((size_t)M * N);
     for (int m = 0; m < M; ++m) for (int n = 0; n < N; ++n) {
@@ -376,6 +392,7 @@ static void tc_gemm_case(int M, int N, int K, bool bias) {
     std::vector<float> C((size_t)M * N, NAN);
     launch({(unsigned)((N + 63) / 64), (unsigned)((M + 63) / 64), 1}, {128, 1, 1}, [&] {
         if constexpr (std::is_same_v<Wt, __half>) gemm_bias_tc_f16(M, N, K, A.data(), K, Bs.data(), N, bs.data(), bias, C.data(), N);
+        else if constexpr (std::is_same_v<Wt, float>) gemm_bias_tc_f32(M, N, K, A.data(), K, Bw.data(), N, b.data(), bias, C.data(), N);
         else gemm_bias_tc_bf16(M, N, K, A.data(), K, Bs.data(), N, bs.data(), bias, C.data(), N);
     });
     char name[120];
@@ -429,6 +446,9 @@ int main() {
     // ConvLSTM2D's step on tensor cores: several row tiles, a partial 16-filter tile.
     conv_case<__half>(2, 3, 7, 6, 3, 17, 3, 2, 1, 2, 1, 1, false, true, true, true, true);
     conv_case<__nv_bfloat16>(3, 2, 9, 4, 1, 5, 3, 3, 1, 1, 1, 1, true, false, false, true, true);
+    // TF32 step kernels (f32 weights, only when TF32 is allowed).
+    for (Kind k : {LSTM, GRUA, GRUB, SIMPLE})
+        dense_case<float>(k, 70, 3, 5, 21, true, true, true, 0, 2, false, 0, true);
     // Tensor-core step kernels: two row tiles (B > 64), a partial unit tile, every kind.
     for (Kind k : {LSTM, GRUA, GRUB, SIMPLE}) {
         dense_case<__half>(k, 70, 3, 5, 21, true, true, true, 0, 2, false, 0, true);
@@ -444,6 +464,7 @@ int main() {
     tc_gemm_case<__half>(70, 77, 45, true);
     tc_gemm_case<__nv_bfloat16>(130, 64, 96, false);
     tc_gemm_case<__half>(1, 5, 3, true);
+    tc_gemm_case<float>(70, 77, 45, true);  // TF32
     printf("emulator: %d passed, %d failed\n", passes, failures);
     return failures != 0;
 }

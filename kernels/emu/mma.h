@@ -7,6 +7,7 @@
 // 4 (float), pointers 32-byte aligned.
 #include <cassert>
 #include <cstdint>
+#include <cstring>
 #include <type_traits>
 #include "cuda_bf16.h"
 #include "cuda_fp16.h"
@@ -18,6 +19,14 @@ struct accumulator {};
 struct row_major {};
 struct col_major {};
 enum layout_t { mem_row_major, mem_col_major };
+namespace precision { struct tf32 {}; }
+// cvt.rna.tf32.f32: round to a 10-bit mantissa, ties away from zero (NaN / inf unchanged).
+inline float __float_to_tf32(float f) {
+    uint32_t u; std::memcpy(&u, &f, 4);
+    if ((u & 0x7f800000u) != 0x7f800000u) u = (u + 0x1000u) & 0xffffe000u;
+    std::memcpy(&f, &u, 4);
+    return f;
+}
 template <class Use, int M, int N, int K, class T, class Layout = void>
 struct fragment {
     static constexpr int rows = std::is_same_v<Use, matrix_b> ? K : M;
@@ -40,6 +49,15 @@ void load_matrix_sync(fragment<Use, M, N, K, T, L>& f, const T* p, unsigned ldm)
     for (int r = 0; r < F::rows; ++r)
         for (int c = 0; c < F::cols; ++c)
             f.x[r * F::cols + c] = emu_f(std::is_same_v<L, col_major> ? p[c * ldm + r] : p[r * ldm + c]);
+}
+// TF32 operands are loaded from f32 memory (rounded later with __float_to_tf32).
+template <class Use, int M, int N, int K, class L>
+void load_matrix_sync(fragment<Use, M, N, K, precision::tf32, L>& f, const float* p, unsigned ldm) {
+    emu_check(p, ldm, 4);
+    using F = fragment<Use, M, N, K, precision::tf32, L>;
+    for (int r = 0; r < F::rows; ++r)
+        for (int c = 0; c < F::cols; ++c)
+            f.x[r * F::cols + c] = std::is_same_v<L, col_major> ? p[c * ldm + r] : p[r * ldm + c];
 }
 template <int M, int N, int K>
 void store_matrix_sync(float* p, const fragment<accumulator, M, N, K, float>& f, unsigned ldm, layout_t l) {

@@ -107,8 +107,12 @@ pub(crate) struct ConvSpec {
     /// tensor cores (`conv_input_tc_*`) without rounding anything.
     pub input_in_storage: bool,
     /// The steps on tensor cores (`conv_lstm_step_tc_*`, h rounded to the storage type for the
-    /// recurrent convolution; f16 / bf16 only): [`crate::cuda::DensePath::TensorCore`].
+    /// recurrent convolution; f16 / bf16, or f32 as TF32 with `allow_tf32`):
+    /// [`crate::cuda::DensePath::TensorCore`].
     pub tensor_cores: bool,
+    /// f32 layers: TF32 tensor cores allowed (the input convolution; the steps with
+    /// `tensor_cores`).
+    pub allow_tf32: bool,
 }
 
 /// What one call produced.
@@ -162,7 +166,11 @@ pub(crate) fn run(
     let dt = conv.recurrent.dtype();
     {
         let dummy = dummy_buf(dev, dt)?;
-        let tensor_cores = spec.input_in_storage && dt != StorageType::F32;
+        let tensor_cores = if dt == StorageType::F32 {
+            spec.allow_tf32
+        } else {
+            spec.input_in_storage
+        };
         let input_name = if tensor_cores {
             kernels::conv_input_tc(dt)
         } else {
@@ -267,7 +275,7 @@ pub(crate) fn run(
     } else {
         None
     };
-    let step_tc = spec.tensor_cores && dt != StorageType::F32;
+    let step_tc = spec.tensor_cores && (dt != StorageType::F32 || spec.allow_tf32);
     let name =
         kernels::conv_lstm_step(dt, conv.config.activation, conv.config.recurrent_activation);
     let name = if step_tc {

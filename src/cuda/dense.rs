@@ -157,6 +157,9 @@ pub(crate) struct SeqSpec {
     /// The input's values are values of the weights' storage type (a layer input given in
     /// it): the first cell's projection may run on tensor cores without rounding anything.
     pub input_in_storage: bool,
+    /// f32 layers: TF32 tensor cores allowed (every projection; the steps too on
+    /// [`DensePath::TensorCore`]), rounding both operands to TF32's 10-bit mantissa.
+    pub allow_tf32: bool,
 }
 
 /// What a stack produced.
@@ -174,12 +177,14 @@ pub(crate) struct DenseResult {
 /// `c[M, N] = a[M, K] w[K, N] + bias` with `gemm_bias_{dt}` (`a`, `c` f32; `w`, `bias` in the
 /// weights' storage type), or on tensor cores with `gemm_bias_tc_{dt}` when `a_in_storage`
 /// (every value of `a` is a `dt` value, so no operand is rounded; only the f32 accumulation
-/// differs) and `dt` is f16 / bf16.
+/// differs) and `dt` is f16 / bf16, or with `gemm_bias_tc_f32` (TF32) when `tf32` and `dt` is
+/// f32.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn project(
     dev: &CudaDevice,
     a: &CudaSlice<f32>,
     a_in_storage: bool,
+    tf32: bool,
     m: usize,
     k: usize,
     w: &Buf,
@@ -201,7 +206,11 @@ pub(crate) fn project(
         ));
     }
     let dummy = dummy_buf(dev, dt)?;
-    let tensor_cores = a_in_storage && dt != StorageType::F32;
+    let tensor_cores = if dt == StorageType::F32 {
+        tf32
+    } else {
+        a_in_storage
+    };
     let name = if tensor_cores {
         kernels::gemm_bias_tc(dt)
     } else {
@@ -504,6 +513,7 @@ pub(crate) fn run(
             dev,
             input,
             first && spec.input_in_storage,
+            spec.allow_tf32,
             b * t,
             in_w,
             &cell.kernel,
@@ -639,7 +649,8 @@ pub(crate) fn run(
                 Err(e) => return Err(e),
             }
         }
-        let tensor_cores = path == DensePath::TensorCore && dt != StorageType::F32;
+        let tensor_cores =
+            path == DensePath::TensorCore && (dt != StorageType::F32 || spec.allow_tf32);
         paths.push(if h_persistent.is_some() {
             DensePath::Persistent
         } else if tensor_cores {

@@ -51,7 +51,8 @@ pub enum DensePath {
     /// f16 / bf16 layers: the step kernels' tensor-core variants, whose recurrent product
     /// rounds h (and GRU's r*h) to the storage type, as cuDNN's half-precision RNNs do: results
     /// leave the CPU path's `--dtype` semantics by that rounding (never chosen by `Auto`). f32
-    /// layers run the step kernels. With f16, an |h| above 65504 (unbounded activations: relu,
+    /// layers: the TF32 variants when TF32 is allowed (`CudaLayer::with_tf32`), else the step
+    /// kernels. With f16, an |h| above 65504 (unbounded activations: relu,
     /// linear, elu, selu, softplus, exponential) becomes inf in the product, as in cuDNN.
     TensorCore,
 }

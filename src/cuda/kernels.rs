@@ -48,18 +48,18 @@ pub(crate) fn gemm_bias(dt: StorageType) -> String {
 }
 
 /// The tensor-core variant of a step kernel's name: `lstm_step_f16_tanh_sigmoid` ->
-/// `lstm_step_tc_f16_tanh_sigmoid` (f16 / bf16 only; rnn.cu's `*_TC_SET`).
+/// `lstm_step_tc_f16_tanh_sigmoid` (rnn.cu's `*_TC_SET`; f32 = TF32).
 pub(crate) fn tensor_core(name: &str, dt: StorageType) -> String {
     let n = dt.name();
     name.replacen(&format!("_{n}_"), &format!("_tc_{n}_"), 1)
 }
 
-/// `gemm_bias_tc_{dt}`: the projection on tensor cores (f16 / bf16 only; `kernels/tc_gemm.cuh`).
+/// `gemm_bias_tc_{dt}`: the projection on tensor cores (`kernels/tc_gemm.cuh`; f32 = TF32).
 pub(crate) fn gemm_bias_tc(dt: StorageType) -> String {
     format!("gemm_bias_tc_{}", dt.name())
 }
 
-/// `conv_input_tc_{dt}`: ConvLSTM2D's input convolution on tensor cores (f16 / bf16 only).
+/// `conv_input_tc_{dt}`: ConvLSTM2D's input convolution on tensor cores (f32 = TF32).
 pub(crate) fn conv_input_tc(dt: StorageType) -> String {
     format!("conv_input_tc_{}", dt.name())
 }
@@ -239,8 +239,9 @@ mod tests {
                             src.contains(&inst),
                             "{name}: `{set}({n}, ...)` not instantiated"
                         );
-                        if dt != StorageType::F32 {
-                            // The tensor-core variant: `lstm_step_tc_##DT##_...` in LSTM_TC_SET.
+                        {
+                            // The tensor-core variant (TF32 for f32): `lstm_step_tc_##DT##_...`
+                            // in LSTM_TC_SET.
                             let tc = tensor_core(&name, dt);
                             let generic = tc.replacen(&format!("_tc_{n}_"), "_tc_##DT##_", 1);
                             let tc_set = set.replacen("_SET", "_TC_SET", 1);
@@ -291,7 +292,7 @@ mod tests {
                     }
                 }
             }
-            if dt != StorageType::F32 {
+            {
                 let tc = gemm_bias_tc(dt);
                 assert!(rnn.contains(&format!("({tc},")), "{tc} not instantiated");
                 let tc = conv_input_tc(dt);

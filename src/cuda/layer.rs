@@ -113,6 +113,8 @@ pub struct CudaLayer {
     path: Option<DensePath>,
     /// The kernels that ran each dense cell's time loop in the last call.
     last_paths: Vec<DensePath>,
+    /// TF32 tensor cores allowed for f32 products ([`CudaLayer::with_tf32`]).
+    tf32: bool,
 }
 
 impl std::fmt::Debug for CudaLayer {
@@ -152,6 +154,7 @@ impl CudaLayer {
             dtype: StorageType::F32,
             path: None,
             last_paths: Vec::new(),
+            tf32: false,
         })
     }
 
@@ -196,6 +199,7 @@ impl CudaLayer {
             dtype: StorageType::F32,
             path: None,
             last_paths: Vec::new(),
+            tf32: false,
         })
     }
 
@@ -233,6 +237,7 @@ impl CudaLayer {
             dtype: StorageType::F32,
             path: None,
             last_paths: Vec::new(),
+            tf32: false,
         })
     }
 
@@ -314,6 +319,24 @@ impl CudaLayer {
             }));
         }
         self.path = Some(path);
+        self
+    }
+
+    /// f32 layers: allow TF32 tensor cores (as PyTorch's `allow_tf32`), which round both
+    /// operands of a product to TF32's 10-bit mantissa (about 3 decimal digits, so results
+    /// leave the f32 tolerance): every input projection and ConvLSTM2D input convolution,
+    /// and the steps too with [`DensePath::TensorCore`]. Off by default; no effect on f16 /
+    /// bf16 layers. A Bidirectional passes it to both directions.
+    pub fn with_tf32(mut self, allow: bool) -> Self {
+        if let Kind::Bidi(bi) = self.kind {
+            let BidiLayer { fwd, bwd, merge } = *bi;
+            self.kind = Kind::Bidi(Box::new(BidiLayer {
+                fwd: fwd.with_tf32(allow),
+                bwd: bwd.with_tf32(allow),
+                merge,
+            }));
+        }
+        self.tf32 = allow;
         self
     }
 
@@ -696,6 +719,7 @@ impl CudaLayer {
                     go_backwards: self.options.go_backwards,
                     return_sequences: self.options.return_sequences,
                     input_in_storage: x.dtype() == self.dtype,
+                    allow_tf32: self.tf32,
                 };
                 let path = self.path.unwrap_or_else(|| dev.dense_path());
                 let r = dense::run(
@@ -785,6 +809,7 @@ impl CudaLayer {
                     input_in_storage: x.dtype() == self.dtype,
                     tensor_cores: self.path.unwrap_or_else(|| dev.dense_path())
                         == DensePath::TensorCore,
+                    allow_tf32: self.tf32,
                 };
                 let r = conv::run(
                     &dev,

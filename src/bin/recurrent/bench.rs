@@ -434,6 +434,7 @@ fn time_cuda(
     dev: &recurrent::cuda::CudaDevice,
     s: &Shape,
     storage: recurrent::keras::StorageType,
+    tf32: bool,
     path: CudaPathArg,
     warmup: usize,
     repeats: usize,
@@ -447,7 +448,10 @@ fn time_cuda(
         Built::Stack(l) => CudaLayer::from_rnn(dev, l)?,
         Built::Conv(l) => CudaLayer::conv_lstm2d(dev, l)?,
     };
-    let mut g = g.into_dtype(storage)?.with_dense_path(path.path());
+    let mut g = g
+        .into_dtype(storage)?
+        .with_dense_path(path.path())
+        .with_tf32(tf32);
     let inputs = (0..3)
         .map(|k| dev.upload_as(x.mapv(|v| v * (1.0 - 0.1 * k as f32)).view(), storage))
         .collect::<Result<Vec<_>>>()?;
@@ -527,9 +531,13 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     };
     #[cfg(not(feature = "cuda"))]
     let device_name = "cpu".to_string();
-    // Arithmetic is f32 for every storage type. The CUDA kernels have no TF32 path yet: tf32
-    // (TF32 allowed) runs the f32 kernels; the JSON says so in "math".
-    let math = "f32";
+    // Arithmetic is f32 for every storage type; tf32 allows TF32 tensor cores on the GPU (the
+    // projections, and the steps with --cuda-path tensor-core).
+    let math = if on_gpu && args.dtype == BenchDtype::Tf32 {
+        "tf32"
+    } else {
+        "f32"
+    };
     let repeats = args.repeats.unwrap_or(if on_gpu { 30 } else { 5 }).max(1);
     let warmup = args.warmup.unwrap_or(if on_gpu { 5 } else { 1 });
     if let Some(t) = args.threads {
@@ -599,7 +607,15 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     for s in &shapes {
         #[cfg(feature = "cuda")]
         let t = match &cuda {
-            Some(dev) => time_cuda(dev, s, storage, args.cuda_path, warmup, repeats)?,
+            Some(dev) => time_cuda(
+                dev,
+                s,
+                storage,
+                args.dtype == BenchDtype::Tf32,
+                args.cuda_path,
+                warmup,
+                repeats,
+            )?,
             None => time(s, warmup, repeats)?,
         };
         #[cfg(not(feature = "cuda"))]
