@@ -103,6 +103,23 @@ __device__ __forceinline__ float activate_inl(float x, int runtime_id) {
     return act_by_id(A == ACT_RUNTIME ? runtime_id : A, x);
 }
 
+// ---- LSTM's cell update (Keras gate order i, f, c, o), shared by every LSTM kernel:
+//   i = rec(a_i)  f = rec(a_f)  g = act(a_c)  o = rec(a_o);  c' = f c + i g;  h' = o act(c')
+// from the pre-activations a = xp + recurrent product. Returns h', writes c'. INL: inline the
+// run-time activation switch too (activate_inl).
+template <int ACT, int REC, bool INL = false>
+__device__ __forceinline__ float lstm_update(float ai, float af, float ac, float ao, float c,
+                                             int act, int rec, float& c_new) {
+    auto A = [&](float v) { return INL ? activate_inl<ACT>(v, act) : activate<ACT>(v, act); };
+    auto R = [&](float v) { return INL ? activate_inl<REC>(v, rec) : activate<REC>(v, rec); };
+    const float i = R(ai);
+    const float f = R(af);
+    const float g = A(ac);
+    const float o = R(ao);
+    c_new = f * c + i * g;
+    return o * A(c_new);
+}
+
 // ---- storage types: load to f32, store from f32
 
 __device__ __forceinline__ float load_f32(const float* p) { return __ldg(p); }

@@ -65,12 +65,9 @@ __device__ __forceinline__ void conv_lstm_update(
     const bool real = !has_mask || mask[b * mask_b_stride + mask_off] != 0;
     if (real) {
         const float* x = xp + b * xp_b_stride + xp_step_off + p * 4 * F + f;
-        const float ig = activate<REC>(x[0] + z[0], rec);
-        const float fg = activate<REC>(x[F] + z[1], rec);
-        const float gg = activate<ACT>(x[2 * F] + z[2], act);
-        const float og = activate<REC>(x[3 * F] + z[3], rec);
-        const float cn = fg * load_rw(c + e) + ig * gg;
-        out = og * activate<ACT>(cn, act);
+        float cn;
+        out = lstm_update<ACT, REC>(x[0] + z[0], x[F] + z[1], x[2 * F] + z[2], x[3 * F] + z[3],
+                                    load_rw(c + e), act, rec, cn);
         store_f32(c + e, cn);
         store_f32(h_next + e, out);
         store_f32(prev_out + e, out);

@@ -268,12 +268,9 @@ __device__ __forceinline__ void lstm_step_impl(
         float out;
         if (is_real(mask, has_mask, mask_off, mask_b_stride, b)) {
             const float* x = xp + (long long)b * xp_b_stride + xp_step_off + j;
-            const float i = activate<REC>(x[0] + z[0], rec);
-            const float f = activate<REC>(x[U] + z[1], rec);
-            const float g = activate<ACT>(x[2 * U] + z[2], act);
-            const float o = activate<REC>(x[3 * U] + z[3], rec);
-            const float cn = f * load_rw(c + e) + i * g;
-            out = o * activate<ACT>(cn, act);
+            float cn;
+            out = lstm_update<ACT, REC>(x[0] + z[0], x[U] + z[1], x[2 * U] + z[2],
+                                        x[3 * U] + z[3], load_rw(c + e), act, rec, cn);
             store_f32(c + e, cn);
             store_f32(h_next + e, out);
             store_f32(prev_out + e, out);

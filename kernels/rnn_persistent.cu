@@ -249,12 +249,10 @@ __device__ __forceinline__ void persistent_impl(
                     if (!has_mask || mask[(long long)b * mask_b_stride + t_mask] != 0) {
                         const float* x = xp + (long long)b * xp_b_stride + t_src * xp_step_stride + j;
                         if (KIND == LSTM) {
-                            const float i = activate_inl<REC>(__ldg(x) + z[0], rec);
-                            const float f = activate_inl<REC>(__ldg(x + U) + z[J], rec);
-                            const float g = activate_inl<ACT>(__ldg(x + 2 * U) + z[2 * J], act);
-                            const float o = activate_inl<REC>(__ldg(x + 3 * U) + z[3 * J], rec);
-                            const float cn = f * c[el] + i * g;
-                            out = o * activate_inl<ACT>(cn, act);
+                            float cn;
+                            out = lstm_update<ACT, REC, true>(
+                                __ldg(x) + z[0], __ldg(x + U) + z[J], __ldg(x + 2 * U) + z[2 * J],
+                                __ldg(x + 3 * U) + z[3 * J], c[el], act, rec, cn);
                             c[el] = cn;
                         } else if (KIND == GRU_AFTER) {
                             const float hz = z[0] + (has_rb ? load_f32(rb + j) : 0.0f);

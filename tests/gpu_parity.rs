@@ -1590,6 +1590,39 @@ mod gpu {
         report.finish();
     }
 
+    /// The CPU layer against `gpu` (built by the caller: storage type, TF32) forced onto the
+    /// tensor-core path: outputs and states within `abs + rel |want|`, and the tensor-core
+    /// kernels, not a fallback, ran every cell.
+    fn tensor_core_vs_cpu(
+        layer: &mut KerasLayer,
+        gpu: CudaLayer,
+        x: ArrayViewD<f32>,
+        args: &CallArgs,
+        abs: f32,
+        rel: f32,
+    ) -> Result<f32, String> {
+        let want = layer.forward(x.clone(), args).map_err(|e| e.to_string())?;
+        let mut gpu = gpu.with_dense_path(DensePath::TensorCore);
+        let got = gpu.forward(x, args).map_err(|e| e.to_string())?;
+        let ran = gpu.last_dense_paths();
+        if ran.is_empty() || ran.iter().any(|p| *p != DensePath::TensorCore) {
+            return Err(format!("ran on {ran:?}"));
+        }
+        let mut worst = 0.0f32;
+        for (g, w) in
+            std::iter::once((&got.output, &want.output)).chain(got.states.iter().zip(&want.states))
+        {
+            for (a, e) in g.iter().zip(w.iter()) {
+                let d = (a - e).abs();
+                if d.is_nan() || d > abs + rel * e.abs() {
+                    return Err(format!("got {a}, want {e}"));
+                }
+                worst = worst.max(d);
+            }
+        }
+        Ok(worst)
+    }
+
     /// The tensor-core step kernels (forced; f16 / bf16 only): every cell kind with more than
     /// one 64-row tile and a partial 16-unit tile, and ConvLSTM2D, against the CPU on the same
     /// rounded weights and inputs. Their product rounds h to the storage type each step, so the
@@ -1632,33 +1665,13 @@ mod gpu {
                 let x = rng.arr(&[b, t, i], 1.0);
                 let mask = rng.mask(b, t);
                 rng.1 = StorageType::F32;
-                let r = (|| -> Result<f32, String> {
-                    let args = CallArgs {
-                        mask: Some(mask.view()),
-                        ..Default::default()
-                    };
-                    let want = layer.forward(x.view(), &args).map_err(|e| e.to_string())?;
-                    let mut gpu = CudaLayer::from_keras_as(&dev, &layer, dt)
-                        .map_err(|e| e.to_string())?
-                        .with_dense_path(DensePath::TensorCore);
-                    let got = gpu.forward(x.view(), &args).map_err(|e| e.to_string())?;
-                    if gpu.last_dense_paths() != [DensePath::TensorCore] {
-                        return Err(format!("ran on {:?}", gpu.last_dense_paths()));
-                    }
-                    let mut worst = 0.0f32;
-                    for (g, w) in std::iter::once((&got.output, &want.output))
-                        .chain(got.states.iter().zip(&want.states))
-                    {
-                        for (a, e) in g.iter().zip(w.iter()) {
-                            let d = (a - e).abs();
-                            if d.is_nan() || d > abs + rel * e.abs() {
-                                return Err(format!("got {a}, want {e}"));
-                            }
-                            worst = worst.max(d);
-                        }
-                    }
-                    Ok(worst)
-                })();
+                let args = CallArgs {
+                    mask: Some(mask.view()),
+                    ..Default::default()
+                };
+                let r = CudaLayer::from_keras_as(&dev, &layer, dt)
+                    .map_err(|e| e.to_string())
+                    .and_then(|g| tensor_core_vs_cpu(&mut layer, g, x.view(), &args, abs, rel));
                 report.add(&format!("{} {kind:?}", dt.name()), r);
             }
             // ConvLSTM2D's steps on tensor cores: 2 x 6 x 7 pixels = 84 rows (two 64-row
@@ -1676,30 +1689,11 @@ mod gpu {
             let mut layer = conv_layer(&mut rng, cfg, 3, true);
             let x = rng.arr(&[2, 3, 6, 7, 3], 1.0);
             rng.1 = StorageType::F32;
-            let r = (|| -> Result<f32, String> {
-                let args = CallArgs::default();
-                let want = layer.forward(x.view(), &args).map_err(|e| e.to_string())?;
-                let mut gpu = CudaLayer::from_keras_as(&dev, &layer, dt)
-                    .map_err(|e| e.to_string())?
-                    .with_dense_path(DensePath::TensorCore);
-                let got = gpu.forward(x.view(), &args).map_err(|e| e.to_string())?;
-                if gpu.last_dense_paths() != [DensePath::TensorCore] {
-                    return Err(format!("ran on {:?}", gpu.last_dense_paths()));
-                }
-                let mut worst = 0.0f32;
-                for (g, w) in std::iter::once((&got.output, &want.output))
-                    .chain(got.states.iter().zip(&want.states))
-                {
-                    for (a, e) in g.iter().zip(w.iter()) {
-                        let d = (a - e).abs();
-                        if d.is_nan() || d > abs + rel * e.abs() {
-                            return Err(format!("got {a}, want {e}"));
-                        }
-                        worst = worst.max(d);
-                    }
-                }
-                Ok(worst)
-            })();
+            let r = CudaLayer::from_keras_as(&dev, &layer, dt)
+                .map_err(|e| e.to_string())
+                .and_then(|g| {
+                    tensor_core_vs_cpu(&mut layer, g, x.view(), &CallArgs::default(), abs, rel)
+                });
             report.add(&format!("{} conv_lstm2d", dt.name()), r);
         }
         // TF32 (f32 layers, allowed explicitly): the projection and the steps on tensor cores,
@@ -1720,30 +1714,12 @@ mod gpu {
             );
             let mut layer = dense_layer(cell, opts);
             let x = rng.arr(&[70, 4, 6], 1.0);
-            let r = (|| -> Result<f32, String> {
-                let want = layer
-                    .forward(x.view(), &CallArgs::default())
-                    .map_err(|e| e.to_string())?;
-                let mut gpu = CudaLayer::from_keras(&dev, &layer)
-                    .map_err(|e| e.to_string())?
-                    .with_tf32(true)
-                    .with_dense_path(DensePath::TensorCore);
-                let got = gpu
-                    .forward(x.view(), &CallArgs::default())
-                    .map_err(|e| e.to_string())?;
-                if gpu.last_dense_paths() != [DensePath::TensorCore] {
-                    return Err(format!("ran on {:?}", gpu.last_dense_paths()));
-                }
-                let mut worst = 0.0f32;
-                for (a, e) in got.output.iter().zip(want.output.iter()) {
-                    let d = (a - e).abs();
-                    if d.is_nan() || d > 2e-3 + 2e-2 * e.abs() {
-                        return Err(format!("got {a}, want {e}"));
-                    }
-                    worst = worst.max(d);
-                }
-                Ok(worst)
-            })();
+            let r = CudaLayer::from_keras(&dev, &layer)
+                .map_err(|e| e.to_string())
+                .and_then(|g| {
+                    let g = g.with_tf32(true);
+                    tensor_core_vs_cpu(&mut layer, g, x.view(), &CallArgs::default(), 2e-3, 2e-2)
+                });
             report.add(&format!("tf32 {kind:?}"), r);
         }
         report.finish();
