@@ -15,14 +15,14 @@
 //   in one block and only h (B x U floats, and r*h for reset_after=false) crosses blocks.
 //   G = 1 needs no grid barrier at all (small U: everything in one SM).
 //
-// ---- one step, per block (256 threads)
+// ---- one step, per block (512 threads: one block per SM, so it may as well use 16 warps)
 //   1. hs = h_prev (all B rows, all U units) from global memory through L2 (__ldcg: other
 //      blocks wrote it, L1 is not coherent across SMs).
 //   2. For each group of BR = 4 batch rows: z[r][cc] = sum_k hs[b0+r][k] * Ws[k][cc] over the
-//      block's columns. Thread mapping: with nc < 256 columns, thread t takes column t % nc and
-//      the k slice t / nc (k = slice, slice + KS, ...; KS = 256 / nc), the KS partial sums meet
-//      in shared memory and are added in fixed slice order (deterministic); with nc >= 256 each
-//      thread takes columns t, t + 256, ... over all k. Then thread (r, jj) applies bias,
+//      block's columns. Thread mapping: with nc < 512 columns, thread t takes column t % nc and
+//      the k slice t / nc (k = slice, slice + KS, ...; KS = 512 / nc), the KS partial sums meet
+//      in shared memory and are added in fixed slice order (deterministic); with nc >= 512 each
+//      thread takes columns t, t + 512, ... over all k. Then thread (r, jj) applies bias,
 //      activations, mask and state update for unit j0 + jj of row b0 + r and writes h_next,
 //      c, prev_out and the step's output.
 //   3. Grid barrier (arrival counter + generation word, __threadfence on both sides).
@@ -43,7 +43,7 @@
 //   bar       two u32 words, zero before the launch (the host clears them).
 //   Dynamic shared memory, in this order (offsets 16-byte aligned; persist_smem_bytes below and
 //   `persistent_smem_bytes` in src/cuda/dense.rs compute the same total):
-//     Ws W[U*C] | hs f32[Bp*U] | hr f32[Bp*U] (reset_after=false) | red f32[256*BR] |
+//     Ws W[U*C] | hs f32[Bp*U] | hr f32[Bp*U] (reset_after=false) | red f32[512*BR] |
 //     zs f32[BR*C] | zsave f32[Bp*J] (reset_after=false);   Bp = B rounded up to BR.
 //
 // ---- entry points: persistent_{lstm,gru_after,gru_before}_{f32,f16,bf16}_{tanh_sigmoid,
@@ -52,7 +52,7 @@
 #include "common.cuh"
 
 namespace persist {
-constexpr int THREADS = 256;
+constexpr int THREADS = 512;
 constexpr int BR = 4;  // batch rows per pass
 constexpr int LSTM = 0;
 constexpr int GRU_AFTER = 1;

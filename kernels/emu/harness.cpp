@@ -198,7 +198,7 @@ static void dense_case(Kind kind, int B, int T, int I, int U, bool back, bool us
         unsigned bar[2] = {0, 0};
         long long xss = tm ? (long long)B * GU : GU, xbs = tm ? GU : (long long)T * GU;
         long long sss = tm ? (long long)B * U : U, sbs = tm ? U : (long long)T * U;
-        auto run = [&](auto fn) { launch_coop(blocks, 256, smem, [&] { fn(B, U, T, J, xp.data(), xss, xbs, back, Ums.data(), rbs.data(), kind == GRUA, hb.data(), cs.data(), po.data(), rhs.data(), mask.data(), use_mask, back, T, sq.data(), 1, sss, sbs, bar, act, rec); }); };
+        auto run = [&](auto fn) { launch_coop(blocks, 512, smem, [&] { fn(B, U, T, J, xp.data(), xss, xbs, back, Ums.data(), rbs.data(), kind == GRUA, hb.data(), cs.data(), po.data(), rhs.data(), mask.data(), use_mask, back, T, sq.data(), 1, sss, sbs, bar, act, rec); }); };
         if (kind == LSTM) run(E::p_lstm);
         if (kind == GRUA) run(E::p_gru_after);
         if (kind == GRUB) run(E::p_gru_before);
@@ -405,7 +405,7 @@ int main() {
     // persistent_smem_bytes in src/cuda/dense.rs (the host sizes the launch with it).
     {
         const long long got[3] = {PersistSmem(persist::LSTM, 4, 1, 512, 4).total, PersistSmem(persist::GRU_BEFORE, 2, 5, 37, 8).total, PersistSmem(persist::SIMPLE, 4, 8, 64, 64).total};
-        const long long want[3] = {45312, 8880, 23552};
+        const long long want[3] = {49408, 12976, 27648};
         bool same = got[0] == want[0] && got[1] == want[1] && got[2] == want[2];
         printf("%s persistent shared memory sizes %lld %lld %lld\n", same ? "ok  " : "FAIL", got[0], got[1], got[2]);
         same ? ++passes : ++failures;
@@ -436,12 +436,12 @@ int main() {
         dense_case(k, 3, 5, 4, 21, false, false, false, 0, 1, true, 21);
         dense_case<__half>(k, 2, 3, 3, 19, true, true, true, 3, 8, false, 5);
     }
-    dense_case(SIMPLE, 2, 3, 5, 300, false, true, true, 0, 0, false, 300);  // >= 256 columns
+    dense_case(SIMPLE, 2, 3, 5, 600, false, true, true, 0, 0, false, 600);  // >= 512 columns
     // The tiled FFMA step (large batches): two row tiles (B > 64), partial unit tiles, f32
     // and bf16 weights, every kind.
     for (Kind k : {LSTM, GRUA, GRUB, SIMPLE}) {
         dense_case(k, 70, 3, 5, 21, true, true, true, 0, 2, false, 0, false, 1);
-        dense_case<__nv_bfloat16>(k, 5, 4, 17, 40, false, true, false, 3, 8, true, 0, false, 1);
+        dense_case<__nv_bfloat16>(k, 5, 4, 17, 40, false, true, false, 5, 2, true, 0, false, 1);  // softsign, hard_sigmoid: bounded (an exploding pair makes f32 summation order visible)
     }
     // ConvLSTM2D's step on tensor cores: several row tiles, a partial 16-filter tile.
     conv_case<__half>(2, 3, 7, 6, 3, 17, 3, 2, 1, 2, 1, 1, false, true, true, true, true);

@@ -294,7 +294,7 @@ pub(crate) fn tiled_step_faster(
 }
 
 /// Threads per block of the persistent kernels (`persist::THREADS`).
-pub(crate) const PERSIST_THREADS: usize = 256;
+pub(crate) const PERSIST_THREADS: usize = 512;
 /// Batch rows per pass of the persistent kernels (`persist::BR`).
 const PERSIST_BR: usize = 4;
 
@@ -960,14 +960,14 @@ mod tests {
     #[test]
     fn persistent_shared_memory_matches_the_kernels_layout() {
         // The same sizes are asserted against PersistSmem in kernels/emu/harness.cpp.
-        assert_eq!(persistent_smem_bytes(CellKind::Lstm, 4, 1, 512, 4), 45_312);
+        assert_eq!(persistent_smem_bytes(CellKind::Lstm, 4, 1, 512, 4), 49_408);
         assert_eq!(
             persistent_smem_bytes(CellKind::GruBefore, 2, 5, 37, 8),
-            8_880
+            12_976
         );
         assert_eq!(
             persistent_smem_bytes(CellKind::Simple, 4, 8, 64, 64),
-            23_552
+            27_648
         );
     }
 
