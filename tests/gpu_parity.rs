@@ -1587,6 +1587,33 @@ mod gpu {
             compare_outputs_rel(&got, &want, 1e-4 + 2f32.powi(-10))
         })();
         report.add("gru_after f16 weights", r);
+        // f16 LSTM with 128 units: one block of 512 columns (the kernel's column-loop branch).
+        rng.1 = StorageType::F16;
+        let cell = dense_cell(
+            &mut rng,
+            Dense::Lstm,
+            3,
+            128,
+            Activation::Tanh,
+            Activation::Sigmoid,
+            1.0,
+        );
+        let mut layer = dense_layer(cell, SequenceOptions::default());
+        let x = rng.arr(&[2, 3, 3], 1.0);
+        let r = (|| -> Result<f32, String> {
+            let args = CallArgs::default();
+            let mut want = layer.forward(x.view(), &args).map_err(|e| e.to_string())?;
+            StorageType::F16.round(&mut want.output);
+            let mut gpu = CudaLayer::from_keras_as(&dev, &layer, StorageType::F16)
+                .map_err(|e| e.to_string())?
+                .with_dense_path(DensePath::Persistent);
+            let got = gpu.forward(x.view(), &args).map_err(|e| e.to_string())?;
+            if gpu.last_dense_paths() != [DensePath::Persistent] {
+                return Err(format!("ran on {:?}", gpu.last_dense_paths()));
+            }
+            compare_outputs_rel(&got, &want, 1e-4 + 2f32.powi(-10))
+        })();
+        report.add("lstm f16 128 units, one block", r);
         report.finish();
     }
 
