@@ -599,8 +599,13 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         } else {
             String::new()
         };
+        let path_col = if on_gpu {
+            format!("  {}", "kernels")
+        } else {
+            String::new()
+        };
         println!(
-            "{:<17} {:>5} {:>5} {:>6} {:>6} {:>12} {:>12} {:>9}{peak_col}",
+            "{:<17} {:>5} {:>5} {:>6} {:>6} {:>12} {:>12} {:>9}{peak_col}{path_col}",
             "layer", "B", "T", "I", "H", "median ms", "us/step", "GFLOP/s"
         );
     }
@@ -657,8 +662,9 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                 (s.input.to_string(), s.units.to_string())
             };
             let peak = peak.map_or(String::new(), |p| format!(" {p:>7.1}"));
+            let path = t.path_used.map_or(String::new(), |p| format!("  {p}"));
             println!(
-                "{:<17} {:>5} {:>5} {:>6} {:>6} {:>12.3} {:>12.2} {:>9.2}{}",
+                "{:<17} {:>5} {:>5} {:>6} {:>6} {:>12.3} {:>12.2} {:>9.2}{}{}",
                 s.layer.name(),
                 s.batch,
                 s.seq,
@@ -667,7 +673,8 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                 t.median_us / 1e3,
                 per_step,
                 gflops,
-                peak
+                peak,
+                path
             );
         }
     }
