@@ -31,10 +31,14 @@
 //!   --device cuda`), `Bidirectional` included ([`CudaLayer::bidirectional`]).
 //!
 //! Work per layer call: one GEMM projects the inputs of every step (`x W + b`; for
-//! ConvLSTM2D an implicit-GEMM convolution of every frame), then one fused kernel per time step
-//! (two for GRU with `reset_after = false`) computes the recurrent product, bias, activations,
-//! mask handling and state update, and writes the step's output. Activations are compile-time
-//! template parameters; see [`kernels`](self) naming in `src/cuda/kernels.rs`.
+//! ConvLSTM2D an implicit-GEMM convolution of every frame; on tensor cores for f16 / bf16
+//! inputs, and for f32 with TF32 allowed), then the time loop ([`DensePath`]): one fused kernel
+//! per time step (two for GRU with `reset_after = false`) that computes the recurrent product,
+//! bias, activations, mask handling and state update and writes the step's output (tiled like
+//! a GEMM for large batches; tensor-core variants on request), or for the dense layers, where
+//! the weights fit in shared memory, one persistent cooperative launch for every step
+//! (`kernels/rnn_persistent.cu`). Activations are compile-time template parameters; see the
+//! kernel naming in `src/cuda/kernels.rs`.
 //!
 //! Storage types: f32 by default; [`CudaLayer::into_dtype`] (and `recurrent run --device cuda
 //! --dtype f16|bf16`) keeps the weights on the device in f16 / bf16, takes inputs and initial
