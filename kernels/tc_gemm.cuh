@@ -85,6 +85,23 @@ __device__ __forceinline__ void to_tf32(Frag& f) {
     }
 }
 
+// Stages rows m0 .. m0+63, k0 .. k0+31 of A (aload, f32) into As[64][LDA] as S, k fastest
+// (coalesced along k), zero outside M x K. The GEMM and step tiles share the geometry (64 rows,
+// K steps of 32, LDA = 40, 128 threads).
+template <typename S, typename ALoad>
+__device__ __forceinline__ void stage_a(S* __restrict__ As, const ALoad& aload, long long m0,
+                                        int k0, long long M, int K) {
+    using namespace tcg;
+#pragma unroll 4
+    for (int e = threadIdx.x; e < BM * BK; e += THREADS) {
+        const int ak = e % BK;
+        const int am = e / BK;
+        const long long m = m0 + am;
+        const int k = k0 + ak;
+        to_w((m < M && k < K) ? aload(m, k) : 0.0f, As + am * LDA + ak);
+    }
+}
+
 template <typename W, typename ALoad>
 __device__ __forceinline__ void tc_gemm_bias_tile(long long M, int N, int K, const ALoad& aload,
                                                   const W* __restrict__ Bm, int ldb,
@@ -121,14 +138,10 @@ __device__ __forceinline__ void tc_gemm_bias_tile(long long M, int N, int K, con
             }
         }
         for (int k0 = 0; k0 < K; k0 += BK) {
+            stage_a(As, aload, m0, k0, M, K);
 #pragma unroll 4
-            for (int r = 0; r < (BM * BK) / THREADS; ++r) {
+            for (int r = 0; r < (BK * BN) / THREADS; ++r) {
                 const int e = t + r * THREADS;
-                const int ak = e % BK;
-                const int am = e / BK;
-                const long long gm = m0 + am;
-                const int gk = k0 + ak;
-                to_w((gm < M && gk < K) ? aload(gm, gk) : 0.0f, As + am * LDA + ak);
                 const int bn = e % BN;
                 const int bk = e / BN;
                 const int gk2 = k0 + bk;
@@ -205,6 +218,8 @@ constexpr int UNITS = 16;
 constexpr int BK = 32;
 constexpr int THREADS = 128;
 constexpr int LDA = BK + 8;
+static_assert(BM == tcg::BM && BK == tcg::BK && THREADS == tcg::THREADS && LDA == tcg::LDA,
+              "stage_a serves both tiles");
 }  // namespace tcs
 
 // The general form: rows m < M of an A given by `aload(m, k)` (f32, rounded to W), K deep,
@@ -240,14 +255,7 @@ __device__ __forceinline__ void tc_step_tile(long long M, int K, int U, const AL
             wmma::fill_fragment(acc[g], 0.0f);
         }
         for (int k0 = 0; k0 < K; k0 += BK) {
-#pragma unroll 4
-            for (int e = t; e < BM * BK; e += THREADS) {
-                const int ak = e % BK;
-                const int am = e / BK;
-                const long long m = b0 + am;
-                const int k = k0 + ak;
-                to_w((m < M && k < K) ? aload(m, k) : 0.0f, As + am * LDA + ak);
-            }
+            stage_a(As, aload, b0, k0, M, K);
 #pragma unroll 4
             for (int e = t; e < BK * NC; e += THREADS) {
                 const int bc = e % NC;

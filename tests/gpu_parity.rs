@@ -982,29 +982,23 @@ mod gpu {
         report.finish();
     }
 
-    /// Layers chained on the device (no host round trip) against the CPU chain.
-    #[test]
-    fn gpu_device_chaining() {
-        let test = "gpu_device_chaining";
-        let Some(dev) = device(test) else { return };
-        let mut rng = Rng::new(test);
-        let mut report = Report::new(test);
+    /// An LSTM (24 units, returning sequences) and a GRU (10 units) to chain.
+    fn lstm_gru_chain(rng: &mut Rng, input: usize) -> (KerasLayer, KerasLayer) {
         let seq = SequenceOptions {
             return_sequences: true,
             ..Default::default()
         };
-        let (b, t, i) = (3, 6, 5);
         let c1 = dense_cell(
-            &mut rng,
+            rng,
             Dense::Lstm,
-            i,
+            input,
             24,
             Activation::Tanh,
             Activation::Sigmoid,
             1.0,
         );
         let c2 = dense_cell(
-            &mut rng,
+            rng,
             Dense::GruAfter,
             24,
             10,
@@ -1012,8 +1006,21 @@ mod gpu {
             Activation::Sigmoid,
             1.0,
         );
-        let mut l1 = dense_layer(c1, seq);
-        let mut l2 = dense_layer(c2, SequenceOptions::default());
+        (
+            dense_layer(c1, seq),
+            dense_layer(c2, SequenceOptions::default()),
+        )
+    }
+
+    /// Layers chained on the device (no host round trip) against the CPU chain.
+    #[test]
+    fn gpu_device_chaining() {
+        let test = "gpu_device_chaining";
+        let Some(dev) = device(test) else { return };
+        let mut rng = Rng::new(test);
+        let mut report = Report::new(test);
+        let (b, t, i) = (3, 6, 5);
+        let (mut l1, mut l2) = lstm_gru_chain(&mut rng, i);
         let x = rng.arr(&[b, t, i], 1.0);
         let mask = rng.mask(b, t);
         let args = CallArgs {
@@ -1242,30 +1249,7 @@ mod gpu {
             }
             // Device tensors: an LSTM -> GRU chain in `dt` without host round trips.
             let r = (|| -> Result<f32, String> {
-                let seq = SequenceOptions {
-                    return_sequences: true,
-                    ..Default::default()
-                };
-                let c1 = dense_cell(
-                    &mut rng,
-                    Dense::Lstm,
-                    5,
-                    24,
-                    Activation::Tanh,
-                    Activation::Sigmoid,
-                    1.0,
-                );
-                let c2 = dense_cell(
-                    &mut rng,
-                    Dense::GruAfter,
-                    24,
-                    10,
-                    Activation::Tanh,
-                    Activation::Sigmoid,
-                    1.0,
-                );
-                let mut l1 = dense_layer(c1, seq);
-                let mut l2 = dense_layer(c2, SequenceOptions::default());
+                let (mut l1, mut l2) = lstm_gru_chain(&mut rng, 5);
                 let x = rng.arr(&[3, 6, 5], 1.0);
                 let mut y1 = l1
                     .forward(x.view(), &CallArgs::default())

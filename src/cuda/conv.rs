@@ -338,12 +338,7 @@ pub(crate) fn run(
         let xp_off = to_i64(t_src * p * n4, "xp offset")?;
         let mask_off = to_i64(t_src, "mask offset")?;
         let seq_off = to_i64(s * p * f, "output offset")?;
-        let (lo, hi) = hs.split_at_mut(1);
-        let (h_prev, h_next) = if s % 2 == 0 {
-            (&lo[0], &mut hi[0])
-        } else {
-            (&hi[0], &mut lo[0])
-        };
+        let (h_prev, h_next) = crate::cuda::dense::ping_pong(&mut hs, s);
         let seq_buf = match seq.as_mut() {
             Some(q) => q,
             None => &mut dummy_out,

@@ -442,6 +442,16 @@ fn prepare_persistent(
     Ok(Some((func, name, plan)))
 }
 
+/// Step `s`'s (previous, next) h of a ping-pong pair: step 0 reads `hs[0]` and writes `hs[1]`.
+pub(crate) fn ping_pong<T>(hs: &mut [T; 2], s: usize) -> (&T, &mut T) {
+    let (lo, hi) = hs.split_at_mut(1);
+    if s.is_multiple_of(2) {
+        (&lo[0], &mut hi[0])
+    } else {
+        (&hi[0], &mut lo[0])
+    }
+}
+
 /// Launch configuration of a dense step kernel.
 fn step_cfg(units: usize, batch: usize) -> LaunchConfig {
     LaunchConfig {
@@ -722,12 +732,7 @@ pub(crate) fn run(
                 let xp_off = to_i64(if in_tm { t_src * b * gu } else { t_src * gu }, "xp offset")?;
                 let mask_off = to_i64(t_mask, "mask offset")?;
                 let seq_off = to_i64(if out_tm { s * b * u } else { s * u }, "output offset")?;
-                let (lo, hi) = hs.split_at_mut(1);
-                let (h_prev, h_next) = if s % 2 == 0 {
-                    (&lo[0], &mut hi[0])
-                } else {
-                    (&hi[0], &mut lo[0])
-                };
+                let (h_prev, h_next) = ping_pong(&mut hs, s);
                 let seq_buf = match seq.as_mut() {
                     Some(q) => q,
                     None => &mut dummy_out,

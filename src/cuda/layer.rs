@@ -571,13 +571,7 @@ impl CudaLayer {
                 check_conv_state_count(g.len())?;
                 let mut v = Vec::new();
                 for (a, n) in g.iter().zip(["h", "c"]) {
-                    if a.shape() != d.state_shape.as_slice() {
-                        return Err(Error::shape(
-                            format!("initial_state {n}"),
-                            fmt_shape(&d.state_shape),
-                            a.shape(),
-                        ));
-                    }
+                    check_state_shape(n, a.shape(), &d.state_shape)?;
                     let a = if d.cf {
                         a.view().permuted_axes(vec![0, 2, 3, 1])
                     } else {
@@ -606,13 +600,7 @@ impl CudaLayer {
                 check_state_count(g.len(), widths, names)?;
                 let mut v = Vec::with_capacity(g.len());
                 for ((a, w), n) in g.iter().zip(widths).zip(names) {
-                    if a.shape() != [batch, *w] {
-                        return Err(Error::Shape {
-                            what: format!("initial_state {n}"),
-                            expected: fmt_shape(&[batch, *w]),
-                            found: fmt_shape(a.shape()),
-                        });
-                    }
+                    check_state_shape(n, a.shape(), &[batch, *w])?;
                     check_dtype(&format!("initial_state {n}"), a, self.dtype)?;
                     v.push(self.dev.to_f32(&a.data)?);
                 }
@@ -623,13 +611,7 @@ impl CudaLayer {
                 check_conv_state_count(g.len())?;
                 let mut v = Vec::new();
                 for (a, n) in g.iter().zip(["h", "c"]) {
-                    if a.shape() != d.state_shape.as_slice() {
-                        return Err(Error::shape(
-                            format!("initial_state {n}"),
-                            fmt_shape(&d.state_shape),
-                            a.shape(),
-                        ));
-                    }
+                    check_state_shape(n, a.shape(), &d.state_shape)?;
                     check_dtype(&format!("initial_state {n}"), a, self.dtype)?;
                     let wide = self.dev.to_f32(&a.data)?;
                     v.push(if d.cf {
@@ -1296,6 +1278,18 @@ impl BidiLayer {
             states,
         })
     }
+}
+
+/// An initial state of the user's layout must have exactly `expected`'s shape.
+fn check_state_shape(name: &str, found: &[usize], expected: &[usize]) -> Result<()> {
+    if found != expected {
+        return Err(Error::shape(
+            format!("initial_state {name}"),
+            fmt_shape(expected),
+            found,
+        ));
+    }
+    Ok(())
 }
 
 fn check_conv_state_count(n: usize) -> Result<()> {
