@@ -573,6 +573,218 @@ TC_GEMM_ENTRY(gemm_bias_tc_f32, float)  // TF32: only when allowed (rounds A and
 TC_GEMM_ENTRY(gemm_bias_tc_f16, __half)
 TC_GEMM_ENTRY(gemm_bias_tc_bf16, __nv_bfloat16)
 
+// ---- wavefront across the cells of a stack (one launch per diagonal of (cell, step))
+// Cell l runs its step s = it - l in the launch of diagonal `it` (blockIdx.z = l), so all cells
+// of a stack run side by side: T + L - 1 diagonals instead of L x T sequential steps. Cell 0
+// reads its projection xp (all steps, computed up front as for one cell); cell l > 0 needs
+// y_{l-1}(s), written by the previous diagonal, so each diagonal first runs
+//   gemm_bias_wave_{dt}:  xp_l = y_{l-1}(s) W_l + b_l   (B, G*U_l), cells 1 .. L-1 (blockIdx.z =
+//                         l - 1), grid (ceil(max G*U / 64), min(ceil(B / 64), 65535), L - 1)
+// and then the step entry of the cells' kind, `<step name>` with `_wave_` before the dtype
+// (lstm_step_wave_f32_tanh_sigmoid, gru_before_gates_wave_f16_sigmoid, ...): the same
+// step_product and epilogues as the per-step entries (so the same numbers: the projection of
+// row b is the same dot product in the same order as in the up-front GEMM), grid (max over cells
+// of the step grid's x, its y, L). Blocks whose cell has no step at this diagonal, or whose units
+// lie beyond their cell's, return at once (uniform per block). Every cell of a launch has the
+// same kind, activations, storage type and `tiled` mapping; per-cell pointers and strides come
+// in one WaveArgs passed by value (__grid_constant__: read in place from the parameter space).
+// Layouts: xp of cell 0 as in the per-step entries (step (reverse ? T-1-s : s) at xp_step_stride);
+// of cells > 0 one (B, G*U) buffer (xp_step_stride 0). h ping-pongs h0 -> h1 (step s reads h0
+// when s is even). Cells before the last write their sequence time-major (the next cell's
+// input: step s at in + s * in_step_stride, row b at b * K).
+namespace wave {
+constexpr int MAX_CELLS = 8;
+}  // namespace wave
+
+// Every field is 8 bytes (no padding): src/cuda/wave.rs mirrors it field by field.
+struct WaveCell {
+    long long U;
+    long long gu;  // G * U: the width of xp rows and of W's and Um's rows
+    float* xp;
+    long long xp_step_stride;
+    long long xp_b_stride;
+    long long xp_reverse;
+    const void* Um;
+    const void* rb;
+    long long has_rb;
+    float* h0;
+    float* h1;
+    float* c;
+    float* prev_out;
+    float* zbuf;
+    float* rh;
+    float* seq;
+    long long has_seq;
+    long long seq_step_stride;
+    long long seq_b_stride;
+    const float* in;  // cells > 0: the previous cell's time-major sequence
+    long long in_step_stride;
+    long long K;
+    const void* Wx;  // (K, G*U) kernel, storage type W
+    const void* bias;
+    long long has_bias;
+};
+struct WaveArgs {
+    WaveCell cell[wave::MAX_CELLS];
+    long long B;
+    long long T;
+    long long n_cells;
+    const unsigned char* mask;
+    long long has_mask;
+    long long mask_reverse;
+    long long mask_b_stride;
+    long long act;
+    long long rec;
+    long long tiled;
+};
+static_assert(sizeof(WaveCell) == 25 * 8, "WaveCell: 25 eight-byte fields, as in wave.rs");
+static_assert(sizeof(WaveArgs) == wave::MAX_CELLS * sizeof(WaveCell) + 10 * 8,
+              "WaveArgs: the cells then 10 eight-byte fields, as in wave.rs");
+
+// This block's cell and step at diagonal `it`, or nullptr where it has none.
+__device__ __forceinline__ const WaveCell* wave_cell(const WaveArgs& a, int it, long long& s) {
+    const int l = blockIdx.z;
+    if (l >= a.n_cells) return nullptr;
+    const WaveCell* c = &a.cell[l];
+    s = (long long)it - l;
+    const int per_block = a.tiled ? tstep::UNITS : step::LANES;
+    if (s < 0 || s >= a.T || (long long)blockIdx.x * per_block >= c->U) return nullptr;
+    return c;
+}
+
+// The per-step arguments shared by every kind's step at (cell c, step s).
+struct WaveStep {
+    long long xp_off, mask_off, seq_off;
+    float* h_prev;
+    float* h_next;
+    __device__ WaveStep(const WaveArgs& a, const WaveCell& c, long long s)
+        : xp_off((c.xp_reverse ? a.T - 1 - s : s) * c.xp_step_stride),
+          mask_off(a.mask_reverse ? a.T - 1 - s : s),
+          seq_off(s * c.seq_step_stride),
+          h_prev(s % 2 == 0 ? c.h0 : c.h1),
+          h_next(s % 2 == 0 ? c.h1 : c.h0) {}
+};
+
+template <typename W, int ACT, int REC>
+__device__ __forceinline__ void lstm_wave_impl(const WaveArgs& a, int it) {
+    long long s;
+    const WaveCell* c = wave_cell(a, it, s);
+    if (!c) return;
+    const WaveStep w(a, *c, s);
+    lstm_step_impl<W, ACT, REC, false>(
+        (int)a.B, (int)c->U, c->xp, w.xp_off, c->xp_b_stride, (const W*)c->Um, w.h_prev,
+        w.h_next, c->c, c->prev_out, a.mask, (int)a.has_mask, w.mask_off, a.mask_b_stride,
+        c->seq, (int)c->has_seq, w.seq_off, c->seq_b_stride, (int)a.act, (int)a.rec,
+        (int)a.tiled);
+}
+
+template <typename W, int ACT, int REC>
+__device__ __forceinline__ void gru_after_wave_impl(const WaveArgs& a, int it) {
+    long long s;
+    const WaveCell* c = wave_cell(a, it, s);
+    if (!c) return;
+    const WaveStep w(a, *c, s);
+    gru_after_step_impl<W, ACT, REC, false>(
+        (int)a.B, (int)c->U, c->xp, w.xp_off, c->xp_b_stride, (const W*)c->Um,
+        (const W*)c->rb, (int)c->has_rb, w.h_prev, w.h_next, c->prev_out, a.mask,
+        (int)a.has_mask, w.mask_off, a.mask_b_stride, c->seq, (int)c->has_seq, w.seq_off,
+        c->seq_b_stride, (int)a.act, (int)a.rec, (int)a.tiled);
+}
+
+template <typename W, int REC>
+__device__ __forceinline__ void gru_gates_wave_impl(const WaveArgs& a, int it) {
+    long long s;
+    const WaveCell* c = wave_cell(a, it, s);
+    if (!c) return;
+    const WaveStep w(a, *c, s);
+    gru_before_gates_impl<W, REC, false>((int)a.B, (int)c->U, c->xp, w.xp_off, c->xp_b_stride,
+                                         (const W*)c->Um, w.h_prev, c->zbuf, c->rh, (int)a.rec,
+                                         (int)a.tiled);
+}
+
+template <typename W, int ACT>
+__device__ __forceinline__ void gru_update_wave_impl(const WaveArgs& a, int it) {
+    long long s;
+    const WaveCell* c = wave_cell(a, it, s);
+    if (!c) return;
+    const WaveStep w(a, *c, s);
+    gru_before_update_impl<W, ACT, false>(
+        (int)a.B, (int)c->U, c->xp, w.xp_off, c->xp_b_stride, (const W*)c->Um, c->rh, c->zbuf,
+        w.h_prev, w.h_next, c->prev_out, a.mask, (int)a.has_mask, w.mask_off, a.mask_b_stride,
+        c->seq, (int)c->has_seq, w.seq_off, c->seq_b_stride, (int)a.act, (int)a.tiled);
+}
+
+template <typename W, int ACT>
+__device__ __forceinline__ void simple_wave_impl(const WaveArgs& a, int it) {
+    long long s;
+    const WaveCell* c = wave_cell(a, it, s);
+    if (!c) return;
+    const WaveStep w(a, *c, s);
+    simple_step_impl<W, ACT, false>((int)a.B, (int)c->U, c->xp, w.xp_off, c->xp_b_stride,
+                                    (const W*)c->Um, w.h_prev, w.h_next, c->prev_out, a.mask,
+                                    (int)a.has_mask, w.mask_off, a.mask_b_stride, c->seq,
+                                    (int)c->has_seq, w.seq_off, c->seq_b_stride, (int)a.act,
+                                    (int)a.tiled);
+}
+
+#define WAVE_ENTRY(NAME, IMPL)                                                               \
+    extern "C" __global__ void __launch_bounds__(step::THREADS, 1)                           \
+        NAME(const __grid_constant__ WaveArgs a, int it) {                                   \
+        IMPL(a, it);                                                                         \
+    }
+
+#define LSTM_WAVE_SET(DT, W)                                                                        \
+    WAVE_ENTRY(lstm_step_wave_##DT##_tanh_sigmoid, (lstm_wave_impl<W, ACT_TANH, ACT_SIGMOID>))    \
+    WAVE_ENTRY(lstm_step_wave_##DT##_tanh_hard_sigmoid,                                           \
+               (lstm_wave_impl<W, ACT_TANH, ACT_HARD_SIGMOID>))                                   \
+    WAVE_ENTRY(lstm_step_wave_##DT##_generic, (lstm_wave_impl<W, ACT_RUNTIME, ACT_RUNTIME>))
+#define GRU_AFTER_WAVE_SET(DT, W)                                                         \
+    WAVE_ENTRY(gru_after_step_wave_##DT##_tanh_sigmoid,                                   \
+               (gru_after_wave_impl<W, ACT_TANH, ACT_SIGMOID>))                           \
+    WAVE_ENTRY(gru_after_step_wave_##DT##_tanh_hard_sigmoid,                              \
+               (gru_after_wave_impl<W, ACT_TANH, ACT_HARD_SIGMOID>))                      \
+    WAVE_ENTRY(gru_after_step_wave_##DT##_generic,                                        \
+               (gru_after_wave_impl<W, ACT_RUNTIME, ACT_RUNTIME>))
+#define GRU_GATES_WAVE_SET(DT, W)                                                                 \
+    WAVE_ENTRY(gru_before_gates_wave_##DT##_sigmoid, (gru_gates_wave_impl<W, ACT_SIGMOID>))       \
+    WAVE_ENTRY(gru_before_gates_wave_##DT##_hard_sigmoid,                                         \
+               (gru_gates_wave_impl<W, ACT_HARD_SIGMOID>))                                        \
+    WAVE_ENTRY(gru_before_gates_wave_##DT##_generic, (gru_gates_wave_impl<W, ACT_RUNTIME>))
+#define GRU_UPDATE_WAVE_SET(DT, W)                                                           \
+    WAVE_ENTRY(gru_before_update_wave_##DT##_tanh, (gru_update_wave_impl<W, ACT_TANH>))     \
+    WAVE_ENTRY(gru_before_update_wave_##DT##_relu, (gru_update_wave_impl<W, ACT_RELU>))     \
+    WAVE_ENTRY(gru_before_update_wave_##DT##_generic, (gru_update_wave_impl<W, ACT_RUNTIME>))
+#define SIMPLE_WAVE_SET(DT, W)                                                       \
+    WAVE_ENTRY(simple_step_wave_##DT##_tanh, (simple_wave_impl<W, ACT_TANH>))       \
+    WAVE_ENTRY(simple_step_wave_##DT##_relu, (simple_wave_impl<W, ACT_RELU>))       \
+    WAVE_ENTRY(simple_step_wave_##DT##_generic, (simple_wave_impl<W, ACT_RUNTIME>))
+#define WAVE_SETS(DT, W)        \
+    LSTM_WAVE_SET(DT, W)        \
+    GRU_AFTER_WAVE_SET(DT, W)   \
+    GRU_GATES_WAVE_SET(DT, W)   \
+    GRU_UPDATE_WAVE_SET(DT, W)  \
+    SIMPLE_WAVE_SET(DT, W)
+WAVE_SETS(f32, float)
+WAVE_SETS(f16, __half)
+WAVE_SETS(bf16, __nv_bfloat16)
+
+// The projection of cells 1 .. L-1 at diagonal `it` (see above): block z runs cell z + 1.
+#define GEMM_WAVE_ENTRY(NAME, W)                                                             \
+    extern "C" __global__ void __launch_bounds__(gemm::THREADS)                              \
+        NAME(const __grid_constant__ WaveArgs a, int it) {                                   \
+        const int l = blockIdx.z + 1;                                                        \
+        if (l >= a.n_cells) return;                                                          \
+        const WaveCell& c = a.cell[l];                                                       \
+        const long long s = (long long)it - l;                                               \
+        if (s < 0 || s >= a.T || (long long)blockIdx.x * gemm::BN >= c.gu) return;           \
+        const DenseA<float> x{c.in + s * c.in_step_stride, c.K};                             \
+        gemm_bias_tile(a.B, (int)c.gu, (int)c.K, x, (const W*)c.Wx, (int)c.gu,                \
+                       (const W*)c.bias, (int)c.has_bias, c.xp, c.gu);                       \
+    }
+GEMM_WAVE_ENTRY(gemm_bias_wave_f32, float)
+GEMM_WAVE_ENTRY(gemm_bias_wave_f16, __half)
+GEMM_WAVE_ENTRY(gemm_bias_wave_bf16, __nv_bfloat16)
+
 // ---- helpers
 
 // p[0 .. n) = v (poisoning outputs with NaN in tests; zeroing is a memset on the host side).

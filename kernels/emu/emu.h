@@ -23,6 +23,7 @@ inline void __syncthreads() { g_bar->arrive_and_wait(); }
 #define __noinline__
 #define __launch_bounds__(...)
 #define __restrict__
+#define __grid_constant__
 #define __align__(n) __attribute__((aligned(n)))
 #define __shared__ static
 #define RECURRENT_DYNAMIC_SMEM(name) unsigned char* name = g_smem

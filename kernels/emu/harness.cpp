@@ -87,6 +87,20 @@ TC_ENTRIES(bf16, __nv_bfloat16)
 ENTRIES(f32, float)
 ENTRIES(f16, __half)
 ENTRIES(bf16, __nv_bfloat16)
+// The wavefront entries of one storage type (rnn.cu, "wavefront across the cells of a stack").
+template <class Wt> struct WaveEntries;
+#define WAVE_ENTRIES(DT, WT)                                                                \
+    template <> struct WaveEntries<WT> {                                                    \
+        static constexpr auto gemm = gemm_bias_wave_##DT;                                   \
+        static constexpr auto lstm = lstm_step_wave_##DT##_generic;                         \
+        static constexpr auto gru_after = gru_after_step_wave_##DT##_generic;               \
+        static constexpr auto gru_gates = gru_before_gates_wave_##DT##_generic;             \
+        static constexpr auto gru_update = gru_before_update_wave_##DT##_generic;           \
+        static constexpr auto simple = simple_step_wave_##DT##_generic;                     \
+    };
+WAVE_ENTRIES(f32, float)
+WAVE_ENTRIES(f16, __half)
+WAVE_ENTRIES(bf16, __nv_bfloat16)
 
 // Weights in storage type Wt: `v` is rounded in place (the reference sees the stored values)
 // and returned as Wt.
@@ -124,27 +138,14 @@ template <class Wt> static void store_input(std::vector<float>& x) {
 enum Kind { LSTM, GRUA, GRUB, SIMPLE };
 static int gates(Kind k) { return k == LSTM ? 4 : k == SIMPLE ? 1 : 3; }
 
-// One dense cell, batch-major input (b*T + t rows), batch-major output, as dense.rs launches it,
-// with weights (and the input) stored as Wt.
-// persist_J > 0: the persistent kernel (rnn_persistent.cu) with J units per block instead of
-// the per-step kernels. tc: the tensor-core step kernels (Wt f16 / bf16), whose product
-// rounds h (and r*h) to Wt: the reference rounds them too; with Wt = float the TF32 variants,
-// which round h and the recurrent weights to TF32 (the reference uses the rounded weights).
-template <class Wt = float>
-static void dense_case(Kind kind, int B, int T, int I, int U, bool back, bool use_mask, bool use_init, int act, int rec, bool tm, int persist_J = 0, bool tc = false, int tiled = 0) {
-    auto rw = [&](double v) -> double { if constexpr (std::is_same_v<Wt, float>) return tc ? (double)nvcuda::wmma::__float_to_tf32((float)v) : v; else return tc ? (double)load_f32(std::vector<Wt>{to_wt<Wt>((float)v)}.data()) : v; };
-    int G = gates(kind), GU = G * U;
-    auto x = rnd((size_t)B * T * I, 1), W = rnd((size_t)I * GU, 0.5), Um = rnd((size_t)U * GU, 0.4), b = rnd(GU, 0.5), rb = rnd(kind == GRUA ? GU : 1, 0.5);
-    if constexpr (std::is_same_v<Wt, float>) if (tc) for (auto& v : Um) v = nvcuda::wmma::__float_to_tf32(v);
-    auto Ws = stored<Wt>(W); auto Ums = stored<Wt>(Um); auto bs = stored<Wt>(b); auto rbs = stored<Wt>(rb);
-    store_input<Wt>(x);
-    using E = Entries<Wt>;
-    std::vector<unsigned char> mask((size_t)B * T, 1);
-    if (use_mask) for (auto& m : mask) m = (rng() % 10) >= 3;
-    auto h0 = use_init ? rnd((size_t)B * U, 1) : std::vector<float>((size_t)B * U, 0);
-    auto c0 = use_init ? rnd((size_t)B * U, 1) : std::vector<float>((size_t)B * U, 0);
-    // ---- reference (double), x row (b, t) at tm ? t*B+b : b*T+t
-    auto xrow = [&](int bb, int t) { return tm ? (size_t)t * B + bb : (size_t)bb * T + t; };
+// The double reference of one cell over T steps: the input of processing step s, row bb,
+// feature k is xin(bb, s, k) (the caller reverses go_backwards inputs); mask[bb * T + t] at
+// t = back ? T-1-s : s; rw rounds the recurrent product's left operand (the tensor-core
+// steps). seq is in processing order, (s * B + bb) * U + j when tm, else (bb * T + s) * U + j.
+struct Ref { std::vector<double> h, c, prev, seq; };
+template <class XIn, class RW>
+static Ref ref_cell(Kind kind, int B, int T, int I, int U, const XIn& xin, const std::vector<float>& W, const std::vector<float>& Um, const std::vector<float>& b, const std::vector<float>& rb, const std::vector<unsigned char>& mask, bool back, const std::vector<float>& h0, const std::vector<float>& c0, int act, int rec, bool tm, const RW& rw) {
+    const int GU = gates(kind) * U;
     std::vector<double> h(h0.begin(), h0.end()), c(c0.begin(), c0.end()), prev((size_t)B * U, 0), seq((size_t)B * T * U);
     for (int s = 0; s < T; ++s) {
         int ts = back ? T - 1 - s : s;
@@ -152,7 +153,7 @@ static void dense_case(Kind kind, int B, int T, int I, int U, bool back, bool us
         for (int bb = 0; bb < B; ++bb) {
             bool real = mask[(size_t)bb * T + ts];
             std::vector<double> xp(GU), hu(GU, 0), rh(U);
-            for (int n = 0; n < GU; ++n) { double a = b[n]; for (int k = 0; k < I; ++k) a += (double)x[xrow(bb, ts) * I + k] * W[(size_t)k * GU + n]; xp[n] = a; }
+            for (int n = 0; n < GU; ++n) { double a = b[n]; for (int k = 0; k < I; ++k) a += (double)xin(bb, s, k) * W[(size_t)k * GU + n]; xp[n] = a; }
             for (int n = 0; n < GU; ++n) for (int k = 0; k < U; ++k) hu[n] += rw(h[(size_t)bb * U + k]) * Um[(size_t)k * GU + n];
             if (kind == GRUB) {
                 for (int j = 0; j < U; ++j) rh[j] = act_ref(rec, xp[U + j] + hu[U + j]) * h[(size_t)bb * U + j];
@@ -183,6 +184,33 @@ static void dense_case(Kind kind, int B, int T, int I, int U, bool back, bool us
         }
         h = hn; c = cn;
     }
+    return {h, c, prev, seq};
+}
+
+// One dense cell, batch-major input (b*T + t rows), batch-major output, as dense.rs launches it,
+// with weights (and the input) stored as Wt.
+// persist_J > 0: the persistent kernel (rnn_persistent.cu) with J units per block instead of
+// the per-step kernels. tc: the tensor-core step kernels (Wt f16 / bf16), whose product
+// rounds h (and r*h) to Wt: the reference rounds them too; with Wt = float the TF32 variants,
+// which round h and the recurrent weights to TF32 (the reference uses the rounded weights).
+template <class Wt = float>
+static void dense_case(Kind kind, int B, int T, int I, int U, bool back, bool use_mask, bool use_init, int act, int rec, bool tm, int persist_J = 0, bool tc = false, int tiled = 0) {
+    auto rw = [&](double v) -> double { if constexpr (std::is_same_v<Wt, float>) return tc ? (double)nvcuda::wmma::__float_to_tf32((float)v) : v; else return tc ? (double)load_f32(std::vector<Wt>{to_wt<Wt>((float)v)}.data()) : v; };
+    int G = gates(kind), GU = G * U;
+    auto x = rnd((size_t)B * T * I, 1), W = rnd((size_t)I * GU, 0.5), Um = rnd((size_t)U * GU, 0.4), b = rnd(GU, 0.5), rb = rnd(kind == GRUA ? GU : 1, 0.5);
+    if constexpr (std::is_same_v<Wt, float>) if (tc) for (auto& v : Um) v = nvcuda::wmma::__float_to_tf32(v);
+    auto Ws = stored<Wt>(W); auto Ums = stored<Wt>(Um); auto bs = stored<Wt>(b); auto rbs = stored<Wt>(rb);
+    store_input<Wt>(x);
+    using E = Entries<Wt>;
+    std::vector<unsigned char> mask((size_t)B * T, 1);
+    if (use_mask) for (auto& m : mask) m = (rng() % 10) >= 3;
+    auto h0 = use_init ? rnd((size_t)B * U, 1) : std::vector<float>((size_t)B * U, 0);
+    auto c0 = use_init ? rnd((size_t)B * U, 1) : std::vector<float>((size_t)B * U, 0);
+    // ---- reference (double), x row (b, t) at tm ? t*B+b : b*T+t
+    auto xrow = [&](int bb, int t) { return tm ? (size_t)t * B + bb : (size_t)bb * T + t; };
+    auto xin = [&](int bb, int s, int k) -> double { return x[xrow(bb, back ? T - 1 - s : s) * I + k]; };
+    const Ref r = ref_cell(kind, B, T, I, U, xin, W, Um, b, rb, mask, back, h0, c0, act, rec, tm, rw);
+    const std::vector<double>&h = r.h, &c = r.c, &prev = r.prev, &seq = r.seq;
     // ---- kernels, launched as dense.rs does
     std::vector<float> xp((size_t)B * T * GU), hs[2] = {h0, std::vector<float>((size_t)B * U, NAN)}, cs = c0, po((size_t)B * U, 0), sq((size_t)B * T * U, NAN), zb((size_t)B * U, NAN), rhb((size_t)B * U, NAN);
     long long M = (long long)B * T;
@@ -245,6 +273,100 @@ static void dense_case(Kind kind, int B, int T, int I, int U, bool back, bool us
     if (kind == LSTM) check((std::string(name) + " c").c_str(), cs, c);
     check((std::string(name) + " last").c_str(), po, prev);
     g_abs = 1e-5; g_rel = 1e-4;
+}
+
+// A stack of cells of one kind as a wavefront (rnn.cu's `_wave_` entries), launched as
+// src/cuda/wave.rs does: cell 0's projection up front, then per diagonal `it` the projection of
+// cells > 0 (gemm_bias_wave) and the step entry (two for GRU reset_after=false); against the
+// reference run cell after cell. Units differ per cell (the grid covers the widest cell), cells
+// before the last write time-major sequences, the last one the user's layout (tm) if last_seq.
+template <class Wt = float>
+static void wave_case(Kind kind, int B, int T, int I, std::vector<int> units, bool back, bool use_mask, bool use_init, int act, int rec, bool tm, int tiled, bool last_seq) {
+    using E = Entries<Wt>;
+    using WE = WaveEntries<Wt>;
+    const int L = (int)units.size(), G = gates(kind);
+    auto x = rnd((size_t)B * T * I, 1);
+    store_input<Wt>(x);
+    std::vector<unsigned char> mask((size_t)B * T, 1);
+    if (use_mask) for (auto& m : mask) m = (rng() % 10) >= 3;
+    struct Cell { int K, U; std::vector<float> W, Um, b, rb, h0, h1, c, po, xp, seq, zb, rh; std::vector<Wt> Ws, Ums, bs, rbs; };
+    std::vector<Cell> cs(L);
+    std::vector<Ref> refs;
+    auto xrow = [&](int bb, int t) { return tm ? (size_t)t * B + bb : (size_t)bb * T + t; };
+    for (int l = 0; l < L; ++l) {
+        Cell& c = cs[l];
+        c.K = l == 0 ? I : units[l - 1];
+        c.U = units[l];
+        const int GU = G * c.U;
+        c.W = rnd((size_t)c.K * GU, 0.5); c.Um = rnd((size_t)c.U * GU, 0.4); c.b = rnd(GU, 0.5); c.rb = rnd(kind == GRUA ? GU : 1, 0.5);
+        c.Ws = stored<Wt>(c.W); c.Ums = stored<Wt>(c.Um); c.bs = stored<Wt>(c.b); c.rbs = stored<Wt>(c.rb);
+        c.h0 = use_init ? rnd((size_t)B * c.U, 1) : std::vector<float>((size_t)B * c.U, 0);
+        c.c = use_init ? rnd((size_t)B * c.U, 1) : std::vector<float>((size_t)B * c.U, 0);
+        c.h1.assign((size_t)B * c.U, NAN); c.po.assign((size_t)B * c.U, 0);
+        c.zb.assign((size_t)B * c.U, NAN); c.rh.assign((size_t)B * c.U, NAN);
+        c.xp.assign(l == 0 ? (size_t)B * T * GU : (size_t)B * GU, NAN);
+        c.seq.assign((size_t)B * T * c.U, NAN);
+        const bool ltm = l + 1 < L ? true : tm;
+        auto ident = [](double v) { return v; };
+        if (l == 0) {
+            auto xin = [&](int bb, int s, int k) -> double { return x[xrow(bb, back ? T - 1 - s : s) * I + k]; };
+            refs.push_back(ref_cell(kind, B, T, c.K, c.U, xin, c.W, c.Um, c.b, c.rb, mask, back, c.h0, c.c, act, rec, ltm, ident));
+        } else {
+            const std::vector<double>& y = refs[l - 1].seq;
+            auto xin = [&](int bb, int s, int k) -> double { return (double)(float)y[((size_t)s * B + bb) * c.K + k]; };
+            refs.push_back(ref_cell(kind, B, T, c.K, c.U, xin, c.W, c.Um, c.b, c.rb, mask, back, c.h0, c.c, act, rec, ltm, ident));
+        }
+    }
+    // ---- kernels
+    WaveArgs a{};
+    a.B = B; a.T = T; a.n_cells = L; a.mask = mask.data(); a.has_mask = use_mask; a.mask_reverse = back; a.mask_b_stride = T; a.act = act; a.rec = rec; a.tiled = tiled;
+    unsigned gx = 1, px = 1;
+    for (int l = 0; l < L; ++l) {
+        Cell& c = cs[l];
+        WaveCell& w = a.cell[l];
+        const int GU = G * c.U;
+        const bool last = l + 1 == L, ltm = last ? tm : true;
+        w.U = c.U; w.gu = GU; w.xp = c.xp.data();
+        w.xp_step_stride = l > 0 ? 0 : tm ? (long long)B * GU : GU;
+        w.xp_b_stride = l > 0 ? GU : tm ? GU : (long long)T * GU;
+        w.xp_reverse = l == 0 && back;
+        w.Um = c.Ums.data(); w.rb = c.rbs.data(); w.has_rb = kind == GRUA;
+        w.h0 = c.h0.data(); w.h1 = c.h1.data(); w.c = c.c.data(); w.prev_out = c.po.data(); w.zbuf = c.zb.data(); w.rh = c.rh.data();
+        w.seq = c.seq.data(); w.has_seq = !last || last_seq;
+        w.seq_step_stride = ltm ? (long long)B * c.U : c.U;
+        w.seq_b_stride = ltm ? c.U : (long long)T * c.U;
+        w.in = l > 0 ? cs[l - 1].seq.data() : nullptr; w.in_step_stride = l > 0 ? (long long)B * c.K : 0; w.K = c.K;
+        w.Wx = c.Ws.data(); w.bias = c.bs.data(); w.has_bias = 1;
+        gx = std::max(gx, (unsigned)((c.U + (tiled ? 15 : 31)) / (tiled ? 16 : 32)));
+        if (l > 0) px = std::max(px, (unsigned)((GU + 63) / 64));
+    }
+    {
+        const Cell& c = cs[0];
+        long long M = (long long)B * T;
+        int GU = G * c.U;
+        launch({(unsigned)((GU + 63) / 64), (unsigned)((M + 63) / 64), 1}, {256, 1, 1}, [&] { E::gemm(M, GU, I, x.data(), I, cs[0].Ws.data(), GU, cs[0].bs.data(), 1, cs[0].xp.data(), GU); });
+    }
+    dim3 grid{gx, (unsigned)(tiled ? (B + 63) / 64 : (B + 3) / 4), (unsigned)L}, block{32, 8, 1};
+    dim3 pgrid{px, (unsigned)((B + 63) / 64), (unsigned)(L - 1)}, pblock{256, 1, 1};
+    for (int it = 0; it < T + L - 1; ++it) {
+        if (it > 0) launch(pgrid, pblock, [&] { WE::gemm(a, it); });
+        if (kind == LSTM) launch(grid, block, [&] { WE::lstm(a, it); });
+        if (kind == GRUA) launch(grid, block, [&] { WE::gru_after(a, it); });
+        if (kind == GRUB) {
+            launch(grid, block, [&] { WE::gru_gates(a, it); });
+            launch(grid, block, [&] { WE::gru_update(a, it); });
+        }
+        if (kind == SIMPLE) launch(grid, block, [&] { WE::simple(a, it); });
+    }
+    for (int l = 0; l < L; ++l) {
+        const Cell& c = cs[l];
+        char name[200];
+        snprintf(name, sizeof name, "wavefront %s%s kind%d cell %d/%d B%d T%d K%d U%d back%d mask%d init%d act%d rec%d tm%d", tiled ? "tiled " : "", Entries<Wt>::name, kind, l, L, B, T, c.K, c.U, back, use_mask, use_init, act, rec, tm);
+        if (l + 1 < L || last_seq) check((std::string(name) + " seq").c_str(), c.seq, refs[l].seq);
+        check((std::string(name) + " h").c_str(), T % 2 ? c.h1 : c.h0, refs[l].h);
+        if (kind == LSTM) check((std::string(name) + " c").c_str(), c.c, refs[l].c);
+        check((std::string(name) + " last").c_str(), c.po, refs[l].prev);
+    }
 }
 
 // ConvLSTM2D, as conv.rs launches it: input conv (implicit GEMM) then the fused steps.
@@ -455,6 +577,16 @@ int main() {
         dense_case<__nv_bfloat16>(k, 3, 4, 6, 40, false, true, false, 3, 8, true, 0, true);
     }
 
+    // Wavefront across stacked cells: 2 and 3 cells of different widths (the grid covers the
+    // widest), every kind, masks, go_backwards, initial states, both output layouts, the
+    // tiled mapping (B > 64), half weights, the last cell without its sequence.
+    for (Kind k : {LSTM, GRUA, GRUB, SIMPLE}) {
+        wave_case(k, 3, 5, 4, {37, 20, 45}, true, true, true, 0, 2, false, 0, true);
+        wave_case(k, 2, 4, 6, {9, 33}, false, false, false, 3, 8, true, 0, false);
+        wave_case(k, 70, 3, 5, {21, 17}, true, true, true, 0, 2, true, 1, true);
+        wave_case<__nv_bfloat16>(k, 4, 3, 3, {10, 12, 8}, false, true, true, 5, 2, false, 0, true);
+    }
+    wave_case<__half>(LSTM, 5, 6, 7, {16, 16, 16, 16}, true, true, false, 0, 1, true, 0, false);
     conv_case<__nv_bfloat16>(2, 2, 7, 7, 2, 3, 3, 3, 1, 1, 2, 2, true, false, false, true);
     for (int mode = 0; mode < 5; ++mode) {
         bidi_case(3, 4, 1, 5, mode == 0 ? 3 : 5, false, true, false, mode);
