@@ -412,10 +412,10 @@ mod gpu {
             .forward(x.clone(), &args)
             .map_err(|e| format!("cpu: {e}"))?;
         let got = gpu.forward(x, &args).map_err(|e| format!("gpu: {e}"))?;
-        if path == Some(DensePath::Persistent) {
+        if let Some(p @ (DensePath::Persistent | DensePath::Wavefront)) = path {
             let ran = gpu.last_dense_paths();
-            if ran.iter().any(|p| *p != DensePath::Persistent) {
-                return Err(format!("forced persistent, but the cells ran on {ran:?}"));
+            if ran.is_empty() || ran.iter().any(|r| *r != p) {
+                return Err(format!("forced {p:?}, but the cells ran on {ran:?}"));
             }
         }
         compare_outputs(&got, &want)
@@ -1598,6 +1598,161 @@ mod gpu {
             compare_outputs_rel(&got, &want, 1e-4 + 2f32.powi(-10))
         })();
         report.add("lstm f16 128 units, one block", r);
+        report.finish();
+    }
+
+    /// A stack of `n` cells of one kind, widths `units` (cell 0 reads `input` features).
+    fn same_kind_stack(
+        rng: &mut Rng,
+        kind: Dense,
+        input: usize,
+        units: &[usize],
+        act: Activation,
+        rec: Activation,
+    ) -> Vec<AnyCell> {
+        let mut cells = Vec::new();
+        let mut width = input;
+        for &u in units {
+            cells.push(dense_cell(rng, kind, width, u, act, rec, 1.0));
+            width = u;
+        }
+        cells
+    }
+
+    /// The wavefront across stacked cells (forced): every kind, stacks of 2 and 3 cells of
+    /// different widths, every option, masks and initial states, the tiled mapping (batch 64,
+    /// 1024 units), f16 weights, and `Auto` choosing it where the cost model says so; each
+    /// against the CPU layer, with every cell reported as run by the wavefront.
+    #[test]
+    fn gpu_wavefront_path() {
+        let test = "gpu_wavefront_path";
+        let Some(dev) = device(test) else { return };
+        let mut rng = Rng::new(test);
+        let mut report = Report::new(test);
+        let forced = Some(DensePath::Wavefront);
+        for kind in [
+            Dense::Lstm,
+            Dense::GruAfter,
+            Dense::GruBefore,
+            Dense::Simple,
+        ] {
+            for (n, (opts, with_mask, with_init)) in options_matrix().into_iter().enumerate() {
+                let (b, t, i) = (3, 5, 6);
+                let units: &[usize] = if n % 2 == 0 { &[20, 33, 16] } else { &[37, 9] };
+                let cells = same_kind_stack(
+                    &mut rng,
+                    kind,
+                    i,
+                    units,
+                    Activation::Tanh,
+                    Activation::Sigmoid,
+                );
+                let widths: Vec<usize> = cells.iter().flat_map(|c| c.state_size()).collect();
+                let mut layer = KerasLayer::RNN(RNN::stacked(cells, opts).expect("stack"));
+                let x = seq_input(&mut rng, &opts, b, t, i);
+                let mask = with_mask.then(|| rng.mask(b, t));
+                let init = with_init.then(|| state_arrays(&mut rng, b, &widths));
+                report.add(
+                    &format!("{kind:?} {units:?} {opts:?} mask={with_mask} init={with_init}"),
+                    cpu_vs_gpu_on(
+                        &dev,
+                        &mut layer,
+                        x.view(),
+                        mask.as_ref(),
+                        init.as_deref(),
+                        forced,
+                    ),
+                );
+            }
+        }
+        // Generic activations; the tiled mapping (batch 64, 1024 units: the forced wavefront
+        // picks the 64-row tiles); Auto on a stack where the model picks the wavefront.
+        let opts = SequenceOptions {
+            return_sequences: true,
+            return_state: true,
+            ..Default::default()
+        };
+        let cells = same_kind_stack(
+            &mut rng,
+            Dense::GruBefore,
+            4,
+            &[40, 40],
+            Activation::Selu,
+            Activation::HardSigmoid,
+        );
+        let mut layer = KerasLayer::RNN(RNN::stacked(cells, opts).expect("stack"));
+        let x = rng.arr(&[2, 5, 4], 1.0);
+        let mask = rng.mask(2, 5);
+        report.add(
+            "gru_before selu/hard_sigmoid",
+            cpu_vs_gpu_on(&dev, &mut layer, x.view(), Some(&mask), None, forced),
+        );
+        let cells = same_kind_stack(
+            &mut rng,
+            Dense::Lstm,
+            64,
+            &[1024, 1024],
+            Activation::Tanh,
+            Activation::Sigmoid,
+        );
+        let mut layer = KerasLayer::RNN(RNN::stacked(cells, opts).expect("stack"));
+        let x = rng.arr(&[64, 3, 64], 1.0);
+        let mask = rng.mask(64, 3);
+        report.add(
+            "lstm 2 x 1024 batch 64 (tiled)",
+            cpu_vs_gpu_on(&dev, &mut layer, x.view(), Some(&mask), None, forced),
+        );
+        if !quick() {
+            let cells = same_kind_stack(
+                &mut rng,
+                Dense::Lstm,
+                64,
+                &[1024, 1024, 1024, 1024],
+                Activation::Tanh,
+                Activation::Sigmoid,
+            );
+            let mut layer = KerasLayer::RNN(RNN::stacked(cells, opts).expect("stack"));
+            let x = rng.arr(&[64, 20, 64], 1.0);
+            let r = (|| -> Result<f32, String> {
+                let args = CallArgs::default();
+                let want = layer.forward(x.view(), &args).map_err(|e| e.to_string())?;
+                let mut gpu = CudaLayer::from_keras(&dev, &layer).map_err(|e| e.to_string())?;
+                let got = gpu.forward(x.view(), &args).map_err(|e| e.to_string())?;
+                if gpu.last_dense_paths() != [DensePath::Wavefront; 4] {
+                    return Err(format!("Auto ran {:?}", gpu.last_dense_paths()));
+                }
+                compare_outputs(&got, &want)
+            })();
+            report.add("auto: 4 x lstm 1024 batch 64 T 20", r);
+        }
+        rng.1 = StorageType::F16;
+        let cells = same_kind_stack(
+            &mut rng,
+            Dense::GruAfter,
+            5,
+            &[50, 30, 70],
+            Activation::Tanh,
+            Activation::Sigmoid,
+        );
+        let mut layer = KerasLayer::RNN(RNN::stacked(cells, opts).expect("stack"));
+        let x = rng.arr(&[3, 4, 5], 1.0);
+        let r = (|| -> Result<f32, String> {
+            let args = CallArgs::default();
+            let mut want = layer.forward(x.view(), &args).map_err(|e| e.to_string())?;
+            StorageType::F16.round(&mut want.output);
+            for s in &mut want.states {
+                StorageType::F16.round(s);
+            }
+            let mut gpu = CudaLayer::from_keras_as(&dev, &layer, StorageType::F16)
+                .map_err(|e| e.to_string())?
+                .with_dense_path(DensePath::Wavefront);
+            let got = gpu.forward(x.view(), &args).map_err(|e| e.to_string())?;
+            if gpu.last_dense_paths() != [DensePath::Wavefront; 3] {
+                return Err(format!("ran on {:?}", gpu.last_dense_paths()));
+            }
+            compare_outputs_rel(&got, &want, 1e-4 + 2f32.powi(-10))
+        })();
+        report.add("gru_after f16 weights, 3 cells", r);
         report.finish();
     }
 

@@ -40,16 +40,16 @@ pub(crate) struct DeviceCell {
     pub(crate) kind: CellKind,
     pub(crate) units: usize,
     pub(crate) input_dim: usize,
-    act: Activation,
-    rec: Activation,
+    pub(crate) act: Activation,
+    pub(crate) rec: Activation,
     /// `(input_dim, gates * units)`.
-    kernel: Buf,
+    pub(crate) kernel: Buf,
     /// `(units, gates * units)`.
-    recurrent: Buf,
+    pub(crate) recurrent: Buf,
     /// `(gates * units,)`, folded into the projection.
-    bias: Option<Buf>,
+    pub(crate) bias: Option<Buf>,
     /// GRU reset_after: `(3 * units,)`.
-    recurrent_bias: Option<Buf>,
+    pub(crate) recurrent_bias: Option<Buf>,
 }
 
 fn up2(dev: &CudaDevice, a: &Array2<f32>, dt: StorageType) -> Result<Buf> {
@@ -169,8 +169,8 @@ pub(crate) struct DenseResult {
     pub output: CudaSlice<f32>,
     /// Final states of every cell, flattened in Keras's order, each `(batch, units)`.
     pub states: Vec<CudaSlice<f32>>,
-    /// The kernels that ran each cell's time loop ([`DensePath::Step`] or
-    /// [`DensePath::Persistent`]).
+    /// The kernels that ran each cell's time loop ([`DensePath::Step`],
+    /// [`DensePath::Persistent`], [`DensePath::Wavefront`] or [`DensePath::TensorCore`]).
     pub paths: Vec<DensePath>,
 }
 
@@ -262,13 +262,41 @@ pub(crate) fn project(
 /// Below this batch size the step kernels never tile (a 64-row tile would be mostly empty).
 pub(crate) const TILED_MIN_BATCH: usize = 32;
 
-/// Whether the GEMM-like tiling of the step product (`tiled_dense_step`: 64 rows x 16 units of
-/// every gate per block, weights read once per 64 rows) beats the 4-row passes (`dense_step`:
-/// 32 units per block, weights re-read from L2 for every 4 rows) at `batch` x `units`. A first
-/// H100 cost model, like `persistent_plan`'s (to be replaced by measurements): an SM does
-/// ~128 FMA per clock at ~1.7 GHz; the 4-row passes are bound by re-reading the weights from
-/// L2 at ~5e6 bytes per us, or by the FMAs of all SMs; the tiles by their FMAs in waves of one
-/// block per SM (8 warps cannot fill the FMA pipes: halved).
+/// The estimated time of one step's recurrent product, in microseconds, for `side_by_side`
+/// cells of `batch` x `units` launched together (1 for one cell; the wavefront runs a stack's
+/// cells side by side), with the 4-row passes (`dense_step`: 32 units per block, the weights
+/// re-read from L2 for every 4 rows) or the GEMM-like tiles (`tiled_dense_step`: 64 rows x 16
+/// units of every gate per block, weights read once per 64 rows). A first H100 cost model, like
+/// `persistent_plan`'s (to be replaced by measurements): an SM does ~128 FMA per clock at
+/// ~1.7 GHz; the 4-row passes are bound by re-reading the weights from L2 at ~5e6 bytes per us,
+/// or by the FMAs of all SMs; the tiles by their FMAs in waves of one block per SM (8 warps
+/// cannot fill the FMA pipes: halved).
+pub(crate) fn step_product_us(
+    batch: usize,
+    units: usize,
+    gates: usize,
+    wbytes: usize,
+    sms: usize,
+    tiled: bool,
+    side_by_side: usize,
+) -> f64 {
+    let (b, u, g) = (batch as f64, units as f64, gates as f64);
+    let (sms, n) = (sms.max(1) as f64, side_by_side.max(1) as f64);
+    let weights = g * u * u * wbytes as f64;
+    if tiled {
+        let blocks = n * (units.div_ceil(16) * batch.div_ceil(64)) as f64;
+        let per_block = 64.0 * g * 16.0 * u / (0.5 * cost::SM_FMA_PER_US);
+        let row_tiles = batch.div_ceil(64) as f64;
+        ((blocks / sms).ceil() * per_block).max(n * row_tiles * weights / cost::L2_BYTES_PER_US)
+    } else {
+        let passes = batch.div_ceil(4) as f64;
+        let fmas = n * b * g * u * u;
+        (fmas / (sms * cost::SM_FMA_PER_US)).max(n * passes * weights / cost::L2_BYTES_PER_US)
+    }
+}
+
+/// Whether the GEMM-like tiling of the step product beats the 4-row passes for one cell at
+/// `batch` x `units` ([`step_product_us`]).
 pub(crate) fn tiled_step_faster(
     batch: usize,
     units: usize,
@@ -279,18 +307,8 @@ pub(crate) fn tiled_step_faster(
     if batch < TILED_MIN_BATCH || units == 0 {
         return false;
     }
-    const SM_FMA_PER_US: f64 = 128.0 * 1700.0;
-    const L2_BYTES_PER_US: f64 = 5.0e6;
-    let (b, u, g, sms) = (batch as f64, units as f64, gates as f64, sms.max(1) as f64);
-    let weights = g * u * u * wbytes as f64;
-    let passes = (batch.div_ceil(4)) as f64;
-    let fmas = b * g * u * u;
-    let untiled = (fmas / (sms * SM_FMA_PER_US)).max(passes * weights / L2_BYTES_PER_US);
-    let blocks = (units.div_ceil(16) * batch.div_ceil(64)) as f64;
-    let per_block = 64.0 * g * 16.0 * u / (0.5 * SM_FMA_PER_US);
-    let row_tiles = batch.div_ceil(64) as f64;
-    let tiled = ((blocks / sms).ceil() * per_block).max(row_tiles * weights / L2_BYTES_PER_US);
-    tiled < untiled
+    step_product_us(batch, units, gates, wbytes, sms, true, 1)
+        < step_product_us(batch, units, gates, wbytes, sms, false, 1)
 }
 
 /// Threads per block of the persistent kernels (`persist::THREADS`).
@@ -299,7 +317,7 @@ pub(crate) const PERSIST_THREADS: usize = 512;
 const PERSIST_BR: usize = 4;
 
 /// Bytes per element of a storage type.
-fn dt_bytes(dt: StorageType) -> usize {
+pub(crate) fn dt_bytes(dt: StorageType) -> usize {
     match dt {
         StorageType::F32 => 4,
         StorageType::F16 | StorageType::BF16 => 2,
@@ -341,17 +359,20 @@ pub(crate) fn persistent_smem_bytes(
     align16(zsave + if before { bp * j * 4 } else { 0 })
 }
 
-/// The cost model of the path choice, in microseconds per time step (H100 estimates, to be
-/// replaced by measurements: docs/PERFORMANCE.md): a grid barrier, a block's multiply-adds at
-/// ~2.2e5 per us (4 FMAs per shared-memory weight load, 128 lanes), h read from L2 into every
-/// block at ~1e5 bytes per us, against the step path's launches (~3 us each) and its weight
-/// stream from L2 / HBM (~3e6 bytes per us) or its multiply-adds over all SMs.
-mod cost {
+/// The cost model of the path choices, H100 estimates to be replaced by measurements
+/// (docs/PERFORMANCE.md): a grid barrier, a persistent block's multiply-adds at ~2.2e5 per us
+/// (4 FMAs per shared-memory weight load, 128 lanes), h read from L2 into every block at ~1e5
+/// bytes per us; the step kernels' launches (~3 us each), FFMA rate per SM and L2 bandwidth
+/// (their weight re-reads).
+pub(crate) mod cost {
     pub const BARRIER_US: f64 = 1.2;
     pub const BLOCK_MACS_PER_US: f64 = 2.2e5;
     pub const BLOCK_BYTES_PER_US: f64 = 1.0e5;
     pub const LAUNCH_US: f64 = 3.0;
-    pub const WEIGHT_BYTES_PER_US: f64 = 3.0e6;
+    /// FFMA multiply-adds per us of one SM (128 per clock at ~1.7 GHz).
+    pub const SM_FMA_PER_US: f64 = 128.0 * 1700.0;
+    /// L2 bandwidth, bytes per us.
+    pub const L2_BYTES_PER_US: f64 = 5.0e6;
 }
 
 /// The persistent launch for a cell of `kind` (weights of `wbytes` bytes) at `batch` x
@@ -375,12 +396,6 @@ pub(crate) fn persistent_plan(
     {
         return None;
     }
-    let g = kind.gates();
-    let phases = if kind == CellKind::GruBefore {
-        2.0
-    } else {
-        1.0
-    };
     let plan = |j: usize| {
         let blocks = units.div_ceil(j);
         let smem = persistent_smem_bytes(kind, wbytes, batch, units, j);
@@ -390,24 +405,66 @@ pub(crate) fn persistent_plan(
             smem,
         })
     };
-    let estimate = |p: &PersistPlan| {
-        let macs = (batch * g * p.units_per_block * units) as f64;
-        let barrier = if p.blocks > 1 { cost::BARRIER_US } else { 0.0 };
-        phases * (barrier + (batch * units * 4) as f64 / cost::BLOCK_BYTES_PER_US)
-            + macs / cost::BLOCK_MACS_PER_US
-    };
     let best = [plan(units), plan(units.div_ceil(limits.sms))]
         .into_iter()
         .flatten()
-        .min_by(|a, b| estimate(a).total_cmp(&estimate(b)))?;
+        .min_by(|a, b| {
+            persistent_us(kind, batch, units, a).total_cmp(&persistent_us(kind, batch, units, b))
+        })?;
     if path == DensePath::Persistent {
         return Some(best);
     }
-    let step_macs =
-        (batch * g * units * units) as f64 / (limits.sms as f64 * cost::BLOCK_MACS_PER_US);
-    let step_weights = (g * units * units * wbytes) as f64 / cost::WEIGHT_BYTES_PER_US;
-    let step = phases * cost::LAUNCH_US + step_macs.max(step_weights);
-    (estimate(&best) < step).then_some(best)
+    (persistent_us(kind, batch, units, &best) < step_us(kind, wbytes, batch, units, limits.sms))
+        .then_some(best)
+}
+
+/// The persistent kernel's estimated time per step (us) under `plan`: a grid barrier (none
+/// with one block), h read from L2 into every block (at a block's rate, and all blocks
+/// together at L2's), the block's multiply-adds.
+pub(crate) fn persistent_us(kind: CellKind, batch: usize, units: usize, p: &PersistPlan) -> f64 {
+    let macs = (batch * kind.gates() * p.units_per_block * units) as f64;
+    let barrier = if p.blocks > 1 { cost::BARRIER_US } else { 0.0 };
+    let h_bytes = (batch * units * 4) as f64;
+    let h_read =
+        (h_bytes / cost::BLOCK_BYTES_PER_US).max(p.blocks as f64 * h_bytes / cost::L2_BYTES_PER_US);
+    phases(kind) * (barrier + h_read) + macs / cost::BLOCK_MACS_PER_US
+}
+
+/// The step kernels' estimated time per step (us): their launches and the faster of the two
+/// FFMA products ([`step_product_us`], the tiles only from [`TILED_MIN_BATCH`] rows).
+pub(crate) fn step_us(
+    kind: CellKind,
+    wbytes: usize,
+    batch: usize,
+    units: usize,
+    sms: usize,
+) -> f64 {
+    let g = kind.gates();
+    let passes = step_product_us(batch, units, g, wbytes, sms, false, 1);
+    let product = if batch >= TILED_MIN_BATCH {
+        passes.min(step_product_us(batch, units, g, wbytes, sms, true, 1))
+    } else {
+        passes
+    };
+    phases(kind) * cost::LAUNCH_US + product
+}
+
+/// Launches per step: two for GRU reset_after=false, else one.
+fn phases(kind: CellKind) -> f64 {
+    if kind == CellKind::GruBefore {
+        2.0
+    } else {
+        1.0
+    }
+}
+
+/// The estimated time (us) of `count` FFMA projection GEMMs `[rows, k] x [k, cols]` launched
+/// together (`gemm_bias_tile`: 64 x 64 tiles, one block per SM at a time, half the SM's FMA
+/// rate; a tile of fewer rows costs a whole tile).
+pub(crate) fn gemm_us(rows: usize, k: usize, cols: usize, count: usize, sms: usize) -> f64 {
+    let tiles = (count * rows.div_ceil(64) * cols.div_ceil(64)) as f64;
+    let per_tile = 64.0 * 64.0 * k as f64 / (0.5 * cost::SM_FMA_PER_US);
+    (tiles / sms.max(1) as f64).ceil() * per_tile
 }
 
 /// The kernel of a plan, its shared memory opted in to, and the co-residency check (the
@@ -467,8 +524,9 @@ fn step_cfg(units: usize, batch: usize) -> LaunchConfig {
 
 /// Runs `cells` as a stack over `x` (the user's layout, `(batch, time, f)` or time-major), from
 /// `init` (flattened states, each `(batch, units)`, consumed: updated in place), with `mask`
-/// `(batch, time)` as u8; each cell's time loop on the persistent kernel or the step kernels
-/// as `path` and [`persistent_plan`] decide.
+/// `(batch, time)` as u8: the whole stack as a wavefront where `wave::wavefront_plan` says so,
+/// else each cell's time loop on the persistent kernel or the step kernels as `path` and
+/// [`persistent_plan`] decide.
 pub(crate) fn run(
     dev: &CudaDevice,
     cells: &[DeviceCell],
@@ -481,6 +539,10 @@ pub(crate) fn run(
     let (b, t) = (spec.batch, spec.time);
     if cells.is_empty() {
         return Err(Error::invalid("cells", "a stack needs at least one cell"));
+    }
+    let shapes: Vec<_> = cells.iter().map(crate::cuda::wave::CellShape::of).collect();
+    if let Some(tiled) = crate::cuda::wave::wavefront_plan(&shapes, &spec, dev.limits(), path) {
+        return crate::cuda::wave::run(dev, cells, x, spec, mask, init, tiled);
     }
     if let Some(m) = mask {
         if m.len() < b * t {

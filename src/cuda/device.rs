@@ -48,6 +48,11 @@ pub enum DensePath {
     /// The persistent kernel (one launch per layer call) wherever it is feasible (weights and
     /// states fit in shared memory, blocks co-resident); the step kernels elsewhere.
     Persistent,
+    /// Stacks of two to eight cells of one kind (same activations): every cell's steps side by
+    /// side, one launch per diagonal of (cell, step) (`src/cuda/wave.rs`), wherever that applies
+    /// (not with TF32 allowed); one cell, mixed stacks and the rest as with [`DensePath::Auto`].
+    /// `Auto` chooses it by a cost model where no cell gets the persistent kernel.
+    Wavefront,
     /// f16 / bf16 layers: the step kernels' tensor-core variants, whose recurrent product
     /// rounds h (and GRU's r*h) to the storage type, as cuDNN's half-precision RNNs do: results
     /// leave the CPU path's `--dtype` semantics by that rounding (never chosen by `Auto`). f32
@@ -179,11 +184,14 @@ impl CudaDevice {
             Ok("step") => DensePath::Step,
             Ok("persistent") => DensePath::Persistent,
             Ok("tensor-core") => DensePath::TensorCore,
+            Ok("wavefront") => DensePath::Wavefront,
             Ok("auto") | Ok("") | Err(_) => DensePath::Auto,
             Ok(other) => {
                 return Err(Error::invalid(
                     "RECURRENT_CUDA_PATH",
-                    format!("expected auto, step, persistent or tensor-core, found {other:?}"),
+                    format!(
+                        "expected auto, step, persistent, wavefront or tensor-core, found {other:?}"
+                    ),
                 ))
             }
         };
@@ -212,7 +220,7 @@ impl CudaDevice {
 
     /// Which kernels run the dense layers' time loop by default on this device:
     /// [`DensePath::Auto`], or the environment's
-    /// `RECURRENT_CUDA_PATH=auto|step|persistent|tensor-core`
+    /// `RECURRENT_CUDA_PATH=auto|step|persistent|wavefront|tensor-core`
     /// read when the device was opened. [`crate::cuda::CudaLayer::with_dense_path`] overrides
     /// it per layer. Results agree within the f32 tolerance on every path except
     /// [`DensePath::TensorCore`] (see there).
@@ -407,6 +415,23 @@ impl CudaDevice {
             .stream
             .alloc_zeros(n.max(1))
             .map_err(|e| cuda_err(&format!("allocating {n} elements"), e))
+    }
+
+    /// The device address of `s`, for kernel arguments that carry pointers inside a struct
+    /// (the wavefront's `WaveArgs`). Valid while `s` lives; event tracking is off (one stream),
+    /// so the returned guard records nothing.
+    pub(crate) fn ptr<T>(&self, s: &CudaSlice<T>) -> u64 {
+        use cudarc::driver::DevicePtr;
+        let (p, _guard) = s.device_ptr(&self.inner.stream);
+        p
+    }
+
+    /// The device address of a [`Buf`] (see [`CudaDevice::ptr`]).
+    pub(crate) fn buf_ptr(&self, b: &Buf) -> u64 {
+        match b {
+            Buf::F32(s) => self.ptr(s),
+            Buf::F16(s) | Buf::BF16(s) => self.ptr(s),
+        }
     }
 
     /// A buffer that kernels will overwrite completely: zeros, or NaN when poisoning.

@@ -54,6 +54,18 @@ pub(crate) fn tensor_core(name: &str, dt: StorageType) -> String {
     name.replacen(&format!("_{n}_"), &format!("_tc_{n}_"), 1)
 }
 
+/// The wavefront variant of a step kernel's name: `lstm_step_f32_tanh_sigmoid` ->
+/// `lstm_step_wave_f32_tanh_sigmoid` (rnn.cu's `WAVE_SETS`; see `src/cuda/wave.rs`).
+pub(crate) fn wavefront(name: &str, dt: StorageType) -> String {
+    let n = dt.name();
+    name.replacen(&format!("_{n}_"), &format!("_wave_{n}_"), 1)
+}
+
+/// `gemm_bias_wave_{dt}`: the projections of a wavefront diagonal's cells after the first.
+pub(crate) fn gemm_bias_wave(dt: StorageType) -> String {
+    format!("gemm_bias_wave_{}", dt.name())
+}
+
 /// `gemm_bias_tc_{dt}`: the projection on tensor cores (`kernels/tc_gemm.cuh`; f32 = TF32).
 pub(crate) fn gemm_bias_tc(dt: StorageType) -> String {
     format!("gemm_bias_tc_{}", dt.name())
@@ -239,6 +251,16 @@ mod tests {
                             src.contains(&inst),
                             "{name}: `{set}({n}, ...)` not instantiated"
                         );
+                        if !name.starts_with("conv") {
+                            // The wavefront variant: `lstm_step_wave_##DT##_...` in WAVE_SETS.
+                            let w = wavefront(&name, dt);
+                            let generic = w.replacen(&format!("_wave_{n}_"), "_wave_##DT##_", 1);
+                            assert!(src.contains(&generic), "{w}: `{generic}` not in the source");
+                            assert!(
+                                src.contains(&format!("\nWAVE_SETS({n}, ")),
+                                "{w}: `WAVE_SETS({n}, ...)` not instantiated"
+                            );
+                        }
                         {
                             // The tensor-core variant (TF32 for f32): `lstm_step_tc_##DT##_...`
                             // in LSTM_TC_SET.
@@ -298,7 +320,7 @@ mod tests {
                 let tc = conv_input_tc(dt);
                 assert!(conv.contains(&format!("({tc},")), "{tc} not instantiated");
             }
-            for name in [gemm_bias(dt), conv_input(dt)] {
+            for name in [gemm_bias(dt), gemm_bias_wave(dt), conv_input(dt)] {
                 let src = if name.starts_with("gemm") { rnn } else { conv };
                 assert!(
                     src.contains(&format!("({name},")),

@@ -306,7 +306,8 @@ impl CudaLayer {
     }
 
     /// The same layer with its time loops forced to `path` (benchmarks, tests): the persistent
-    /// kernel where its plan fits, the step kernels, or (f16 / bf16) their tensor-core variants.
+    /// kernel where its plan fits, the step kernels, a stack's cells side by side (wavefront),
+    /// or (f16 / bf16) the step kernels' tensor-core variants.
     /// ConvLSTM2D has step and tensor-core steps (no persistent kernel); a Bidirectional passes
     /// the path to both directions.
     pub fn with_dense_path(mut self, path: DensePath) -> Self {
@@ -341,9 +342,9 @@ impl CudaLayer {
     }
 
     /// The kernels that ran each cell's time loop in the last call, in cell order
-    /// ([`DensePath::Step`], [`DensePath::Persistent`] or [`DensePath::TensorCore`]; a
-    /// Bidirectional's forward cells, then its backward ones; ConvLSTM2D's one cell runs Step
-    /// or TensorCore; empty before the first call).
+    /// ([`DensePath::Step`], [`DensePath::Persistent`], [`DensePath::Wavefront`] or
+    /// [`DensePath::TensorCore`]; a Bidirectional's forward cells, then its backward ones;
+    /// ConvLSTM2D's one cell runs Step or TensorCore; empty before the first call).
     pub fn last_dense_paths(&self) -> Vec<DensePath> {
         match &self.kind {
             Kind::Bidi(bi) => {

@@ -53,6 +53,7 @@ mod dense;
 mod device;
 mod kernels;
 mod layer;
+mod wave;
 
 pub use device::{CudaDevice, DensePath, DeviceTensor};
 pub use layer::{forward_chain, forward_keras, CudaLayer, DeviceOutput, NO_CUDA_PATH};

@@ -67,6 +67,8 @@ pub enum CudaPathArg {
     Step,
     /// The persistent kernel where it fits.
     Persistent,
+    /// Stacks of cells of one kind: every cell's steps side by side, one launch per diagonal.
+    Wavefront,
     /// f16 / bf16: the tensor-core step kernels (h rounded to the storage type for the
     /// recurrent product, as cuDNN's half-precision RNNs).
     TensorCore,
@@ -78,6 +80,7 @@ impl CudaPathArg {
             CudaPathArg::Auto => "auto",
             CudaPathArg::Step => "step",
             CudaPathArg::Persistent => "persistent",
+            CudaPathArg::Wavefront => "wavefront",
             CudaPathArg::TensorCore => "tensor-core",
         }
     }
@@ -88,6 +91,7 @@ impl CudaPathArg {
             CudaPathArg::Auto => DensePath::Auto,
             CudaPathArg::Step => DensePath::Step,
             CudaPathArg::Persistent => DensePath::Persistent,
+            CudaPathArg::Wavefront => DensePath::Wavefront,
             CudaPathArg::TensorCore => DensePath::TensorCore,
         }
     }
@@ -400,7 +404,8 @@ struct Timing {
     median_us: f64,
     min_us: f64,
     max_us: f64,
-    /// CUDA: which kernels ran the dense time loops (`step`, `persistent`, `tensor-core`, or
+    /// CUDA: which kernels ran the dense time loops (`step`, `persistent`, `wavefront`,
+    /// `tensor-core`, or
     /// `mixed` for a stack whose cells differed); `None` on the CPU and for ConvLSTM2D.
     path_used: Option<&'static str>,
 }
@@ -473,6 +478,7 @@ fn time_cuda(
     for (p, n) in [
         (DensePath::Step, "step"),
         (DensePath::Persistent, "persistent"),
+        (DensePath::Wavefront, "wavefront"),
         (DensePath::TensorCore, "tensor-core"),
     ] {
         if used.contains(&p) {
