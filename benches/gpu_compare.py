@@ -243,7 +243,7 @@ def main():
     p.add_argument("--out", default=os.path.join(HERE, "..", "target", "gpu-compare"))
     p.add_argument("--timeout", type=int, default=120, help="seconds per row and engine")
     p.add_argument("--dry-run", action="store_true", help="tiny shapes, both engines on the CPU")
-    p.add_argument("--cuda-path", default="auto", choices=["auto", "step", "persistent", "tensor-core"],
+    p.add_argument("--cuda-path", default="auto", choices=["auto", "step", "persistent", "wavefront", "tensor-core"],
                    help="ours: which kernels run the dense time loops (recurrent bench --cuda-path)")
     args = p.parse_args()
     os.makedirs(args.out, exist_ok=True)

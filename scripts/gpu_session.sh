@@ -14,7 +14,8 @@
 #   racecheck  compute-sanitizer --tool racecheck over the GPU tests (RECURRENT_GPU_QUICK=1)
 #   paths      (not in the default list) the dense rows of issue 4's set, f32 and bf16, with
 #              the time loop forced to the step kernels, the persistent kernel and (bf16) the
-#              tensor-core step kernels
+#              tensor-core step kernels, and 4 stacked LSTM cells (64,100 at 512 and 1024
+#              units) forced to step / persistent / wavefront
 #              (`bench --cuda-path`), side by side with the heuristic's choice: the data for
 #              tuning persistent_plan's cost model (src/cuda/dense.rs). paths.log, paths_*.jsonl
 #   cudnn      (not in the default list) cuDNN through PyTorch on issue 4's shape set, f32,
@@ -235,6 +236,19 @@ phase_paths() {
                 >"$out/paths_${dt}_$p.jsonl" 2>"$out/paths_${dt}_$p.err" || rc=1
         done
     done
+    # Stacks: 4 LSTM cells at the issue's 64,100,512 and at 1024 units (where the cost model
+    # picks the wavefront), each path forced.
+    for dt in f32 bf16; do
+        for p in step persistent wavefront auto; do
+            : >"$out/paths_stack_${dt}_$p.jsonl"
+            for h in 512 1024; do
+                capped 60 "$bundle/recurrent" bench --device cuda --layer lstm4 --batch 64 \
+                    --seq 100 --input "$h" --units "$h" --dtype "$dt" --cuda-path "$p" \
+                    --warmup 2 --repeats 10 --json \
+                    >>"$out/paths_stack_${dt}_$p.jsonl" 2>>"$out/paths_stack_${dt}_$p.err" || rc=1
+            done
+        done
+    done
     python3 - "$out" <<'PY' | tee "$out/paths.log"
 import json, os, sys
 out = sys.argv[1]
@@ -260,6 +274,11 @@ for dt in ("f32", "bf16"):
         ratio = f"{s[k][0] / p[k][0]:6.2f}x" if k in s and k in p and p[k][0] > 0 else "     -"
         ran = f"persistent run: {p[k][1]}, auto: {a[k][1]}" if k in p and k in a else ""
         print(f"  {k[0]:<6} {k[1]:>4} {k[2]:>5} {k[3]:>5} {k[4]:>5}  {f(s)} {f(p)} {f(a)} {f(tc)}  {ratio}  {ran}")
+    st, pe, wf, au = (rows(f"paths_stack_{dt}_{k}.jsonl") for k in ("step", "persistent", "wavefront", "auto"))
+    print(f"{dt} stacks: us per step (step / persistent / wavefront / auto), what auto ran")
+    for k in sorted(set(st) | set(wf)):
+        f = lambda d: f"{d[k][0]:9.2f}" if k in d else "        -"
+        print(f"  {k[0]:<6} {k[1]:>4} {k[2]:>5} {k[3]:>5} {k[4]:>5}  {f(st)} {f(pe)} {f(wf)} {f(au)}  auto: {au[k][1] if k in au else '-'}")
 PY
     return "$rc"
 }

@@ -37,7 +37,8 @@
 //! bias, activations, mask handling and state update and writes the step's output (tiled like
 //! a GEMM for large batches; tensor-core variants on request), or for the dense layers, where
 //! the weights fit in shared memory, one persistent cooperative launch for every step
-//! (`kernels/rnn_persistent.cu`). Activations are compile-time template parameters; see the
+//! (`kernels/rnn_persistent.cu`); a stack of cells of one kind may run as a wavefront, every
+//! cell's step side by side in one launch per diagonal (`src/cuda/wave.rs`). Activations are compile-time template parameters; see the
 //! kernel naming in `src/cuda/kernels.rs`.
 //!
 //! Storage types: f32 by default; [`CudaLayer::into_dtype`] (and `recurrent run --device cuda
