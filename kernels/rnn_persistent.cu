@@ -32,8 +32,9 @@
 // ---- memory
 //   Um        (U, gates*U) recurrent_kernel in storage type W (f32 / f16 / bf16), read once
 //             into shared memory Ws[k][cc] (k-major, C columns).
-//   hbuf      f32 (2, B, U): h ping-pongs, step s reads hbuf[s % 2], writes hbuf[(s+1) % 2];
-//             hbuf[0] holds the initial state, hbuf[T % 2] the final one.
+//   h0, h1    f32 (B, U) each: h ping-pongs, step s reads h0 and writes h1 when s is even, the
+//             other way round when odd; h0 holds the initial state, the final one is in h0
+//             when T is even, else in h1 (the step kernels' ping-pong: no copies in or out).
 //   c, prev_out f32 (B, U), in place, each element only by its owner thread.
 //   rh        f32 (B, U) scratch, reset_after=false only.
 //   xp, mask, seq: as in rnn.cu, addressed per step s by the host's strides:
@@ -187,7 +188,7 @@ template <typename W, int KIND, int ACT, int REC>
 __device__ __forceinline__ void persistent_impl(
     int B, int U, int T, int J, const float* __restrict__ xp, long long xp_step_stride,
     long long xp_b_stride, int xp_reverse, const W* __restrict__ Um, const W* __restrict__ rb,
-    int has_rb, float* hbuf, float* __restrict__ c, float* __restrict__ prev_out, float* rh,
+    int has_rb, float* h0, float* h1, float* __restrict__ c, float* __restrict__ prev_out, float* rh,
     const unsigned char* __restrict__ mask, int has_mask, int mask_reverse,
     long long mask_b_stride, float* __restrict__ seq, int has_seq, long long seq_step_stride,
     long long seq_b_stride, unsigned int* bar, int act, int rec) {
@@ -226,8 +227,8 @@ __device__ __forceinline__ void persistent_impl(
     __syncthreads();
 
     for (int s = 0; s < T; ++s) {
-        const float* h_prev = hbuf + (long long)(s % 2) * B * U;
-        float* h_next = hbuf + (long long)((s + 1) % 2) * B * U;
+        const float* h_prev = s % 2 == 0 ? h0 : h1;
+        float* h_next = s % 2 == 0 ? h1 : h0;
         const long long t_src = xp_reverse ? T - 1 - s : s;
         const long long t_mask = mask_reverse ? T - 1 - s : s;
         load_rows(hs, h_prev, B, U);
@@ -338,13 +339,13 @@ __device__ __forceinline__ void persistent_impl(
 #define PERSIST_PARAMS(W)                                                                     \
     int B, int U, int T, int J, const float *__restrict__ xp, long long xp_step_stride,        \
         long long xp_b_stride, int xp_reverse, const W *__restrict__ Um,                      \
-        const W *__restrict__ rb, int has_rb, float *hbuf, float *__restrict__ c,             \
+        const W *__restrict__ rb, int has_rb, float *h0, float *h1, float *__restrict__ c,    \
         float *__restrict__ prev_out, float *rh, const unsigned char *__restrict__ mask,      \
         int has_mask, int mask_reverse, long long mask_b_stride, float *__restrict__ seq,     \
         int has_seq, long long seq_step_stride, long long seq_b_stride, unsigned int *bar,    \
         int act, int rec
 #define PERSIST_ARGS                                                                          \
-    B, U, T, J, xp, xp_step_stride, xp_b_stride, xp_reverse, Um, rb, has_rb, hbuf, c,         \
+    B, U, T, J, xp, xp_step_stride, xp_b_stride, xp_reverse, Um, rb, has_rb, h0, h1, c,       \
         prev_out, rh, mask, has_mask, mask_reverse, mask_b_stride, seq, has_seq,              \
         seq_step_stride, seq_b_stride, bar, act, rec
 

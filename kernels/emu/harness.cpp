@@ -221,17 +221,15 @@ static void dense_case(Kind kind, int B, int T, int I, int U, bool back, bool us
         const int J = persist_J, blocks = (U + J - 1) / J;
         const int pk = kind == LSTM ? persist::LSTM : kind == GRUA ? persist::GRU_AFTER : kind == GRUB ? persist::GRU_BEFORE : persist::SIMPLE;
         const size_t smem = (size_t)PersistSmem(pk, (int)sizeof(Wt), B, U, J).total;
-        std::vector<float> hb((size_t)2 * B * U, NAN), rhs((size_t)B * U, NAN);
-        std::copy(h0.begin(), h0.end(), hb.begin());
+        std::vector<float> rhs((size_t)B * U, NAN);
         unsigned bar[2] = {0, 0};
         long long xss = tm ? (long long)B * GU : GU, xbs = tm ? GU : (long long)T * GU;
         long long sss = tm ? (long long)B * U : U, sbs = tm ? U : (long long)T * U;
-        auto run = [&](auto fn) { launch_coop(blocks, 512, smem, [&] { fn(B, U, T, J, xp.data(), xss, xbs, back, Ums.data(), rbs.data(), kind == GRUA, hb.data(), cs.data(), po.data(), rhs.data(), mask.data(), use_mask, back, T, sq.data(), 1, sss, sbs, bar, act, rec); }); };
+        auto run = [&](auto fn) { launch_coop(blocks, 512, smem, [&] { fn(B, U, T, J, xp.data(), xss, xbs, back, Ums.data(), rbs.data(), kind == GRUA, hs[0].data(), hs[1].data(), cs.data(), po.data(), rhs.data(), mask.data(), use_mask, back, T, sq.data(), 1, sss, sbs, bar, act, rec); }); };
         if (kind == LSTM) run(E::p_lstm);
         if (kind == GRUA) run(E::p_gru_after);
         if (kind == GRUB) run(E::p_gru_before);
         if (kind == SIMPLE) run(E::p_simple);
-        std::copy(hb.begin() + (size_t)(T % 2) * B * U, hb.begin() + (size_t)(T % 2 + 1) * B * U, hs[T % 2].begin());
     }
     {
         if (tc) {

@@ -4,7 +4,6 @@
 
 use crate::config::{ConvLSTM2DConfig, Padding};
 use crate::cpu::conv::ConvGeometry;
-use crate::cuda::dense::dummy_buf;
 use crate::cuda::device::{to_i32, to_i64, Buf, CudaDevice, Module, PushBuf};
 use crate::cuda::kernels::{self, act_id, tile, MAX_GRID_Y};
 use crate::keras::StorageType;
@@ -165,7 +164,7 @@ pub(crate) fn run(
     let mut xp = dev.alloc_out(m_rows * n4)?;
     let dt = conv.recurrent.dtype();
     {
-        let dummy = dummy_buf(dev, dt)?;
+        let dummy = dev.placeholder(dt)?;
         let tensor_cores = if dt == StorageType::F32 {
             spec.allow_tf32
         } else {
@@ -210,7 +209,7 @@ pub(crate) fn run(
             to_i32(geo.pad_left, "padding")?,
         );
         let has_bias = i32::from(conv.bias.is_some());
-        let bias = conv.bias.as_ref().unwrap_or(&dummy);
+        let bias = conv.bias.as_ref().unwrap_or(dummy);
         let cfg = LaunchConfig {
             grid_dim: (
                 n4.div_ceil(tile::BN) as u32,
@@ -261,16 +260,16 @@ pub(crate) fn run(
     }
 
     // ---- the time loop
-    let dummy_mask = dev.alloc_zeros::<u8>(1)?;
-    let mut dummy_out = dev.alloc_zeros::<f32>(1)?;
+    // Absent mask and sequence output: the device's shared placeholders (flags say absent).
+    let dummy_out = dev.placeholder_f32()?;
     let (mask_buf, has_mask) = match mask {
         Some(m) => (m, 1i32),
-        None => (&dummy_mask, 0i32),
+        None => (dev.placeholder_u8()?, 0i32),
     };
     let mut hs = [h0, dev.alloc_out(b * p * f)?];
     let mut c = c0;
     let mut prev_out = dev.alloc_zeros::<f32>(b * p * f)?;
-    let mut seq = if spec.return_sequences {
+    let seq = if spec.return_sequences {
         Some(dev.alloc_out(b * t * p * f)?)
     } else {
         None
@@ -339,10 +338,7 @@ pub(crate) fn run(
         let mask_off = to_i64(t_src, "mask offset")?;
         let seq_off = to_i64(s * p * f, "output offset")?;
         let (h_prev, h_next) = crate::cuda::dense::ping_pong(&mut hs, s);
-        let seq_buf = match seq.as_mut() {
-            Some(q) => q,
-            None => &mut dummy_out,
-        };
+        let seq_buf = seq.as_ref().unwrap_or(dummy_out);
         // conv_lstm_step(int B, int P, int F, int rows, int cols, int kh, int kw, int pad_top,
         //   int pad_left, const float* xp, long long xp_step_off, long long xp_b_stride,
         //   const W* RK, const float* h_prev, float* h_next, float* c, float* prev_out,

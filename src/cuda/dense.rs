@@ -136,15 +136,6 @@ impl DeviceCell {
     }
 }
 
-/// A one-element placeholder of storage type `dt` for an absent optional weight argument.
-pub(crate) fn dummy_buf(dev: &CudaDevice, dt: StorageType) -> Result<Buf> {
-    Ok(match dt {
-        StorageType::F32 => Buf::F32(dev.alloc_zeros(1)?),
-        StorageType::F16 => Buf::F16(dev.alloc_zeros(1)?),
-        StorageType::BF16 => Buf::BF16(dev.alloc_zeros(1)?),
-    })
-}
-
 /// The shape of one sequence call.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct SeqSpec {
@@ -205,7 +196,7 @@ pub(crate) fn project(
             "internal: bias and kernel in different storage types",
         ));
     }
-    let dummy = dummy_buf(dev, dt)?;
+    let dummy = dev.placeholder(dt)?;
     let tensor_cores = if dt == StorageType::F32 {
         tf32
     } else {
@@ -224,7 +215,7 @@ pub(crate) fn project(
     );
     let (lda, ldb, ldc) = (ki as i64, ni, ni as i64);
     let has_bias = i32::from(bias.is_some());
-    let bias = bias.unwrap_or(&dummy);
+    let bias = bias.unwrap_or(dummy);
     let cfg = LaunchConfig {
         grid_dim: (
             n.div_ceil(tile::BN) as u32,
@@ -549,13 +540,13 @@ pub(crate) fn run(
             return Err(Error::invalid("mask", "internal: mask buffer too short"));
         }
     }
-    let mut dummy_out = dev.alloc_zeros::<f32>(1)?;
-    let mut dummy_out2 = dev.alloc_zeros::<f32>(1)?;
+    // Absent outputs (no sequence kept, no c state) and an absent mask: the device's shared
+    // placeholders, which the kernels do not touch (their flags say absent).
+    let dummy_out = dev.placeholder_f32()?;
     let mut paths = Vec::with_capacity(cells.len());
-    let dummy_mask = dev.alloc_zeros::<u8>(1)?;
     let (mask_buf, has_mask) = match mask {
         Some(m) => (m, 1i32),
-        None => (&dummy_mask, 0i32),
+        None => (dev.placeholder_u8()?, 0i32),
     };
     let mut init = init.into_iter();
     let mut states_out = Vec::new();
@@ -618,7 +609,7 @@ pub(crate) fn run(
         }
         let mut prev_out = dev.alloc_zeros::<f32>(b * u)?;
         let keep = !last || spec.return_sequences;
-        let mut seq = if keep {
+        let seq = if keep {
             Some(dev.alloc_out(b * t * u)?)
         } else {
             None
@@ -635,32 +626,30 @@ pub(crate) fn run(
         let (act, rec) = (act_id(cell.act), act_id(cell.rec));
         let cfg = step_cfg(u, b);
         let dt = cell.recurrent.dtype();
-        let dummy_rb = dummy_buf(dev, dt)?;
+        let dummy_rb = dev.placeholder(dt)?;
         let has_seq = i32::from(seq.is_some());
         let has_rb = i32::from(cell.recurrent_bias.is_some());
         let persistent = match persistent_plan(cell.kind, dt_bytes(dt), b, u, dev.limits(), path) {
             Some(plan) => prepare_persistent(dev, cell, plan)?,
             None => None,
         };
-        let mut h_persistent = None;
+        // h ping-pongs between the initial state's buffer and one more (both paths): step s
+        // reads hs[s % 2], the final h is hs[T % 2].
+        let mut hs = [h0, dev.alloc_out(b * u)?];
+        let mut ran_persistent = false;
         if let Some((func, name, plan)) = persistent {
             // One cooperative launch runs every step (kernels/rnn_persistent.cu).
-            let mut hbuf = dev.alloc_out(2 * b * u)?;
-            dev.copy_into(&h0, b * u, &mut hbuf)?;
             let mut bar = dev.alloc_zeros::<u32>(2)?;
-            let mut rh = dev.alloc_out(if cell.kind == CellKind::GruBefore {
-                b * u
+            let rh_scratch = if cell.kind == CellKind::GruBefore {
+                Some(dev.alloc_out(b * u)?)
             } else {
-                1
-            })?;
-            let c = match c_state.as_mut() {
-                Some(c) => c,
-                None => &mut dummy_out2,
+                None
             };
-            let seq_buf = match seq.as_mut() {
-                Some(q) => q,
-                None => &mut dummy_out,
-            };
+            let rh = rh_scratch.as_ref().unwrap_or(dummy_out);
+            // Written by the kernel when present; pushed by shared reference like the
+            // placeholders (one stream, no event tracking: the pointer is all that is passed).
+            let c = c_state.as_ref().unwrap_or(dummy_out);
+            let seq_buf = seq.as_ref().unwrap_or(dummy_out);
             let ti = to_i32(t, "time")?;
             let ji = to_i32(plan.units_per_block, "units per block")?;
             let xp_ss = to_i64(if in_tm { b * gu } else { gu }, "xp stride")?;
@@ -670,7 +659,7 @@ pub(crate) fn run(
             let mask_bs_i = to_i64(t, "time")?;
             let seq_ss = to_i64(if out_tm { b * u } else { u }, "output stride")?;
             let seq_bs_i = to_i64(seq_bs, "output stride")?;
-            let rb = cell.recurrent_bias.as_ref().unwrap_or(&dummy_rb);
+            let rb = cell.recurrent_bias.as_ref().unwrap_or(dummy_rb);
             let cfg = LaunchConfig {
                 grid_dim: (plan.blocks as u32, 1, 1),
                 block_dim: (PERSIST_THREADS as u32, 1, 1),
@@ -678,7 +667,7 @@ pub(crate) fn run(
             };
             // persistent_*(int B, int U, int T, int J, const float* xp, long long
             //   xp_step_stride, long long xp_b_stride, int xp_reverse, const W* Um, const W* rb,
-            //   int has_rb, float* hbuf, float* c, float* prev_out, float* rh, const u8* mask,
+            //   int has_rb, float* h0, float* h1, float* c, float* prev_out, float* rh, const u8* mask,
             //   int has_mask, int mask_reverse, long long mask_b_stride, float* seq, int has_seq,
             //   long long seq_step_stride, long long seq_b_stride, unsigned* bar, int act,
             //   int rec)
@@ -694,10 +683,11 @@ pub(crate) fn run(
                 .buf(&cell.recurrent)
                 .buf(rb)
                 .arg(&has_rb)
-                .arg(&mut hbuf)
+                .arg(&hs[0])
+                .arg(&hs[1])
                 .arg(c)
                 .arg(&mut prev_out)
-                .arg(&mut rh)
+                .arg(rh)
                 .arg(mask_buf)
                 .arg(&has_mask)
                 .arg(&mask_rev)
@@ -710,10 +700,7 @@ pub(crate) fn run(
                 .arg(&act)
                 .arg(&rec);
             match dev.launch_cooperative(l, &name, cfg) {
-                Ok(()) => {
-                    let last_half = (t % 2) * b * u;
-                    h_persistent = Some(dev.copy_range(&hbuf, last_half..last_half + b * u)?);
-                }
+                Ok(()) => ran_persistent = true,
                 // Refused at launch (nothing ran: e.g. fewer SMs available than the occupancy
                 // query said, under MPS): the step kernels below, unless the caller forced
                 // this path.
@@ -723,17 +710,14 @@ pub(crate) fn run(
         }
         let tensor_cores =
             path == DensePath::TensorCore && (dt != StorageType::F32 || spec.allow_tf32);
-        paths.push(if h_persistent.is_some() {
+        paths.push(if ran_persistent {
             DensePath::Persistent
         } else if tensor_cores {
             DensePath::TensorCore
         } else {
             DensePath::Step
         });
-        let h_final = if let Some(h) = h_persistent {
-            h
-        } else {
-            let mut hs = [h0, dev.alloc_out(b * u)?];
+        if !ran_persistent {
             // GRU reset_after=false scratch: z (f32) and r*h.
             let (mut zbuf, mut rh) = if cell.kind == CellKind::GruBefore {
                 (Some(dev.alloc_out(b * u)?), Some(dev.alloc_out(b * u)?))
@@ -795,10 +779,7 @@ pub(crate) fn run(
                 let mask_off = to_i64(t_mask, "mask offset")?;
                 let seq_off = to_i64(if out_tm { s * b * u } else { s * u }, "output offset")?;
                 let (h_prev, h_next) = ping_pong(&mut hs, s);
-                let seq_buf = match seq.as_mut() {
-                    Some(q) => q,
-                    None => &mut dummy_out,
-                };
+                let seq_buf = seq.as_ref().unwrap_or(dummy_out);
                 match cell.kind {
                     CellKind::Lstm => {
                         let c = c_state.as_mut().ok_or_else(|| {
@@ -832,7 +813,7 @@ pub(crate) fn run(
                         dev.launch(l, &names[0], cfg)?;
                     }
                     CellKind::GruAfter => {
-                        let rb = cell.recurrent_bias.as_ref().unwrap_or(&dummy_rb);
+                        let rb = cell.recurrent_bias.as_ref().unwrap_or(dummy_rb);
                         // gru_after_step(B, U, xp, xp_step_off, xp_b_stride, Um, rb, has_rb, h_prev,
                         //   h_next, prev_out, mask, has_mask, mask_off, mask_b_stride, seq,
                         //   has_seq, seq_off, seq_b_stride, act, rec, tiled)
@@ -941,14 +922,9 @@ pub(crate) fn run(
                     }
                 }
             }
-            let [ha, hb] = hs;
-            if t % 2 == 0 {
-                ha
-            } else {
-                hb
-            }
-        };
-        states_out.push(h_final);
+        }
+        let [ha, hb] = hs;
+        states_out.push(if t % 2 == 0 { ha } else { hb });
         if let Some(c) = c_state {
             states_out.push(c);
         }

@@ -94,6 +94,17 @@ struct Inner {
     poison: AtomicBool,
     /// Synchronize after every launch and name the kernel in any error (`RECURRENT_CUDA_SYNC=1`).
     sync_each_launch: bool,
+    /// One-element zero buffers passed for absent optional kernel arguments (never read or
+    /// written by the kernels: a flag argument says absent); made on first use, shared by
+    /// every call so that a layer call allocates and clears none.
+    placeholders: std::sync::OnceLock<Placeholders>,
+}
+
+struct Placeholders {
+    f32: CudaSlice<f32>,
+    u8: CudaSlice<u8>,
+    /// One per storage type, as weight arguments.
+    w: [Buf; 3],
 }
 
 /// A CUDA device: its context, one stream that every copy and launch of this crate goes to (so
@@ -206,6 +217,7 @@ impl CudaDevice {
                 dense_path,
                 poison: AtomicBool::new(false),
                 sync_each_launch,
+                placeholders: std::sync::OnceLock::new(),
             }),
         })
     }
@@ -434,13 +446,60 @@ impl CudaDevice {
         }
     }
 
-    /// A buffer that kernels will overwrite completely: zeros, or NaN when poisoning.
+    /// A buffer that kernels or copies will overwrite completely before anything reads it:
+    /// left uninitialised (no clearing pass per layer call), or filled with NaN when poisoning
+    /// (the GPU tests: an element read before it is written shows up as NaN in the results).
     pub(crate) fn alloc_out(&self, n: usize) -> Result<CudaSlice<f32>> {
-        let mut s = self.alloc_zeros::<f32>(n)?;
         if self.inner.poison.load(Ordering::Relaxed) {
+            let mut s = self.alloc_zeros::<f32>(n)?;
             self.fill(&mut s, f32::NAN)?;
+            return Ok(s);
         }
-        Ok(s)
+        // SAFETY: every caller writes all `n` elements (a projection GEMM, the step kernels'
+        // h_next / sequence / scratch outputs, a copy) before any kernel or copy reads them, on
+        // this one stream; any f32 bit pattern is a valid value, so even a read of an unwritten
+        // element would be a wrong number, not undefined behaviour on the host. The poisoned
+        // GPU test runs check the "written before read" part.
+        unsafe { self.inner.stream.alloc::<f32>(n.max(1)) }
+            .map_err(|e| cuda_err(&format!("allocating {n} elements"), e))
+    }
+
+    fn placeholders(&self) -> Result<&Placeholders> {
+        if let Some(p) = self.inner.placeholders.get() {
+            return Ok(p);
+        }
+        let p = Placeholders {
+            f32: self.alloc_zeros(1)?,
+            u8: self.alloc_zeros(1)?,
+            w: [
+                Buf::F32(self.alloc_zeros(1)?),
+                Buf::F16(self.alloc_zeros(1)?),
+                Buf::BF16(self.alloc_zeros(1)?),
+            ],
+        };
+        // Two threads may make them at once; either set serves.
+        Ok(self.inner.placeholders.get_or_init(|| p))
+    }
+
+    /// The shared one-element f32 placeholder for an absent optional buffer argument (an
+    /// output the kernel is told not to write, a state the cell does not have).
+    pub(crate) fn placeholder_f32(&self) -> Result<&CudaSlice<f32>> {
+        Ok(&self.placeholders()?.f32)
+    }
+
+    /// The shared one-element u8 placeholder (an absent mask).
+    pub(crate) fn placeholder_u8(&self) -> Result<&CudaSlice<u8>> {
+        Ok(&self.placeholders()?.u8)
+    }
+
+    /// The shared one-element placeholder of storage type `dt` (an absent bias).
+    pub(crate) fn placeholder(&self, dt: StorageType) -> Result<&Buf> {
+        let w = &self.placeholders()?.w;
+        Ok(match dt {
+            StorageType::F32 => &w[0],
+            StorageType::F16 => &w[1],
+            StorageType::BF16 => &w[2],
+        })
     }
 
     pub(crate) fn copy_slice<T: cudarc::driver::DeviceRepr + cudarc::driver::ValidAsZeroBits>(
@@ -562,9 +621,11 @@ impl CudaDevice {
         }
         // SAFETY: every call site pushes exactly the arguments of the kernel's `extern "C"`
         // signature, in order and with the matching types (i32 = int, i64 = long long, f32 =
-        // float, &CudaSlice<T> = const T*, &mut CudaSlice<T> = T*), documented next to each
-        // launch; every buffer is at least as long as the index range the kernel touches for the
-        // sizes passed (checked by the callers), and all buffers are used on this one stream.
+        // float, &CudaSlice<T> or &mut CudaSlice<T> = const T* / T*: both push the device
+        // address; an output may be pushed by shared reference, as the shared placeholders are,
+        // because event tracking is off and every buffer lives on this one stream), documented
+        // next to each launch; every buffer is at least as long as the index range the kernel
+        // touches for the sizes passed (checked by the callers).
         unsafe { l.launch(cfg) }.map_err(|e| cuda_err(&format!("launching kernel `{name}`"), e))?;
         self.after_launch(name)
     }
@@ -598,50 +659,6 @@ impl CudaDevice {
         unsafe { l.launch_cooperative(cfg) }
             .map_err(|e| cuda_err(&format!("launching kernel `{name}` (cooperative)"), e))?;
         self.after_launch(name)
-    }
-
-    /// `dst[..n] = src[..n]` on the stream.
-    pub(crate) fn copy_into(
-        &self,
-        src: &CudaSlice<f32>,
-        n: usize,
-        dst: &mut CudaSlice<f32>,
-    ) -> Result<()> {
-        if n > src.len() || n > dst.len() {
-            return Err(Error::invalid(
-                "copy",
-                "internal: buffer shorter than the copy",
-            ));
-        }
-        if n == 0 {
-            return Ok(());
-        }
-        let from = src.slice(0..n);
-        let mut view = dst.slice_mut(0..n);
-        self.inner
-            .stream
-            .memcpy_dtod(&from, &mut view)
-            .map_err(|e| cuda_err("copying a device buffer", e))
-    }
-
-    /// A new buffer with `src[range]`.
-    pub(crate) fn copy_range(
-        &self,
-        src: &CudaSlice<f32>,
-        range: std::ops::Range<usize>,
-    ) -> Result<CudaSlice<f32>> {
-        if range.end > src.len() || range.start > range.end {
-            return Err(Error::invalid("copy", "internal: range outside the buffer"));
-        }
-        let mut d = self.alloc_zeros::<f32>(range.len())?;
-        if !range.is_empty() {
-            let view = src.slice(range);
-            self.inner
-                .stream
-                .memcpy_dtod(&view, &mut d)
-                .map_err(|e| cuda_err("copying a device buffer", e))?;
-        }
-        Ok(d)
     }
 }
 

@@ -1219,14 +1219,13 @@ impl BidiLayer {
             rows * width
         };
         let mut out = dev.alloc_out(n_out)?;
-        let dummy_mask = dev.alloc_zeros::<u8>(1)?;
         let mask_dev = match mask {
             Some(m) if has_time => Some(upload_mask(dev, m)?),
             _ => None,
         };
         let (mask_buf, has_mask) = match &mask_dev {
             Some(m) => (m, 1i32),
-            None => (&dummy_mask, 0i32),
+            None => (dev.placeholder_u8()?, 0i32),
         };
         let zero = |l: &CudaLayer| i32::from(!matches!(l.kind, Kind::Conv(_)));
         let f = dev.function(Module::Rnn, "bidi_merge_f32")?;

@@ -14,8 +14,8 @@
 
 use crate::activation::Activation;
 use crate::cuda::dense::{
-    dummy_buf, gemm_us, persistent_plan, persistent_us, project, step_product_us, step_us,
-    CellKind, DenseResult, DeviceCell, SeqSpec, TILED_MIN_BATCH,
+    gemm_us, persistent_plan, persistent_us, project, step_product_us, step_us, CellKind,
+    DenseResult, DeviceCell, SeqSpec, TILED_MIN_BATCH,
 };
 use crate::cuda::device::{to_i32, Buf, CudaDevice, DensePath, DeviceLimits, Module};
 use crate::cuda::kernels::{self, step, tile, MAX_GRID_Y};
@@ -240,9 +240,9 @@ pub(crate) fn run(
         }
     }
     let dt = first.recurrent.dtype();
-    let dummy_mask = dev.alloc_zeros::<u8>(1)?;
-    let dummy = dev.alloc_zeros::<f32>(1)?;
-    let dummy_w = dummy_buf(dev, dt)?;
+    let dummy_mask = dev.placeholder_u8()?;
+    let dummy = dev.placeholder_f32()?;
+    let dummy_w = dev.placeholder(dt)?;
     let mut init = init.into_iter();
     let mut next_state = |what: &str, len: usize| -> Result<CudaSlice<f32>> {
         let s = init
@@ -306,13 +306,13 @@ pub(crate) fn run(
 
     // The launch arguments: layouts as in dense::run (cell 0 reads the user's input, maybe
     // reversed; cells before the last write time-major sequences; the last the user's layout).
-    let ptr = |s: &Option<CudaSlice<f32>>| dev.ptr(s.as_ref().unwrap_or(&dummy));
+    let ptr = |s: &Option<CudaSlice<f32>>| dev.ptr(s.as_ref().unwrap_or(dummy));
     let mut args = WaveArgs {
         cell: [WaveCell::default(); MAX_CELLS],
         b: b as i64,
         t: t as i64,
         n_cells: n as i64,
-        mask: dev.ptr(mask.unwrap_or(&dummy_mask)),
+        mask: dev.ptr(mask.unwrap_or(dummy_mask)),
         has_mask: i64::from(mask.is_some()),
         mask_reverse: i64::from(spec.go_backwards),
         mask_b_stride: t as i64,
@@ -325,7 +325,7 @@ pub(crate) fn run(
         let last = k + 1 == n;
         let in_tm = k > 0 || spec.time_major;
         let out_tm = !last || spec.time_major;
-        let opt_w = |w: &Option<Buf>| w.as_ref().map_or(dev.buf_ptr(&dummy_w), |w| dev.buf_ptr(w));
+        let opt_w = |w: &Option<Buf>| w.as_ref().map_or(dev.buf_ptr(dummy_w), |w| dev.buf_ptr(w));
         args.cell[k] = WaveCell {
             u: u as i64,
             gu: gu as i64,
@@ -349,11 +349,11 @@ pub(crate) fn run(
             zbuf: q
                 .scratch
                 .as_ref()
-                .map_or(dev.ptr(&dummy), |s| dev.ptr(&s[0])),
+                .map_or(dev.ptr(dummy), |s| dev.ptr(&s[0])),
             rh: q
                 .scratch
                 .as_ref()
-                .map_or(dev.ptr(&dummy), |s| dev.ptr(&s[1])),
+                .map_or(dev.ptr(dummy), |s| dev.ptr(&s[1])),
             seq: ptr(&q.seq),
             has_seq: i64::from(q.seq.is_some()),
             seq_step_stride: if out_tm { b * u } else { u } as i64,
