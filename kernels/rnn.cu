@@ -641,90 +641,87 @@ static_assert(sizeof(WaveCell) == 25 * 8, "WaveCell: 25 eight-byte fields, as in
 static_assert(sizeof(WaveArgs) == wave::MAX_CELLS * sizeof(WaveCell) + 10 * 8,
               "WaveArgs: the cells then 10 eight-byte fields, as in wave.rs");
 
-// This block's cell and step at diagonal `it`, or nullptr where it has none.
-__device__ __forceinline__ const WaveCell* wave_cell(const WaveArgs& a, int it, long long& s) {
-    const int l = blockIdx.z;
-    if (l >= a.n_cells) return nullptr;
-    const WaveCell* c = &a.cell[l];
-    s = (long long)it - l;
-    const int per_block = a.tiled ? tstep::UNITS : step::LANES;
-    if (s < 0 || s >= a.T || (long long)blockIdx.x * per_block >= c->U) return nullptr;
-    return c;
-}
-
-// The per-step arguments shared by every kind's step at (cell c, step s).
+// The per-step arguments of this block's cell at diagonal `it` (blockIdx.z = cell l, step
+// s = it - l), in the per-step kernels' terms.
 struct WaveStep {
+    const WaveCell& c;
     long long xp_off, mask_off, seq_off;
     float* h_prev;
     float* h_next;
-    __device__ WaveStep(const WaveArgs& a, const WaveCell& c, long long s)
-        : xp_off((c.xp_reverse ? a.T - 1 - s : s) * c.xp_step_stride),
+    __device__ WaveStep(const WaveArgs& a, const WaveCell& cell, long long s)
+        : c(cell),
+          xp_off((cell.xp_reverse ? a.T - 1 - s : s) * cell.xp_step_stride),
           mask_off(a.mask_reverse ? a.T - 1 - s : s),
-          seq_off(s * c.seq_step_stride),
-          h_prev(s % 2 == 0 ? c.h0 : c.h1),
-          h_next(s % 2 == 0 ? c.h1 : c.h0) {}
+          seq_off(s * cell.seq_step_stride),
+          h_prev(s % 2 == 0 ? cell.h0 : cell.h1),
+          h_next(s % 2 == 0 ? cell.h1 : cell.h0) {}
 };
+
+// Runs `run(w)` for this block's cell and step at diagonal `it`; returns at once (uniform
+// per block, before any barrier) where the cell has no step at this diagonal or the block's
+// units lie beyond the cell's.
+template <typename Run>
+__device__ __forceinline__ void wave_step(const WaveArgs& a, int it, Run run) {
+    const int l = blockIdx.z;
+    if (l >= a.n_cells) return;
+    const WaveCell& c = a.cell[l];
+    const long long s = (long long)it - l;
+    const int per_block = a.tiled ? tstep::UNITS : step::LANES;
+    if (s < 0 || s >= a.T || (long long)blockIdx.x * per_block >= c.U) return;
+    run(WaveStep(a, c, s));
+}
 
 template <typename W, int ACT, int REC>
 __device__ __forceinline__ void lstm_wave_impl(const WaveArgs& a, int it) {
-    long long s;
-    const WaveCell* c = wave_cell(a, it, s);
-    if (!c) return;
-    const WaveStep w(a, *c, s);
-    lstm_step_impl<W, ACT, REC, false>(
-        (int)a.B, (int)c->U, c->xp, w.xp_off, c->xp_b_stride, (const W*)c->Um, w.h_prev,
-        w.h_next, c->c, c->prev_out, a.mask, (int)a.has_mask, w.mask_off, a.mask_b_stride,
-        c->seq, (int)c->has_seq, w.seq_off, c->seq_b_stride, (int)a.act, (int)a.rec,
-        (int)a.tiled);
+    wave_step(a, it, [&](const WaveStep& w) {
+        lstm_step_impl<W, ACT, REC, false>(
+            (int)a.B, (int)w.c.U, w.c.xp, w.xp_off, w.c.xp_b_stride, (const W*)w.c.Um,
+            w.h_prev, w.h_next, w.c.c, w.c.prev_out, a.mask, (int)a.has_mask, w.mask_off,
+            a.mask_b_stride, w.c.seq, (int)w.c.has_seq, w.seq_off, w.c.seq_b_stride,
+            (int)a.act, (int)a.rec, (int)a.tiled);
+    });
 }
 
 template <typename W, int ACT, int REC>
 __device__ __forceinline__ void gru_after_wave_impl(const WaveArgs& a, int it) {
-    long long s;
-    const WaveCell* c = wave_cell(a, it, s);
-    if (!c) return;
-    const WaveStep w(a, *c, s);
-    gru_after_step_impl<W, ACT, REC, false>(
-        (int)a.B, (int)c->U, c->xp, w.xp_off, c->xp_b_stride, (const W*)c->Um,
-        (const W*)c->rb, (int)c->has_rb, w.h_prev, w.h_next, c->prev_out, a.mask,
-        (int)a.has_mask, w.mask_off, a.mask_b_stride, c->seq, (int)c->has_seq, w.seq_off,
-        c->seq_b_stride, (int)a.act, (int)a.rec, (int)a.tiled);
+    wave_step(a, it, [&](const WaveStep& w) {
+        gru_after_step_impl<W, ACT, REC, false>(
+            (int)a.B, (int)w.c.U, w.c.xp, w.xp_off, w.c.xp_b_stride, (const W*)w.c.Um,
+            (const W*)w.c.rb, (int)w.c.has_rb, w.h_prev, w.h_next, w.c.prev_out, a.mask,
+            (int)a.has_mask, w.mask_off, a.mask_b_stride, w.c.seq, (int)w.c.has_seq, w.seq_off,
+            w.c.seq_b_stride, (int)a.act, (int)a.rec, (int)a.tiled);
+    });
 }
 
 template <typename W, int REC>
 __device__ __forceinline__ void gru_gates_wave_impl(const WaveArgs& a, int it) {
-    long long s;
-    const WaveCell* c = wave_cell(a, it, s);
-    if (!c) return;
-    const WaveStep w(a, *c, s);
-    gru_before_gates_impl<W, REC, false>((int)a.B, (int)c->U, c->xp, w.xp_off, c->xp_b_stride,
-                                         (const W*)c->Um, w.h_prev, c->zbuf, c->rh, (int)a.rec,
-                                         (int)a.tiled);
+    wave_step(a, it, [&](const WaveStep& w) {
+        gru_before_gates_impl<W, REC, false>((int)a.B, (int)w.c.U, w.c.xp, w.xp_off,
+                                             w.c.xp_b_stride, (const W*)w.c.Um, w.h_prev,
+                                             w.c.zbuf, w.c.rh, (int)a.rec, (int)a.tiled);
+    });
 }
 
 template <typename W, int ACT>
 __device__ __forceinline__ void gru_update_wave_impl(const WaveArgs& a, int it) {
-    long long s;
-    const WaveCell* c = wave_cell(a, it, s);
-    if (!c) return;
-    const WaveStep w(a, *c, s);
-    gru_before_update_impl<W, ACT, false>(
-        (int)a.B, (int)c->U, c->xp, w.xp_off, c->xp_b_stride, (const W*)c->Um, c->rh, c->zbuf,
-        w.h_prev, w.h_next, c->prev_out, a.mask, (int)a.has_mask, w.mask_off, a.mask_b_stride,
-        c->seq, (int)c->has_seq, w.seq_off, c->seq_b_stride, (int)a.act, (int)a.tiled);
+    wave_step(a, it, [&](const WaveStep& w) {
+        gru_before_update_impl<W, ACT, false>(
+            (int)a.B, (int)w.c.U, w.c.xp, w.xp_off, w.c.xp_b_stride, (const W*)w.c.Um, w.c.rh,
+            w.c.zbuf, w.h_prev, w.h_next, w.c.prev_out, a.mask, (int)a.has_mask, w.mask_off,
+            a.mask_b_stride, w.c.seq, (int)w.c.has_seq, w.seq_off, w.c.seq_b_stride,
+            (int)a.act, (int)a.tiled);
+    });
 }
 
 template <typename W, int ACT>
 __device__ __forceinline__ void simple_wave_impl(const WaveArgs& a, int it) {
-    long long s;
-    const WaveCell* c = wave_cell(a, it, s);
-    if (!c) return;
-    const WaveStep w(a, *c, s);
-    simple_step_impl<W, ACT, false>((int)a.B, (int)c->U, c->xp, w.xp_off, c->xp_b_stride,
-                                    (const W*)c->Um, w.h_prev, w.h_next, c->prev_out, a.mask,
-                                    (int)a.has_mask, w.mask_off, a.mask_b_stride, c->seq,
-                                    (int)c->has_seq, w.seq_off, c->seq_b_stride, (int)a.act,
-                                    (int)a.tiled);
+    wave_step(a, it, [&](const WaveStep& w) {
+        simple_step_impl<W, ACT, false>((int)a.B, (int)w.c.U, w.c.xp, w.xp_off,
+                                        w.c.xp_b_stride, (const W*)w.c.Um, w.h_prev, w.h_next,
+                                        w.c.prev_out, a.mask, (int)a.has_mask, w.mask_off,
+                                        a.mask_b_stride, w.c.seq, (int)w.c.has_seq, w.seq_off,
+                                        w.c.seq_b_stride, (int)a.act, (int)a.tiled);
+    });
 }
 
 #define WAVE_ENTRY(NAME, IMPL)                                                               \

@@ -1061,6 +1061,22 @@ mod gpu {
         mask: Option<&Array2<bool>>,
         init: Option<&[ArrayD<f32>]>,
     ) -> Result<f32, String> {
+        half_vs_cpu_on(dev, layer, dt, rel, x, mask, init, None)
+    }
+
+    /// As `half_vs_cpu`, with the dense time loops forced to `path`, which must have run every
+    /// cell.
+    #[allow(clippy::too_many_arguments)]
+    fn half_vs_cpu_on(
+        dev: &CudaDevice,
+        layer: &mut KerasLayer,
+        dt: StorageType,
+        rel: f32,
+        x: ArrayViewD<f32>,
+        mask: Option<&Array2<bool>>,
+        init: Option<&[ArrayD<f32>]>,
+        path: Option<DensePath>,
+    ) -> Result<f32, String> {
         let args = CallArgs {
             mask: mask.map(|m| m.view()),
             initial_state: init,
@@ -1078,7 +1094,16 @@ mod gpu {
         if gpu.dtype() != dt {
             return Err(format!("layer dtype {:?}, want {dt:?}", gpu.dtype()));
         }
+        if let Some(p) = path {
+            gpu = gpu.with_dense_path(p);
+        }
         let got = gpu.forward(x, &args).map_err(|e| format!("gpu: {e}"))?;
+        if let Some(p) = path {
+            let ran = gpu.last_dense_paths();
+            if ran.is_empty() || ran.iter().any(|r| *r != p) {
+                return Err(format!("forced {p:?}, but the cells ran on {ran:?}"));
+            }
+        }
         for a in std::iter::once(&got.output).chain(&got.states) {
             if let Some(v) = a.iter().find(|v| !v.is_nan() && dt.round_value(**v) != **v) {
                 return Err(format!("{v} is not a {} value", dt.name()));
@@ -1554,22 +1579,16 @@ mod gpu {
             },
         );
         let x = rng.arr(&[2, 3, 5], 1.0);
-        let r = (|| -> Result<f32, String> {
-            let args = CallArgs::default();
-            let mut want = layer.forward(x.view(), &args).map_err(|e| e.to_string())?;
-            StorageType::F16.round(&mut want.output);
-            for s in &mut want.states {
-                StorageType::F16.round(s);
-            }
-            let mut gpu = CudaLayer::from_keras_as(&dev, &layer, StorageType::F16)
-                .map_err(|e| e.to_string())?
-                .with_dense_path(DensePath::Persistent);
-            let got = gpu.forward(x.view(), &args).map_err(|e| e.to_string())?;
-            if gpu.last_dense_paths() != [DensePath::Persistent] {
-                return Err(format!("ran on {:?}", gpu.last_dense_paths()));
-            }
-            compare_outputs_rel(&got, &want, 1e-4 + 2f32.powi(-10))
-        })();
+        let r = half_vs_cpu_on(
+            &dev,
+            &mut layer,
+            StorageType::F16,
+            1e-4 + 2f32.powi(-10),
+            x.view(),
+            None,
+            None,
+            Some(DensePath::Persistent),
+        );
         report.add("gru_after f16 weights", r);
         // f16 LSTM with 128 units: one block of 512 columns (the kernel's column-loop branch).
         rng.1 = StorageType::F16;
@@ -1584,19 +1603,16 @@ mod gpu {
         );
         let mut layer = dense_layer(cell, SequenceOptions::default());
         let x = rng.arr(&[2, 3, 3], 1.0);
-        let r = (|| -> Result<f32, String> {
-            let args = CallArgs::default();
-            let mut want = layer.forward(x.view(), &args).map_err(|e| e.to_string())?;
-            StorageType::F16.round(&mut want.output);
-            let mut gpu = CudaLayer::from_keras_as(&dev, &layer, StorageType::F16)
-                .map_err(|e| e.to_string())?
-                .with_dense_path(DensePath::Persistent);
-            let got = gpu.forward(x.view(), &args).map_err(|e| e.to_string())?;
-            if gpu.last_dense_paths() != [DensePath::Persistent] {
-                return Err(format!("ran on {:?}", gpu.last_dense_paths()));
-            }
-            compare_outputs_rel(&got, &want, 1e-4 + 2f32.powi(-10))
-        })();
+        let r = half_vs_cpu_on(
+            &dev,
+            &mut layer,
+            StorageType::F16,
+            1e-4 + 2f32.powi(-10),
+            x.view(),
+            None,
+            None,
+            Some(DensePath::Persistent),
+        );
         report.add("lstm f16 128 units, one block", r);
         report.finish();
     }
@@ -1736,22 +1752,16 @@ mod gpu {
         );
         let mut layer = KerasLayer::RNN(RNN::stacked(cells, opts).expect("stack"));
         let x = rng.arr(&[3, 4, 5], 1.0);
-        let r = (|| -> Result<f32, String> {
-            let args = CallArgs::default();
-            let mut want = layer.forward(x.view(), &args).map_err(|e| e.to_string())?;
-            StorageType::F16.round(&mut want.output);
-            for s in &mut want.states {
-                StorageType::F16.round(s);
-            }
-            let mut gpu = CudaLayer::from_keras_as(&dev, &layer, StorageType::F16)
-                .map_err(|e| e.to_string())?
-                .with_dense_path(DensePath::Wavefront);
-            let got = gpu.forward(x.view(), &args).map_err(|e| e.to_string())?;
-            if gpu.last_dense_paths() != [DensePath::Wavefront; 3] {
-                return Err(format!("ran on {:?}", gpu.last_dense_paths()));
-            }
-            compare_outputs_rel(&got, &want, 1e-4 + 2f32.powi(-10))
-        })();
+        let r = half_vs_cpu_on(
+            &dev,
+            &mut layer,
+            StorageType::F16,
+            1e-4 + 2f32.powi(-10),
+            x.view(),
+            None,
+            None,
+            Some(DensePath::Wavefront),
+        );
         report.add("gru_after f16 weights, 3 cells", r);
         report.finish();
     }

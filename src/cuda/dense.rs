@@ -991,10 +991,11 @@ pub(crate) fn permute_pf(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    const H100: DeviceLimits = DeviceLimits {
+    /// The H100's limits, for the cost-model tests.
+    pub(crate) const H100: DeviceLimits = DeviceLimits {
         sms: 132,
         max_smem: 232_448,
         cooperative: true,

@@ -456,12 +456,7 @@ pub(crate) fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const H100: DeviceLimits = DeviceLimits {
-        sms: 132,
-        max_smem: 232_448,
-        cooperative: true,
-    };
+    use crate::cuda::dense::tests::H100;
 
     fn stack(kind: CellKind, n: usize, input: usize, units: usize) -> Vec<CellShape> {
         (0..n)
