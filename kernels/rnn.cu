@@ -590,8 +590,10 @@ TC_GEMM_ENTRY(gemm_bias_tc_bf16, __nv_bfloat16)
 // in one WaveArgs passed by value (__grid_constant__: read in place from the parameter space).
 // Layouts: xp of cell 0 as in the per-step entries (step (reverse ? T-1-s : s) at xp_step_stride);
 // of cells > 0 one (B, G*U) buffer (xp_step_stride 0). h ping-pongs h0 -> h1 (step s reads h0
-// when s is even). Cells before the last write their sequence time-major (the next cell's
-// input: step s at in + s * in_step_stride, row b at b * K).
+// when s is even). Cells before the last write their sequence time-major into a ring of two
+// steps (the next cell's input: step s at in + (s % 2) * in_step_stride, row b at b * K; its
+// projection reads step s one diagonal after it was written and before step s + 2 overwrites
+// it), so a stack holds no more of its intermediate sequences than two steps each.
 namespace wave {
 constexpr int MAX_CELLS = 8;
 }  // namespace wave
@@ -652,7 +654,7 @@ struct WaveStep {
         : c(cell),
           xp_off((cell.xp_reverse ? a.T - 1 - s : s) * cell.xp_step_stride),
           mask_off(a.mask_reverse ? a.T - 1 - s : s),
-          seq_off(s * cell.seq_step_stride),
+          seq_off((blockIdx.z + 1 < a.n_cells ? s % 2 : s) * cell.seq_step_stride),
           h_prev(s % 2 == 0 ? cell.h0 : cell.h1),
           h_next(s % 2 == 0 ? cell.h1 : cell.h0) {}
 };
@@ -774,7 +776,7 @@ WAVE_SETS(bf16, __nv_bfloat16)
         const WaveCell& c = a.cell[l];                                                       \
         const long long s = (long long)it - l;                                               \
         if (s < 0 || s >= a.T || (long long)blockIdx.x * gemm::BN >= c.gu) return;           \
-        const DenseA<float> x{c.in + s * c.in_step_stride, c.K};                             \
+        const DenseA<float> x{c.in + (s % 2) * c.in_step_stride, c.K};                       \
         gemm_bias_tile(a.B, (int)c.gu, (int)c.K, x, (const W*)c.Wx, (int)c.gu,                \
                        (const W*)c.bias, (int)c.has_bias, c.xp, c.gu);                       \
     }

@@ -1654,7 +1654,12 @@ mod gpu {
         ] {
             for (n, (opts, with_mask, with_init)) in options_matrix().into_iter().enumerate() {
                 let (b, t, i) = (3, 5, 6);
-                let units: &[usize] = if n % 2 == 0 { &[20, 33, 16] } else { &[37, 9] };
+                // Not n % 2: that is return_sequences in the full matrix.
+                let units: &[usize] = if (n / 2) % 2 == 0 {
+                    &[20, 33, 16]
+                } else {
+                    &[37, 9]
+                };
                 let cells = same_kind_stack(
                     &mut rng,
                     kind,
@@ -1732,9 +1737,18 @@ mod gpu {
             let r = (|| -> Result<f32, String> {
                 let args = CallArgs::default();
                 let want = layer.forward(x.view(), &args).map_err(|e| e.to_string())?;
-                let mut gpu = CudaLayer::from_keras(&dev, &layer).map_err(|e| e.to_string())?;
+                // Auto explicitly: the session script also runs this suite with
+                // RECURRENT_CUDA_PATH=step.
+                let mut gpu = CudaLayer::from_keras(&dev, &layer)
+                    .map_err(|e| e.to_string())?
+                    .with_dense_path(DensePath::Auto);
                 let got = gpu.forward(x.view(), &args).map_err(|e| e.to_string())?;
-                if gpu.last_dense_paths() != [DensePath::Wavefront; 4] {
+                // The cost model's choice holds for an H100 / H200 (132 SMs); elsewhere only
+                // the numbers are checked.
+                let name = dev.name().map_err(|e| e.to_string())?;
+                if (name.contains("H100") || name.contains("H200"))
+                    && gpu.last_dense_paths() != [DensePath::Wavefront; 4]
+                {
                     return Err(format!("Auto ran {:?}", gpu.last_dense_paths()));
                 }
                 compare_outputs(&got, &want)

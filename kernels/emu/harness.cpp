@@ -277,9 +277,10 @@ static void dense_case(Kind kind, int B, int T, int I, int U, bool back, bool us
 // src/cuda/wave.rs does: cell 0's projection up front, then per diagonal `it` the projection of
 // cells > 0 (gemm_bias_wave) and the step entry (two for GRU reset_after=false); against the
 // reference run cell after cell. Units differ per cell (the grid covers the widest cell), cells
-// before the last write time-major sequences, the last one the user's layout (tm) if last_seq.
+// before the last write time-major sequences into a two-step ring (checked through the next
+// cell's results), the last one the user's layout (tm) if last_seq. bias: cells with biases.
 template <class Wt = float>
-static void wave_case(Kind kind, int B, int T, int I, std::vector<int> units, bool back, bool use_mask, bool use_init, int act, int rec, bool tm, int tiled, bool last_seq) {
+static void wave_case(Kind kind, int B, int T, int I, std::vector<int> units, bool back, bool use_mask, bool use_init, int act, int rec, bool tm, int tiled, bool last_seq, bool bias = true) {
     using E = Entries<Wt>;
     using WE = WaveEntries<Wt>;
     const int L = (int)units.size(), G = gates(kind);
@@ -297,13 +298,14 @@ static void wave_case(Kind kind, int B, int T, int I, std::vector<int> units, bo
         c.U = units[l];
         const int GU = G * c.U;
         c.W = rnd((size_t)c.K * GU, 0.5); c.Um = rnd((size_t)c.U * GU, 0.4); c.b = rnd(GU, 0.5); c.rb = rnd(kind == GRUA ? GU : 1, 0.5);
+        if (!bias) { std::fill(c.b.begin(), c.b.end(), 0.0f); std::fill(c.rb.begin(), c.rb.end(), 0.0f); }
         c.Ws = stored<Wt>(c.W); c.Ums = stored<Wt>(c.Um); c.bs = stored<Wt>(c.b); c.rbs = stored<Wt>(c.rb);
         c.h0 = use_init ? rnd((size_t)B * c.U, 1) : std::vector<float>((size_t)B * c.U, 0);
         c.c = use_init ? rnd((size_t)B * c.U, 1) : std::vector<float>((size_t)B * c.U, 0);
         c.h1.assign((size_t)B * c.U, NAN); c.po.assign((size_t)B * c.U, 0);
         c.zb.assign((size_t)B * c.U, NAN); c.rh.assign((size_t)B * c.U, NAN);
         c.xp.assign(l == 0 ? (size_t)B * T * GU : (size_t)B * GU, NAN);
-        c.seq.assign((size_t)B * T * c.U, NAN);
+        c.seq.assign((size_t)(l + 1 < L ? 2 : T) * B * c.U, NAN);
         const bool ltm = l + 1 < L ? true : tm;
         auto ident = [](double v) { return v; };
         if (l == 0) {
@@ -328,13 +330,13 @@ static void wave_case(Kind kind, int B, int T, int I, std::vector<int> units, bo
         w.xp_step_stride = l > 0 ? 0 : tm ? (long long)B * GU : GU;
         w.xp_b_stride = l > 0 ? GU : tm ? GU : (long long)T * GU;
         w.xp_reverse = l == 0 && back;
-        w.Um = c.Ums.data(); w.rb = c.rbs.data(); w.has_rb = kind == GRUA;
+        w.Um = c.Ums.data(); w.rb = bias ? c.rbs.data() : nullptr; w.has_rb = bias && kind == GRUA;
         w.h0 = c.h0.data(); w.h1 = c.h1.data(); w.c = c.c.data(); w.prev_out = c.po.data(); w.zbuf = c.zb.data(); w.rh = c.rh.data();
         w.seq = c.seq.data(); w.has_seq = !last || last_seq;
         w.seq_step_stride = ltm ? (long long)B * c.U : c.U;
         w.seq_b_stride = ltm ? c.U : (long long)T * c.U;
         w.in = l > 0 ? cs[l - 1].seq.data() : nullptr; w.in_step_stride = l > 0 ? (long long)B * c.K : 0; w.K = c.K;
-        w.Wx = c.Ws.data(); w.bias = c.bs.data(); w.has_bias = 1;
+        w.Wx = c.Ws.data(); w.bias = bias ? c.bs.data() : nullptr; w.has_bias = bias;
         gx = std::max(gx, (unsigned)((c.U + (tiled ? 15 : 31)) / (tiled ? 16 : 32)));
         if (l > 0) px = std::max(px, (unsigned)((GU + 63) / 64));
     }
@@ -359,8 +361,8 @@ static void wave_case(Kind kind, int B, int T, int I, std::vector<int> units, bo
     for (int l = 0; l < L; ++l) {
         const Cell& c = cs[l];
         char name[200];
-        snprintf(name, sizeof name, "wavefront %s%s kind%d cell %d/%d B%d T%d K%d U%d back%d mask%d init%d act%d rec%d tm%d", tiled ? "tiled " : "", Entries<Wt>::name, kind, l, L, B, T, c.K, c.U, back, use_mask, use_init, act, rec, tm);
-        if (l + 1 < L || last_seq) check((std::string(name) + " seq").c_str(), c.seq, refs[l].seq);
+        snprintf(name, sizeof name, "wavefront %s%s%s kind%d cell %d/%d B%d T%d K%d U%d back%d mask%d init%d act%d rec%d tm%d", tiled ? "tiled " : "", bias ? "" : "no bias ", Entries<Wt>::name, kind, l, L, B, T, c.K, c.U, back, use_mask, use_init, act, rec, tm);
+        if (l + 1 == L && last_seq) check((std::string(name) + " seq").c_str(), c.seq, refs[l].seq);
         check((std::string(name) + " h").c_str(), T % 2 ? c.h1 : c.h0, refs[l].h);
         if (kind == LSTM) check((std::string(name) + " c").c_str(), c.c, refs[l].c);
         check((std::string(name) + " last").c_str(), c.po, refs[l].prev);
@@ -581,7 +583,8 @@ int main() {
     for (Kind k : {LSTM, GRUA, GRUB, SIMPLE}) {
         wave_case(k, 3, 5, 4, {37, 20, 45}, true, true, true, 0, 2, false, 0, true);
         wave_case(k, 2, 4, 6, {9, 33}, false, false, false, 3, 8, true, 0, false);
-        wave_case(k, 70, 3, 5, {21, 17}, true, true, true, 0, 2, true, 1, true);
+        wave_case(k, 70, 3, 5, {40, 17}, true, true, true, 0, 2, true, 1, true);  // 3 vs 2 unit tiles
+        wave_case(k, 3, 4, 5, {12, 40}, false, true, false, 0, 1, false, 0, true, false);
         wave_case<__nv_bfloat16>(k, 4, 3, 3, {10, 12, 8}, false, true, true, 5, 2, false, 0, true);
     }
     wave_case<__half>(LSTM, 5, 6, 7, {16, 16, 16, 16}, true, true, false, 0, 1, true, 0, false);

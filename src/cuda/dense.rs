@@ -704,7 +704,7 @@ pub(crate) fn run(
                 // Refused at launch (nothing ran: e.g. fewer SMs available than the occupancy
                 // query said, under MPS): the step kernels below, unless the caller forced
                 // this path.
-                Err(_) if path == DensePath::Auto => {}
+                Err(_) if matches!(path, DensePath::Auto | DensePath::Wavefront) => {}
                 Err(e) => return Err(e),
             }
         }

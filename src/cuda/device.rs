@@ -51,7 +51,8 @@ pub enum DensePath {
     /// Stacks of two to eight cells of one kind (same activations): every cell's steps side by
     /// side, one launch per diagonal of (cell, step) (`src/cuda/wave.rs`), wherever that applies
     /// (not with TF32 allowed); one cell, mixed stacks and the rest as with [`DensePath::Auto`].
-    /// `Auto` chooses it by a cost model where no cell gets the persistent kernel.
+    /// `Auto` chooses it where its cost model estimates it faster than the cells one after
+    /// another, each on its own best path (persistent or step).
     Wavefront,
     /// f16 / bf16 layers: the step kernels' tensor-core variants, whose recurrent product
     /// rounds h (and GRU's r*h) to the storage type, as cuDNN's half-precision RNNs do: results

@@ -6,8 +6,11 @@
 //! = l - 1), then the cells' step entry (`lstm_step_wave_{dt}_*`, ...; two for GRU
 //! reset_after=false) runs every cell's step (blockIdx.z = l). Cell 0's projection of all steps
 //! is one GEMM up front, as for a single cell. The kernels are the per-step kernels' own
-//! products and epilogues, so the results are the step path's, bit for bit in f32 (each
-//! projection row is the same dot product in the same order).
+//! products and epilogues, so in f32 the results are the step path's bit for bit where both
+//! use the same step mapping (the wavefront picks one for all cells; each projection row is
+//! the same dot product in the same order). Cells before the last keep only two steps of
+//! their sequence (a ring: the next cell reads step s one diagonal after it is written), so
+//! a stack needs less memory than one cell after another.
 //!
 //! Applies to stacks of 2 to [`MAX_CELLS`] cells of one kind with the same activations and
 //! storage type, without TF32; [`wavefront_plan`] decides.
@@ -240,6 +243,13 @@ pub(crate) fn run(
         }
     }
     let dt = first.recurrent.dtype();
+    // The kernels index with these as ints (the step kernels' own argument types).
+    to_i32(b, "batch")?;
+    to_i32(t + n, "time")?;
+    for c in cells {
+        to_i32(c.kind.gates() * c.units, "units")?;
+        to_i32(c.input_dim, "input width")?;
+    }
     let dummy_mask = dev.placeholder_u8()?;
     let dummy = dev.placeholder_f32()?;
     let dummy_w = dev.placeholder(dt)?;
@@ -285,13 +295,17 @@ pub(crate) fn run(
         } else {
             None
         };
-        let keep = k + 1 < n || spec.return_sequences;
+        // Cells before the last: a ring of two steps (the next cell's projection reads step s
+        // one diagonal after it is written); the last: its whole sequence when returned.
+        let last = k + 1 == n;
         bufs.push(CellBufs {
             xp,
             h: [h0, dev.alloc_out(b * u)?],
             c,
             prev_out: dev.alloc_zeros::<f32>(b * u)?,
-            seq: if keep {
+            seq: if !last {
+                Some(dev.alloc_out(2 * b * u)?)
+            } else if spec.return_sequences {
                 Some(dev.alloc_out(b * t * u)?)
             } else {
                 None
