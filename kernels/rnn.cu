@@ -31,7 +31,7 @@
 // ---- thread-to-data mapping of a step kernel (block 32 x 8 = 256 threads; every entry point
 //   takes a trailing `int tiled`: 0 for the mapping below, grid (ceil(U / 32), min(ceil(B / 4),
 //   65535)); 1 for tiled_dense_step's GEMM-like tiling of large batches, grid (ceil(U / 16),
-//   min(ceil(B / 64), 65535)); the `_tc_` variants ignore it)
+//   min(ceil(B / 32), 65535)); the `_tc_` variants ignore it)
 //   blockIdx.x owns the 32 units j0 .. j0+31 (lane = threadIdx.x -> unit j0 + lane) for ALL
 //   gates, so the whole gate update of a unit happens in one block. blockIdx.y loops over groups
 //   of BR = 4 batch rows. Warp w = threadIdx.y sums k = w, w+8, w+16, ... of h[b, k] * U[k, col]
@@ -144,36 +144,52 @@ __device__ __forceinline__ void dense_step(int B, int U, const float* __restrict
 
 // The same product for large batches, tiled like a GEMM through shared memory (FFMA, f32;
 // same results up to f32 summation order). A block (the same 32 x 8 = 256 threads, used as
-// t = 32 threadIdx.y + threadIdx.x) owns 64 batch rows (blockIdx.y, grid-stride) x 16 units
-// j0 = 16 blockIdx.x .. +15 of ALL G gates. K in steps of 16: As[k][m] (h, +1 pad), Bs[k][c]
-// (c = 16 g + unit). Thread (tm = t / 16, tn = t % 16) accumulates rows tm + 16 i (i < 4) of
-// unit j0 + tn for every gate, so it calls `epi` itself, straight from its registers: per k,
-// 4 + G shared loads feed 4 G FMAs. Grid (ceil(U / 16), min(ceil(B / 64), 65535)).
+// t = 32 threadIdx.y + threadIdx.x) owns 32 batch rows (blockIdx.y, grid-stride) x 16 units
+// j0 = 16 blockIdx.x .. +15 of ALL G gates. K in steps of 16 through shared memory: As[k][m]
+// (h rows), Bs[k][unit][g] (the G gate columns of a unit side by side, padded to GP = 1, 2 or
+// 4 floats). Thread (tm = t / 16, tn = t % 16) accumulates rows 2 tm, 2 tm + 1 of unit
+// j0 + tn for every gate and calls `epi` itself, straight from its registers. Per k a warp
+// issues one 8-byte load of its 2 rows (2 addresses per warp: broadcast) and one GP-float
+// load of its unit's gates (16 units per warp), against 2 G FMAs: about 3 shared-memory
+// wavefronts per 8 FMA instructions for LSTM, so an SM runs at ~2/3 of its FMA rate. 32-row
+// tiles give LSTM 64 x 1024 128 blocks (the 64-row tiles of v1 gave 64: half the SMs idle).
+// Grid (ceil(U / 16), min(ceil(B / 32), 65535)).
 namespace tstep {
-constexpr int BM = 64;
+constexpr int BM = 32;
 constexpr int UNITS = 16;
 constexpr int BK = 16;
 constexpr int THREADS = 256;
 }  // namespace tstep
+
+// Floats per unit in Bs: G rounded up to a vector width (3 -> 4).
+template <int G>
+struct GatePad {
+    static constexpr int value = G == 1 ? 1 : G == 2 ? 2 : 4;
+};
+
+template <int N>
+struct alignas(4 * N) FloatN {
+    float v[N];
+};
 
 template <typename W, int G, typename Epilogue>
 __device__ __forceinline__ void tiled_dense_step(int B, int U, const float* __restrict__ h,
                                                  const W* __restrict__ Um, int ldu, int col0,
                                                  Epilogue epi) {
     using namespace tstep;
-    constexpr int NC = G * UNITS;
-    __shared__ float As[BK][BM + 1];
-    __shared__ float Bs[BK][NC];
+    constexpr int GP = GatePad<G>::value;
+    __shared__ __align__(16) float As[BK][BM];
+    __shared__ __align__(16) float Bs[BK][UNITS][GP];
     const int t = threadIdx.y * blockDim.x + threadIdx.x;
-    const int tm = t / UNITS;
+    const int tm = t / UNITS;  // row pair 0 .. 15
     const int tn = t % UNITS;
     const int j0 = blockIdx.x * UNITS;
     const int row_tiles = (B + BM - 1) / BM;
     for (int rt = blockIdx.y; rt < row_tiles; rt += gridDim.y) {
         const int b0 = rt * BM;
-        float acc[4][G];
+        float acc[2][G];
 #pragma unroll
-        for (int i = 0; i < 4; ++i) {
+        for (int i = 0; i < 2; ++i) {
 #pragma unroll
             for (int g = 0; g < G; ++g) {
                 acc[i][g] = 0.0f;
@@ -190,30 +206,29 @@ __device__ __forceinline__ void tiled_dense_step(int B, int U, const float* __re
                 As[ak][am] = (b < B && k < U) ? load_f32(h + (long long)b * U + k) : 0.0f;
             }
 #pragma unroll
-            for (int r = 0; r < G; ++r) {
-                const int e = t + r * THREADS;  // < BK * NC = 256 G
-                const int bk = e / NC;
-                const int bc = e % NC;
-                const int j = j0 + bc % UNITS;
-                const int k = k0 + bk;
-                Bs[bk][bc] = (k < U && j < U)
-                                 ? load_f32(Um + (long long)k * ldu + col0 + (bc / UNITS) * U + j)
-                                 : 0.0f;
+            for (int r = 0; r < (BK * UNITS * GP + THREADS - 1) / THREADS; ++r) {
+                const int e = t + r * THREADS;  // (k, gate, unit), unit fastest: coalesced
+                if (e < BK * UNITS * GP) {
+                    const int bk = e / (UNITS * GP);
+                    const int g = (e / UNITS) % GP;
+                    const int u = e % UNITS;
+                    const int j = j0 + u;
+                    const int k = k0 + bk;
+                    Bs[bk][u][g] = (g < G && k < U && j < U)
+                                       ? load_f32(Um + (long long)k * ldu + col0 + g * U + j)
+                                       : 0.0f;
+                }
             }
             __syncthreads();
 #pragma unroll
             for (int kk = 0; kk < BK; ++kk) {
-                float a[4];
-#pragma unroll
-                for (int i = 0; i < 4; ++i) {
-                    a[i] = As[kk][tm + 16 * i];
-                }
+                const FloatN<2> a = *reinterpret_cast<const FloatN<2>*>(&As[kk][2 * tm]);
+                const FloatN<GP> w = *reinterpret_cast<const FloatN<GP>*>(&Bs[kk][tn][0]);
 #pragma unroll
                 for (int g = 0; g < G; ++g) {
-                    const float w = Bs[kk][g * UNITS + tn];
 #pragma unroll
-                    for (int i = 0; i < 4; ++i) {
-                        acc[i][g] = fmaf(a[i], w, acc[i][g]);
+                    for (int i = 0; i < 2; ++i) {
+                        acc[i][g] = fmaf(a.v[i], w.v[g], acc[i][g]);
                     }
                 }
             }
@@ -221,8 +236,8 @@ __device__ __forceinline__ void tiled_dense_step(int B, int U, const float* __re
         }
         const int j = j0 + tn;
 #pragma unroll
-        for (int i = 0; i < 4; ++i) {
-            const int b = b0 + tm + 16 * i;
+        for (int i = 0; i < 2; ++i) {
+            const int b = b0 + 2 * tm + i;
             if (b < B && j < U) {
                 epi(b, j, acc[i]);
             }

@@ -14,8 +14,8 @@
 #   racecheck  compute-sanitizer --tool racecheck over the GPU tests (RECURRENT_GPU_QUICK=1)
 #   paths      (not in the default list) the dense rows of issue 4's set, f32 and bf16, with
 #              the time loop forced to the step kernels, the persistent kernel and (bf16) the
-#              tensor-core step kernels, and 4 stacked LSTM cells (64,100 at 512 and 1024
-#              units) forced to step / persistent / wavefront
+#              tensor-core step kernels, and 4 stacked LSTM cells (T 100: 64 x 512, 64 x 1024,
+#              128 x 256) forced to step / persistent / wavefront
 #              (`bench --cuda-path`), side by side with the heuristic's choice: the data for
 #              tuning persistent_plan's cost model (src/cuda/dense.rs). paths.log, paths_*.jsonl
 #   cudnn      (not in the default list) cuDNN through PyTorch on issue 4's shape set, f32,
@@ -236,13 +236,14 @@ phase_paths() {
                 >"$out/paths_${dt}_$p.jsonl" 2>"$out/paths_${dt}_$p.err" || rc=1
         done
     done
-    # Stacks: 4 LSTM cells at the issue's 64,100,512 and at 1024 units (where the cost model
-    # picks the wavefront), each path forced.
+    # Stacks: 4 LSTM cells at the issue's 64,100,512, at 64 x 1024 and at 128 x 256 (where
+    # the cost model picks the wavefront), each path forced.
     for dt in f32 bf16; do
         for p in step persistent wavefront auto; do
             : >"$out/paths_stack_${dt}_$p.jsonl"
-            for h in 512 1024; do
-                capped 60 "$bundle/recurrent" bench --device cuda --layer lstm4 --batch 64 \
+            for bh in 64:512 64:1024 128:256; do
+                local sb="${bh%%:*}" h="${bh##*:}"
+                capped 60 "$bundle/recurrent" bench --device cuda --layer lstm4 --batch "$sb" \
                     --seq 100 --input "$h" --units "$h" --dtype "$dt" --cuda-path "$p" \
                     --warmup 2 --repeats 10 --json \
                     >>"$out/paths_stack_${dt}_$p.jsonl" 2>>"$out/paths_stack_${dt}_$p.err" || rc=1

@@ -216,7 +216,7 @@ static void dense_case(Kind kind, int B, int T, int I, int U, bool back, bool us
     long long M = (long long)B * T;
     launch({(unsigned)((GU + 63) / 64), (unsigned)((M + 63) / 64), 1}, {256, 1, 1}, [&] { E::gemm(M, GU, I, x.data(), I, Ws.data(), GU, bs.data(), 1, xp.data(), GU); });
     dim3 grid{(unsigned)((U + 31) / 32), (unsigned)std::min((B + 3) / 4, 65535), 1}, block{32, 8, 1};
-    if (tiled) grid = dim3{(unsigned)((U + 15) / 16), (unsigned)std::min((B + 63) / 64, 65535), 1};
+    if (tiled) grid = dim3{(unsigned)((U + tstep::UNITS - 1) / tstep::UNITS), (unsigned)std::min((B + tstep::BM - 1) / tstep::BM, 65535), 1};
     if (persist_J > 0) {
         const int J = persist_J, blocks = (U + J - 1) / J;
         const int pk = kind == LSTM ? persist::LSTM : kind == GRUA ? persist::GRU_AFTER : kind == GRUB ? persist::GRU_BEFORE : persist::SIMPLE;
@@ -346,7 +346,7 @@ static void wave_case(Kind kind, int B, int T, int I, std::vector<int> units, bo
         int GU = G * c.U;
         launch({(unsigned)((GU + 63) / 64), (unsigned)((M + 63) / 64), 1}, {256, 1, 1}, [&] { E::gemm(M, GU, I, x.data(), I, cs[0].Ws.data(), GU, cs[0].bs.data(), 1, cs[0].xp.data(), GU); });
     }
-    dim3 grid{gx, (unsigned)(tiled ? (B + 63) / 64 : (B + 3) / 4), (unsigned)L}, block{32, 8, 1};
+    dim3 grid{gx, (unsigned)(tiled ? (B + tstep::BM - 1) / tstep::BM : (B + 3) / 4), (unsigned)L}, block{32, 8, 1};
     dim3 pgrid{px, (unsigned)((B + 63) / 64), (unsigned)(L - 1)}, pblock{256, 1, 1};
     for (int it = 0; it < T + L - 1; ++it) {
         if (it > 0) launch(pgrid, pblock, [&] { WE::gemm(a, it); });

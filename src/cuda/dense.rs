@@ -257,11 +257,11 @@ pub(crate) const TILED_MIN_BATCH: usize = 32;
 /// cells of `batch` x `units` launched together (1 for one cell; the wavefront runs a stack's
 /// cells side by side), with the 4-row passes (`dense_step`: 32 units per block, the weights
 /// re-read from L2 for every 4 rows) or the GEMM-like tiles (`tiled_dense_step`: 64 rows x 16
-/// units of every gate per block, weights read once per 64 rows). A first H100 cost model, like
+/// units of every gate per block, weights read once per 32 rows). A first H100 cost model, like
 /// `persistent_plan`'s (to be replaced by measurements): an SM does ~128 FMA per clock at
 /// ~1.7 GHz; the 4-row passes are bound by re-reading the weights from L2 at ~5e6 bytes per us,
-/// or by the FMAs of all SMs; the tiles by their FMAs in waves of one block per SM (8 warps
-/// cannot fill the FMA pipes: halved).
+/// or by the FMAs of all SMs; the tiles by their FMAs in waves of one block per SM, at the
+/// share of the FMA rate their shared-memory loads leave (~2/3).
 pub(crate) fn step_product_us(
     batch: usize,
     units: usize,
@@ -275,9 +275,9 @@ pub(crate) fn step_product_us(
     let (sms, n) = (sms.max(1) as f64, side_by_side.max(1) as f64);
     let weights = g * u * u * wbytes as f64;
     if tiled {
-        let blocks = n * (units.div_ceil(16) * batch.div_ceil(64)) as f64;
-        let per_block = 64.0 * g * 16.0 * u / (0.5 * cost::SM_FMA_PER_US);
-        let row_tiles = batch.div_ceil(64) as f64;
+        let blocks = n * (units.div_ceil(16) * batch.div_ceil(32)) as f64;
+        let per_block = 32.0 * g * 16.0 * u / (cost::TILED_FMA_SHARE * cost::SM_FMA_PER_US);
+        let row_tiles = batch.div_ceil(32) as f64;
         ((blocks / sms).ceil() * per_block).max(n * row_tiles * weights / cost::L2_BYTES_PER_US)
     } else {
         let passes = batch.div_ceil(4) as f64;
@@ -364,6 +364,9 @@ pub(crate) mod cost {
     pub const SM_FMA_PER_US: f64 = 128.0 * 1700.0;
     /// L2 bandwidth, bytes per us.
     pub const L2_BYTES_PER_US: f64 = 5.0e6;
+    /// The share of an SM's FMA rate the tiled step reaches (per k: one 8-byte and one
+    /// 16-byte shared load per 8 FMA instructions, ~3 shared-memory wavefronts per warp).
+    pub const TILED_FMA_SHARE: f64 = 2.0 / 3.0;
 }
 
 /// The persistent launch for a cell of `kind` (weights of `wbytes` bytes) at `batch` x

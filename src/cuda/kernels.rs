@@ -175,7 +175,7 @@ pub(crate) mod tile {
     /// the tensor-core step kernels (`tcs::THREADS`).
     pub const TC_THREADS: u32 = 128;
     /// Batch rows per block of the tiled FFMA step (`tstep::BM`).
-    pub const TILED_ROWS: usize = 64;
+    pub const TILED_ROWS: usize = 32;
     /// Units per block of the tiled FFMA step (`tstep::UNITS`).
     pub const TILED_UNITS: usize = 16;
     /// Batch rows per block of the tensor-core step kernels (`tcs::BM`).
