@@ -25,7 +25,10 @@
 //      thread takes columns t, t + 512, ... over all k. Then thread (r, jj) applies bias,
 //      activations, mask and state update for unit j0 + jj of row b0 + r and writes h_next,
 //      c, prev_out and the step's output.
-//   3. Grid barrier (arrival counter + generation word, __threadfence on both sides).
+//   3. Grid barrier (arrival counter + generation word, __threadfence on both sides). The two
+//      words live with the device and are reused by every launch on its stream: a launch
+//      starts from the generation the previous one left (read before the first barrier, which
+//      no block can pass before every block has read it) and leaves the counter at zero.
 //   GRU reset_after=false: phase A (columns of z and r) writes z to shared memory and r*h to a
 //   global scratch, barrier, phase B loads r*h like h and computes the candidate columns.
 //
@@ -223,7 +226,8 @@ __device__ __forceinline__ void persistent_impl(
             hr[e] = 0.0f;
         }
     }
-    unsigned int gen = 0;
+    // Only thread 0 uses `gen` (grid_barrier); the counter is at zero between launches.
+    unsigned int gen = threadIdx.x == 0 ? atomicAdd(bar + 1, 0u) : 0u;
     __syncthreads();
 
     for (int s = 0; s < T; ++s) {

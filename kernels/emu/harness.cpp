@@ -222,7 +222,8 @@ static void dense_case(Kind kind, int B, int T, int I, int U, bool back, bool us
         const int pk = kind == LSTM ? persist::LSTM : kind == GRUA ? persist::GRU_AFTER : kind == GRUB ? persist::GRU_BEFORE : persist::SIMPLE;
         const size_t smem = (size_t)PersistSmem(pk, (int)sizeof(Wt), B, U, J).total;
         std::vector<float> rhs((size_t)B * U, NAN);
-        unsigned bar[2] = {0, 0};
+        // The generation word as earlier launches on the device's stream left it.
+        unsigned bar[2] = {0, 4000000000u + (unsigned)U};
         long long xss = tm ? (long long)B * GU : GU, xbs = tm ? GU : (long long)T * GU;
         long long sss = tm ? (long long)B * U : U, sbs = tm ? U : (long long)T * U;
         auto run = [&](auto fn) { launch_coop(blocks, 512, smem, [&] { fn(B, U, T, J, xp.data(), xss, xbs, back, Ums.data(), rbs.data(), kind == GRUA, hs[0].data(), hs[1].data(), cs.data(), po.data(), rhs.data(), mask.data(), use_mask, back, T, sq.data(), 1, sss, sbs, bar, act, rec); }); };

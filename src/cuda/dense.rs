@@ -642,7 +642,7 @@ pub(crate) fn run(
         let mut ran_persistent = false;
         if let Some((func, name, plan)) = persistent {
             // One cooperative launch runs every step (kernels/rnn_persistent.cu).
-            let mut bar = dev.alloc_zeros::<u32>(2)?;
+            let bar = dev.grid_barrier()?;
             let rh_scratch = if cell.kind == CellKind::GruBefore {
                 Some(dev.alloc_out(b * u)?)
             } else {
@@ -699,7 +699,7 @@ pub(crate) fn run(
                 .arg(&has_seq)
                 .arg(&seq_ss)
                 .arg(&seq_bs_i)
-                .arg(&mut bar)
+                .arg(bar)
                 .arg(&act)
                 .arg(&rec);
             match dev.launch_cooperative(l, &name, cfg) {

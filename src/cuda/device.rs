@@ -96,14 +96,18 @@ struct Inner {
     /// Synchronize after every launch and name the kernel in any error (`RECURRENT_CUDA_SYNC=1`).
     sync_each_launch: bool,
     /// One-element zero buffers passed for absent optional kernel arguments (never read or
-    /// written by the kernels: a flag argument says absent); made on first use, shared by
-    /// every call so that a layer call allocates and clears none.
+    /// written by the kernels: a flag argument says absent) and the persistent kernels' grid
+    /// barrier words; made on first use, shared by every call so that a layer call allocates
+    /// and clears none of them.
     placeholders: std::sync::OnceLock<Placeholders>,
 }
 
 struct Placeholders {
     f32: CudaSlice<f32>,
     u8: CudaSlice<u8>,
+    /// The persistent kernels' grid barrier: arrival counter and generation, zero at first,
+    /// left by each launch with the counter at zero for the next (rnn_persistent.cu).
+    barrier: CudaSlice<u32>,
     /// One per storage type, as weight arguments.
     w: [Buf; 3],
 }
@@ -472,6 +476,7 @@ impl CudaDevice {
         let p = Placeholders {
             f32: self.alloc_zeros(1)?,
             u8: self.alloc_zeros(1)?,
+            barrier: self.alloc_zeros(2)?,
             w: [
                 Buf::F32(self.alloc_zeros(1)?),
                 Buf::F16(self.alloc_zeros(1)?),
@@ -486,6 +491,12 @@ impl CudaDevice {
     /// output the kernel is told not to write, a state the cell does not have).
     pub(crate) fn placeholder_f32(&self) -> Result<&CudaSlice<f32>> {
         Ok(&self.placeholders()?.f32)
+    }
+
+    /// The device's grid-barrier words for the persistent kernels (two u32, written by the
+    /// kernels; every launch on this device's one stream reuses them in turn).
+    pub(crate) fn grid_barrier(&self) -> Result<&CudaSlice<u32>> {
+        Ok(&self.placeholders()?.barrier)
     }
 
     /// The shared one-element u8 placeholder (an absent mask).
