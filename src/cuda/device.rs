@@ -518,13 +518,17 @@ impl CudaDevice {
         &self,
         s: &CudaSlice<T>,
     ) -> Result<CudaSlice<T>> {
-        let mut d = self.alloc_zeros::<T>(s.len())?;
-        if !s.is_empty() {
-            self.inner
-                .stream
-                .memcpy_dtod(s, &mut d)
-                .map_err(|e| cuda_err("copying a device buffer", e))?;
+        if s.is_empty() {
+            return self.alloc_zeros::<T>(0);
         }
+        // SAFETY: the copy below overwrites all `s.len()` elements before anything can read
+        // them (same stream); `T: ValidAsZeroBits + DeviceRepr` are plain numbers.
+        let mut d = unsafe { self.inner.stream.alloc::<T>(s.len()) }
+            .map_err(|e| cuda_err(&format!("allocating {} elements", s.len()), e))?;
+        self.inner
+            .stream
+            .memcpy_dtod(s, &mut d)
+            .map_err(|e| cuda_err("copying a device buffer", e))?;
         Ok(d)
     }
 
@@ -545,7 +549,7 @@ impl CudaDevice {
             Buf::F16(s) => (s, "convert_f16_to_f32"),
             Buf::BF16(s) => (s, "convert_bf16_to_f32"),
         };
-        let mut d = self.alloc_zeros::<f32>(src.len())?;
+        let mut d = self.alloc_out(src.len())?;
         let n = to_i64(src.len(), "elements")?;
         let f = self.function(Module::Rnn, name)?;
         let blocks = src.len().div_ceil(256).clamp(1, 4096) as u32;
