@@ -150,8 +150,9 @@ __device__ __forceinline__ void dense_step(int B, int U, const float* __restrict
 // 4 floats). Thread (tm = t / 16, tn = t % 16) accumulates rows 2 tm, 2 tm + 1 of unit
 // j0 + tn for every gate and calls `epi` itself, straight from its registers. Per k a warp
 // issues one 8-byte load of its 2 rows (2 addresses per warp: broadcast) and one GP-float
-// load of its unit's gates (16 units per warp), against 2 G FMAs: about 3 shared-memory
-// wavefronts per 8 FMA instructions for LSTM, so an SM runs at ~2/3 of its FMA rate. 32-row
+// load of its unit's gates (16 units per warp), against 2 G FMAs: 1 + max(1, GP / 2)
+// shared-memory wavefronts per 2 G FMA instructions per warp, so an SM runs at ~2/3 of its
+// FMA rate for LSTM, ~1/2 for GRU, ~1/4 for one gate (src/cuda/dense.rs, tiled_fma_share). 32-row
 // tiles give LSTM 64 x 1024 128 blocks (the 64-row tiles of v1 gave 64: half the SMs idle).
 // Grid (ceil(U / 16), min(ceil(B / 32), 65535)).
 namespace tstep {
@@ -178,7 +179,9 @@ __device__ __forceinline__ void tiled_dense_step(int B, int U, const float* __re
                                                  Epilogue epi) {
     using namespace tstep;
     constexpr int GP = GatePad<G>::value;
-    __shared__ __align__(16) float As[BK][BM];
+    // +2: the staging store (16 lanes of one row m, k = 0..15) hits 16 different banks, and
+    // each row stays 8-byte aligned for the 2-row reads.
+    __shared__ __align__(16) float As[BK][BM + 2];
     __shared__ __align__(16) float Bs[BK][UNITS][GP];
     const int t = threadIdx.y * blockDim.x + threadIdx.x;
     const int tm = t / UNITS;  // row pair 0 .. 15

@@ -44,7 +44,8 @@
 //     xp  + b * xp_b_stride + t_src * xp_step_stride  (t_src = xp_reverse ? T-1-s : s)
 //     mask[b * mask_b_stride + (mask_reverse ? T-1-s : s)]
 //     seq + b * seq_b_stride + s * seq_step_stride
-//   bar       two u32 words, zero before the launch (the host clears them).
+//   bar       two u32 words kept by the device (arrival counter, generation): zero when made,
+//             the counter back at zero after every launch (see 3. above).
 //   Dynamic shared memory, in this order (offsets 16-byte aligned; persist_smem_bytes below and
 //   `persistent_smem_bytes` in src/cuda/dense.rs compute the same total):
 //     Ws W[U*C] | hs f32[Bp*U] | hr f32[Bp*U] (reset_after=false) | red f32[512*BR] |

@@ -12,6 +12,9 @@
 #   bench      `recurrent bench --device cuda`
 #   memcheck   compute-sanitizer --tool memcheck over the GPU tests (RECURRENT_GPU_QUICK=1)
 #   racecheck  compute-sanitizer --tool racecheck over the GPU tests (RECURRENT_GPU_QUICK=1)
+#   initcheck  compute-sanitizer --tool initcheck over the GPU tests without output poisoning
+#              (RECURRENT_GPU_NO_POISON=1: output buffers are left uninitialised as in
+#              production, so a read before a write is reported)
 #   paths      (not in the default list) the dense rows of issue 4's set, f32 and bf16, with
 #              the time loop forced to the step kernels, the persistent kernel and (bf16) the
 #              tensor-core step kernels, and 4 stacked LSTM cells (T 100: 64 x 512, 64 x 1024,
@@ -27,7 +30,7 @@
 # starting phases when RECURRENT_SESSION_BUDGET_S (default 570 s; the device tool allows 600 s
 # per command) is spent: skipped phases say so. If the full run does not fit, call it twice:
 #   bash scripts/gpu_session.sh info tests fixtures bench paths
-#   bash scripts/gpu_session.sh memcheck racecheck
+#   bash scripts/gpu_session.sh memcheck racecheck initcheck
 #
 # Output: every log under $OUT (default target/gpu-session/), SUMMARY.txt there, and the
 # summary printed last. Exit status: 0 when every phase that ran passed, 1 otherwise.
@@ -47,7 +50,7 @@ failed=0
 
 phases=("$@")
 if [ "${#phases[@]}" -eq 0 ]; then
-    phases=(info tests fixtures bench memcheck racecheck)
+    phases=(info tests fixtures bench memcheck racecheck initcheck)
 fi
 
 note() { echo "$*" | tee -a "$summary"; }
@@ -313,10 +316,11 @@ phase_sanitizer() {
         log="$out/${tool}_$name.log"
         local extra=()
         [ "$tool" = racecheck ] && extra=(--racecheck-report hazard)
-        RECURRENT_GPU_QUICK=1 capped "$cap" "$sanitizer" --tool "$tool" "${extra[@]}" --error-exitcode 99 \
+        RECURRENT_GPU_QUICK=1 RECURRENT_GPU_NO_POISON="$([ "$tool" = initcheck ] && echo 1 || echo 0)" \
+            capped "$cap" "$sanitizer" --tool "$tool" "${extra[@]}" --error-exitcode 99 \
             --print-limit 50 "$exe" --test-threads=1 >"$log" 2>&1
         local r=$?
-        grep -E "ERROR SUMMARY|RACECHECK SUMMARY|^test result|Invalid|Race|hazard|panicked" "$log" | sort | uniq -c | head -n 30
+        grep -E "ERROR SUMMARY|RACECHECK SUMMARY|^test result|Invalid|Uninitialized|Race|hazard|panicked" "$log" | sort | uniq -c | head -n 30
         [ "$r" -eq 0 ] || { echo "$name under $tool: exit $r (99: sanitizer errors, 124: timeout)"; rc=1; }
     done
     return "$rc"
@@ -337,10 +341,11 @@ for p in "${phases[@]}"; do
         bench) phase_bench ;;
         memcheck) phase_sanitizer memcheck 280 ;;
         racecheck) phase_sanitizer racecheck 280 ;;
+        initcheck) phase_sanitizer initcheck 280 ;;
         paths) phase_paths ;;
         cudnn) phase_cudnn ;;
         compare) phase_compare ;;
-        *) echo "unknown phase '$p' (info tests fixtures bench memcheck racecheck paths cudnn compare)"; false ;;
+        *) echo "unknown phase '$p' (info tests fixtures bench memcheck racecheck initcheck paths cudnn compare)"; false ;;
     esac
     r=$?
     if [ "$r" -eq 0 ]; then

@@ -80,7 +80,10 @@ mod gpu {
         let d = DEVICE.get_or_init(|| {
             let d = CudaDevice::new(0).map_err(|e| e.to_string());
             if let Ok(d) = &d {
-                d.set_poison(true);
+                // Poisoned outputs catch unwritten elements; RECURRENT_GPU_NO_POISON=1 runs the
+                // production allocation (uninitialised) instead, for compute-sanitizer's
+                // initcheck (scripts/gpu_session.sh initcheck).
+                d.set_poison(!std::env::var("RECURRENT_GPU_NO_POISON").is_ok_and(|v| v == "1"));
                 eprintln!("gpu_parity: device {}", d.name().unwrap_or_default());
             }
             d

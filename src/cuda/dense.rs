@@ -4,7 +4,7 @@
 
 use crate::activation::Activation;
 use crate::cuda::device::{
-    grid1, to_i32, to_i64, Buf, CudaDevice, DensePath, DeviceLimits, Module, PushBuf,
+    grid1, to_i32, to_i64, Buf, CudaDevice, DensePath, DeviceLimits, Launched, Module, PushBuf,
 };
 use crate::cuda::kernels::{self, act_id, step, tile, MAX_GRID_Y};
 use crate::keras::StorageType;
@@ -250,13 +250,13 @@ pub(crate) fn project(
     dev.launch(l, &name, cfg)
 }
 
-/// Below this batch size the step kernels never tile (a 64-row tile would be mostly empty).
+/// Below this batch size the step kernels never tile (a 32-row tile would be mostly empty).
 pub(crate) const TILED_MIN_BATCH: usize = 32;
 
 /// The estimated time of one step's recurrent product, in microseconds, for `side_by_side`
 /// cells of `batch` x `units` launched together (1 for one cell; the wavefront runs a stack's
 /// cells side by side), with the 4-row passes (`dense_step`: 32 units per block, the weights
-/// re-read from L2 for every 4 rows) or the GEMM-like tiles (`tiled_dense_step`: 64 rows x 16
+/// re-read from L2 for every 4 rows) or the GEMM-like tiles (`tiled_dense_step`: 32 rows x 16
 /// units of every gate per block, weights read once per 32 rows). A first H100 cost model, like
 /// `persistent_plan`'s (to be replaced by measurements): an SM does ~128 FMA per clock at
 /// ~1.7 GHz; the 4-row passes are bound by re-reading the weights from L2 at ~5e6 bytes per us,
@@ -276,7 +276,7 @@ pub(crate) fn step_product_us(
     let weights = g * u * u * wbytes as f64;
     if tiled {
         let blocks = n * (units.div_ceil(16) * batch.div_ceil(32)) as f64;
-        let per_block = 32.0 * g * 16.0 * u / (cost::TILED_FMA_SHARE * cost::SM_FMA_PER_US);
+        let per_block = 32.0 * g * 16.0 * u / (tiled_fma_share(gates) * cost::SM_FMA_PER_US);
         let row_tiles = batch.div_ceil(32) as f64;
         ((blocks / sms).ceil() * per_block).max(n * row_tiles * weights / cost::L2_BYTES_PER_US)
     } else {
@@ -364,9 +364,21 @@ pub(crate) mod cost {
     pub const SM_FMA_PER_US: f64 = 128.0 * 1700.0;
     /// L2 bandwidth, bytes per us.
     pub const L2_BYTES_PER_US: f64 = 5.0e6;
-    /// The share of an SM's FMA rate the tiled step reaches (per k: one 8-byte and one
-    /// 16-byte shared load per 8 FMA instructions, ~3 shared-memory wavefronts per warp).
-    pub const TILED_FMA_SHARE: f64 = 2.0 / 3.0;
+}
+
+/// The share of an SM's FMA rate the tiled step reaches with `gates` gate columns per unit:
+/// per k a warp issues 2 G FMA instructions (4 per clock per SM) against one 8-byte load of
+/// its h rows (1 shared-memory wavefront) and one load of its 16 units' gates, G padded to
+/// GP = 1, 2, 4 floats (max(1, GP / 2) wavefronts; one per clock per SM): 2/3 for LSTM, 1/2
+/// for GRU (3 gates padded to 4, or GRU reset_after=false's 2), 1/4 for one gate.
+pub(crate) fn tiled_fma_share(gates: usize) -> f64 {
+    let g = gates.max(1) as f64;
+    let gp = match gates {
+        0 | 1 => 1.0,
+        2 => 2.0,
+        _ => 4.0,
+    };
+    (g / (2.0 * (1.0 + f64::max(1.0, gp / 2.0)))).min(1.0)
 }
 
 /// The persistent launch for a cell of `kind` (weights of `wbytes` bytes) at `batch` x
@@ -637,7 +649,9 @@ pub(crate) fn run(
             None => None,
         };
         // h ping-pongs between the initial state's buffer and one more (both paths): step s
-        // reads hs[s % 2], the final h is hs[T % 2].
+        // reads hs[s % 2], the final h is hs[T % 2]. The initial states are this call's own
+        // buffers (layer.rs resolve_init: fresh zeros, uploads, or copies of a device state
+        // or the stateful carry), so writing over them is safe.
         let mut hs = [h0, dev.alloc_out(b * u)?];
         let mut ran_persistent = false;
         if let Some((func, name, plan)) = persistent {
@@ -702,13 +716,13 @@ pub(crate) fn run(
                 .arg(bar)
                 .arg(&act)
                 .arg(&rec);
-            match dev.launch_cooperative(l, &name, cfg) {
-                Ok(()) => ran_persistent = true,
+            match dev.launch_cooperative(l, &name, cfg)? {
+                Launched::Ran => ran_persistent = true,
                 // Refused at launch (nothing ran: e.g. fewer SMs available than the occupancy
-                // query said, under MPS): the step kernels below, unless the caller forced
-                // this path.
-                Err(_) if matches!(path, DensePath::Auto | DensePath::Wavefront) => {}
-                Err(e) => return Err(e),
+                // query said, under MPS): the step kernels below, from the untouched initial
+                // state, unless the caller forced this path.
+                Launched::Refused(_) if matches!(path, DensePath::Auto | DensePath::Wavefront) => {}
+                Launched::Refused(e) => return Err(e),
             }
         }
         let tensor_cores =

@@ -661,21 +661,37 @@ impl CudaDevice {
 
 impl CudaDevice {
     /// Launches a prepared kernel cooperatively (all blocks co-resident, as grid barriers
-    /// need); the driver refuses a grid that cannot be co-resident.
+    /// need). [`Launched::Refused`] when the driver refused the launch itself (nothing ran: a
+    /// grid that cannot be co-resident, ...); an `Err` for anything after the kernel started
+    /// (a fault reported with `RECURRENT_CUDA_SYNC=1`), when its outputs may be half written.
     pub(crate) fn launch_cooperative(
         &self,
         mut l: LaunchArgs<'_>,
         name: &str,
         cfg: LaunchConfig,
-    ) -> Result<()> {
+    ) -> Result<Launched> {
         // SAFETY: as in `launch`: the call site pushes exactly the kernel's parameters with
         // matching types, every buffer covers the index range the kernel touches, and all
         // buffers are used on this one stream. The cooperative launch adds only the
         // co-residency requirement, which the driver checks (an error, not undefined behaviour).
-        unsafe { l.launch_cooperative(cfg) }
-            .map_err(|e| cuda_err(&format!("launching kernel `{name}` (cooperative)"), e))?;
-        self.after_launch(name)
+        if let Err(e) = unsafe { l.launch_cooperative(cfg) } {
+            return Ok(Launched::Refused(cuda_err(
+                &format!("launching kernel `{name}` (cooperative)"),
+                e,
+            )));
+        }
+        self.after_launch(name)?;
+        Ok(Launched::Ran)
     }
+}
+
+/// What became of a cooperative launch.
+#[derive(Debug)]
+pub(crate) enum Launched {
+    /// Queued (and, with `RECURRENT_CUDA_SYNC=1`, finished without a fault).
+    Ran,
+    /// The driver refused it; nothing ran.
+    Refused(Error),
 }
 
 /// A 1-D launch.
