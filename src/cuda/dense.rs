@@ -117,6 +117,21 @@ impl DeviceCell {
         }
     }
 
+    /// The names of this cell's per-step kernels, in launch order (two for GRU
+    /// reset_after=false: gates, then update).
+    pub(crate) fn step_names(&self) -> Vec<String> {
+        let dt = self.recurrent.dtype();
+        match self.kind {
+            CellKind::Lstm => vec![kernels::lstm_step(dt, self.act, self.rec)],
+            CellKind::GruAfter => vec![kernels::gru_after_step(dt, self.act, self.rec)],
+            CellKind::GruBefore => vec![
+                kernels::gru_before_gates(dt, self.rec),
+                kernels::gru_before_update(dt, self.act),
+            ],
+            CellKind::Simple => vec![kernels::simple_step(dt, self.act)],
+        }
+    }
+
     /// The cell with its weights converted to `dt` on the device.
     pub(crate) fn converted(&self, dev: &CudaDevice, dt: StorageType) -> Result<Self> {
         let opt = |b: &Option<Buf>| -> Result<Option<Buf>> {
@@ -741,15 +756,7 @@ pub(crate) fn run(
             } else {
                 (None, None)
             };
-            let names: Vec<String> = match cell.kind {
-                CellKind::Lstm => vec![kernels::lstm_step(dt, cell.act, cell.rec)],
-                CellKind::GruAfter => vec![kernels::gru_after_step(dt, cell.act, cell.rec)],
-                CellKind::GruBefore => vec![
-                    kernels::gru_before_gates(dt, cell.rec),
-                    kernels::gru_before_update(dt, cell.act),
-                ],
-                CellKind::Simple => vec![kernels::simple_step(dt, cell.act)],
-            };
+            let names = cell.step_names();
             // Large batches: the GEMM-like tiling of the FFMA product (same kernels, `tiled`).
             let tiled = !tensor_cores
                 && tiled_step_faster(b, u, cell.kind.gates(), dt_bytes(dt), dev.limits().sms);

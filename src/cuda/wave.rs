@@ -188,22 +188,6 @@ pub(crate) fn wavefront_plan(
     (wave < WAVE_MARGIN * sequential).then_some(tiled)
 }
 
-/// The step entry names of `cell`'s kind (two for GRU reset_after=false) in their wavefront
-/// form.
-fn step_names(cell: &DeviceCell) -> Vec<String> {
-    let dt = cell.recurrent.dtype();
-    let names = match cell.kind {
-        CellKind::Lstm => vec![kernels::lstm_step(dt, cell.act, cell.rec)],
-        CellKind::GruAfter => vec![kernels::gru_after_step(dt, cell.act, cell.rec)],
-        CellKind::GruBefore => vec![
-            kernels::gru_before_gates(dt, cell.rec),
-            kernels::gru_before_update(dt, cell.act),
-        ],
-        CellKind::Simple => vec![kernels::simple_step(dt, cell.act)],
-    };
-    names.iter().map(|n| kernels::wavefront(n, dt)).collect()
-}
-
 /// The device buffers of one cell in the wavefront; kept alive until the result is built.
 struct CellBufs {
     xp: CudaSlice<f32>,
@@ -422,7 +406,11 @@ pub(crate) fn run(
     };
     let proj_name = kernels::gemm_bias_wave(dt);
     let proj = dev.function(Module::Rnn, &proj_name)?;
-    let names = step_names(first);
+    let names: Vec<String> = first
+        .step_names()
+        .iter()
+        .map(|nm| kernels::wavefront(nm, dt))
+        .collect();
     let funcs = names
         .iter()
         .map(|nm| dev.function(Module::Rnn, nm))
