@@ -116,6 +116,10 @@ def our_row(args, dtype, r):
         cmd += ["--repeats", "3"]
     else:
         cmd += ["--cuda-path", args.cuda_path]
+        if dtype != "f32" and not args.exact_half:
+            # cuDNN rounds h to the dtype for its recurrent product in f16 / bf16 (and TF32
+            # in tf32): ours may do the same where its tensor-core steps are faster.
+            cmd += ["--tensor-core-steps"]
     got, err = run_json(cmd, args.timeout)
     return (got[-1] if got else None), err
 
@@ -206,9 +210,12 @@ def write_report(args, joined, device_name):
     pct = lambda t, pk: f"{t:.2f} ({100 * t / pk:.0f}%)" if t and pk else (f"{t:.2f}" if t else "n/a")  # noqa: E731
     lines = [f"- date: {time.strftime('%Y-%m-%d %H:%M %Z')}; device: {device_name or 'n/a'}",
              f"- command: `python3 benches/gpu_compare.py --dtypes {' '.join(args.dtypes)}"
-             + f" --cuda-path {args.cuda_path}" + (" --dry-run" if args.dry_run else "") + "`",
+             + f" --cuda-path {args.cuda_path}" + (" --exact-half" if args.exact_half else "")
+             + (" --dry-run" if args.dry_run else "") + "`",
              "- ours: µs with the kernels that ran the dense time loops (step / persistent / "
-             "tensor-core)",
+             "wavefront / tensor-core); tf32 / f16 / bf16 rows "
+             + ("keep h in f32 (--exact-half)" if args.exact_half else
+                "may round h for the recurrent product as cuDNN does (--tensor-core-steps)"),
              "- ratio = cuDNN median / ours (> 1: ours faster); TFLOP/s with % of the dtype's "
              "measured dense-GEMM peak; target from issue 4",
              "",
@@ -245,6 +252,9 @@ def main():
     p.add_argument("--dry-run", action="store_true", help="tiny shapes, both engines on the CPU")
     p.add_argument("--cuda-path", default="auto", choices=["auto", "step", "persistent", "wavefront", "tensor-core"],
                    help="ours: which kernels run the dense time loops (recurrent bench --cuda-path)")
+    p.add_argument("--exact-half", action="store_true",
+                   help="ours: keep h in f32 in the tf32 / f16 / bf16 rows (no --tensor-core-steps); "
+                        "by default they may round it for the recurrent product as cuDNN does")
     args = p.parse_args()
     os.makedirs(args.out, exist_ok=True)
     rows = plan(args.dry_run)

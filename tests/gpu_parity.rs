@@ -1794,11 +1794,28 @@ mod gpu {
         abs: f32,
         rel: f32,
     ) -> Result<f32, String> {
+        tensor_core_vs_cpu_on(layer, gpu, DensePath::TensorCore, true, x, args, abs, rel)
+    }
+
+    /// As `tensor_core_vs_cpu` with the layer on `path` (Auto with tensor-core steps allowed
+    /// by the caller), asserting that the tensor-core kernels ran every cell only when
+    /// `check_ran`.
+    #[allow(clippy::too_many_arguments)]
+    fn tensor_core_vs_cpu_on(
+        layer: &mut KerasLayer,
+        gpu: CudaLayer,
+        path: DensePath,
+        check_ran: bool,
+        x: ArrayViewD<f32>,
+        args: &CallArgs,
+        abs: f32,
+        rel: f32,
+    ) -> Result<f32, String> {
         let want = layer.forward(x.clone(), args).map_err(|e| e.to_string())?;
-        let mut gpu = gpu.with_dense_path(DensePath::TensorCore);
+        let mut gpu = gpu.with_dense_path(path);
         let got = gpu.forward(x, args).map_err(|e| e.to_string())?;
         let ran = gpu.last_dense_paths();
-        if ran.is_empty() || ran.iter().any(|p| *p != DensePath::TensorCore) {
+        if check_ran && (ran.is_empty() || ran.iter().any(|p| *p != DensePath::TensorCore)) {
             return Err(format!("ran on {ran:?}"));
         }
         let mut worst = 0.0f32;
@@ -1915,6 +1932,90 @@ mod gpu {
                 });
             report.add(&format!("tf32 {kind:?}"), r);
         }
+        // Auto with tensor-core steps allowed (CudaLayer::with_tensor_core_steps): an f16
+        // LSTM at 64 x 1024, where the cost model takes the tensor cores (asserted on H100 /
+        // H200, whose SM count the model assumes), ConvLSTM2D (84 rows: always), and batch 1,
+        // where Auto keeps h in f32 (the storage tolerance, and not the tensor cores).
+        let h100 = dev
+            .name()
+            .map(|n| n.contains("H100") || n.contains("H200"))
+            .unwrap_or(false);
+        rng.1 = StorageType::F16;
+        let cell = dense_cell(
+            &mut rng,
+            Dense::Lstm,
+            32,
+            1024,
+            Activation::Tanh,
+            Activation::Sigmoid,
+            1.0,
+        );
+        let mut layer = dense_layer(cell, SequenceOptions::default());
+        let x = rng.arr(&[64, 3, 32], 1.0);
+        let r = CudaLayer::from_keras_as(&dev, &layer, StorageType::F16)
+            .map(|g| g.with_tensor_core_steps(true))
+            .map_err(|e| e.to_string())
+            .and_then(|g| {
+                tensor_core_vs_cpu_on(
+                    &mut layer,
+                    g,
+                    DensePath::Auto,
+                    h100,
+                    x.view(),
+                    &CallArgs::default(),
+                    2e-3,
+                    2e-2,
+                )
+            });
+        report.add("auto + tensor-core steps: f16 lstm 64 x 1024", r);
+        let cfg = ConvLSTM2DConfig {
+            padding: Padding::Same,
+            ..ConvLSTM2DConfig::new(20, (3, 3))
+        };
+        let mut layer = conv_layer(&mut rng, cfg, 3, true);
+        let x = rng.arr(&[2, 3, 6, 7, 3], 1.0);
+        let r = CudaLayer::from_keras_as(&dev, &layer, StorageType::F16)
+            .map(|g| g.with_tensor_core_steps(true))
+            .map_err(|e| e.to_string())
+            .and_then(|g| {
+                tensor_core_vs_cpu_on(
+                    &mut layer,
+                    g,
+                    DensePath::Auto,
+                    true,
+                    x.view(),
+                    &CallArgs::default(),
+                    2e-3,
+                    2e-2,
+                )
+            });
+        report.add("auto + tensor-core steps: f16 conv_lstm2d", r);
+        let cell = dense_cell(
+            &mut rng,
+            Dense::GruAfter,
+            8,
+            256,
+            Activation::Tanh,
+            Activation::Sigmoid,
+            1.0,
+        );
+        let mut layer = dense_layer(cell, SequenceOptions::default());
+        let x = rng.arr(&[1, 4, 8], 1.0);
+        let r = (|| -> Result<f32, String> {
+            let args = CallArgs::default();
+            let mut want = layer.forward(x.view(), &args).map_err(|e| e.to_string())?;
+            StorageType::F16.round(&mut want.output);
+            let mut gpu = CudaLayer::from_keras_as(&dev, &layer, StorageType::F16)
+                .map_err(|e| e.to_string())?
+                .with_dense_path(DensePath::Auto)
+                .with_tensor_core_steps(true);
+            let got = gpu.forward(x.view(), &args).map_err(|e| e.to_string())?;
+            if gpu.last_dense_paths().contains(&DensePath::TensorCore) {
+                return Err(format!("batch 1 ran {:?}", gpu.last_dense_paths()));
+            }
+            compare_outputs_rel(&got, &want, 1e-4 + 2f32.powi(-10))
+        })();
+        report.add("auto + tensor-core steps: f16 gru batch 1 stays exact", r);
         report.finish();
     }
 

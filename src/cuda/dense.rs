@@ -166,6 +166,9 @@ pub(crate) struct SeqSpec {
     /// f32 layers: TF32 tensor cores allowed (every projection; the steps too on
     /// [`DensePath::TensorCore`]), rounding both operands to TF32's 10-bit mantissa.
     pub allow_tf32: bool,
+    /// [`DensePath::Auto`] may run the steps on tensor cores where [`tc_step_faster`] says
+    /// so (`CudaLayer::with_tensor_core_steps`; f32 only with `allow_tf32`).
+    pub allow_tc_steps: bool,
 }
 
 /// What a stack produced.
@@ -315,6 +318,38 @@ pub(crate) fn tiled_step_faster(
     }
     step_product_us(batch, units, gates, wbytes, sms, true, 1)
         < step_product_us(batch, units, gates, wbytes, sms, false, 1)
+}
+
+/// The tensor-core step's estimated time per step (us), `tc_step_tile`: 64 rows x 16 units of
+/// every gate per block, K in steps of 32, each step's loads in flight during the previous
+/// step's MMAs, so a block's k step costs about one L2 round trip (~0.3 us; its MMAs take a
+/// fraction of that), with ~2 blocks per SM resident (registers).
+pub(crate) fn tc_step_us(batch: usize, units: usize, sms: usize) -> f64 {
+    const K_STEP_US: f64 = 0.3;
+    let blocks = (units.div_ceil(16) * batch.div_ceil(64)) as f64;
+    let waves = (blocks / (2.0 * sms.max(1) as f64)).ceil();
+    waves * units.div_ceil(32) as f64 * K_STEP_US
+}
+
+/// Whether the tensor-core step beats the better FFMA product at `batch` x `units`
+/// (`DensePath::Auto` with tensor-core steps allowed).
+pub(crate) fn tc_step_faster(
+    batch: usize,
+    units: usize,
+    gates: usize,
+    wbytes: usize,
+    sms: usize,
+) -> bool {
+    if units == 0 {
+        return false;
+    }
+    let passes = step_product_us(batch, units, gates, wbytes, sms, false, 1);
+    let ffma = if batch >= TILED_MIN_BATCH {
+        passes.min(step_product_us(batch, units, gates, wbytes, sms, true, 1))
+    } else {
+        passes
+    };
+    tc_step_us(batch, units, sms) < ffma
 }
 
 /// Threads per block of the persistent kernels (`persist::THREADS`).
@@ -740,8 +775,16 @@ pub(crate) fn run(
                 Launched::Refused(e) => return Err(e),
             }
         }
-        let tensor_cores =
-            path == DensePath::TensorCore && (dt != StorageType::F32 || spec.allow_tf32);
+        let tc_ok = dt != StorageType::F32 || spec.allow_tf32;
+        let tensor_cores = tc_ok
+            && match path {
+                DensePath::TensorCore => true,
+                DensePath::Auto => {
+                    spec.allow_tc_steps
+                        && tc_step_faster(b, u, cell.kind.gates(), dt_bytes(dt), dev.limits().sms)
+                }
+                _ => false,
+            };
         paths.push(if ran_persistent {
             DensePath::Persistent
         } else if tensor_cores {
@@ -1056,6 +1099,17 @@ pub(crate) mod tests {
             "LSTM 64 x 1024: 16 re-reads of 16 MB per step"
         );
         assert!(t(256, 1024, 4));
+    }
+
+    #[test]
+    fn tensor_core_steps_are_chosen_for_large_batches_only() {
+        let tc = |b, u, g| tc_step_faster(b, u, g, 2, H100.sms);
+        // LSTM 256 x 1024 (issue 4's f16 row): ~9.6 us against the tiles' ~58 us.
+        assert!(tc(256, 1024, 4));
+        assert!(tc(64, 1024, 4), "~9.6 against ~14.5 us");
+        // Batch 1: a 64-row tile of one real row against the 4-row passes.
+        assert!(!tc(1, 512, 4));
+        assert!(!tc(4, 1536, 4));
     }
 
     #[test]

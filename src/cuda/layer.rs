@@ -115,6 +115,8 @@ pub struct CudaLayer {
     last_paths: Vec<DensePath>,
     /// TF32 tensor cores allowed for f32 products ([`CudaLayer::with_tf32`]).
     tf32: bool,
+    /// `Auto` may run the steps on tensor cores ([`CudaLayer::with_tensor_core_steps`]).
+    tc_steps: bool,
 }
 
 impl std::fmt::Debug for CudaLayer {
@@ -155,6 +157,7 @@ impl CudaLayer {
             path: None,
             last_paths: Vec::new(),
             tf32: false,
+            tc_steps: false,
         })
     }
 
@@ -200,6 +203,7 @@ impl CudaLayer {
             path: None,
             last_paths: Vec::new(),
             tf32: false,
+            tc_steps: false,
         })
     }
 
@@ -238,6 +242,7 @@ impl CudaLayer {
             path: None,
             last_paths: Vec::new(),
             tf32: false,
+            tc_steps: false,
         })
     }
 
@@ -338,6 +343,27 @@ impl CudaLayer {
             }));
         }
         self.tf32 = allow;
+        self
+    }
+
+    /// Lets [`DensePath::Auto`] run the recurrent product of each step on tensor cores where
+    /// its cost model estimates them faster (large batches; the persistent kernel still wins
+    /// small ones): f16 / bf16 layers then round h (and GRU's `r * h`) to the storage type for
+    /// that product, as cuDNN's half-precision RNNs do, so results leave the CPU path's
+    /// `--dtype` semantics by that rounding (the tolerance of [`DensePath::TensorCore`]);
+    /// f32 layers need [`CudaLayer::with_tf32`] too. ConvLSTM2D takes its tensor-core step
+    /// wherever a 64-row tile fills (batch x pixels >= 64). Off by default: `Auto` keeps h in
+    /// f32. A Bidirectional passes it to both directions.
+    pub fn with_tensor_core_steps(mut self, allow: bool) -> Self {
+        if let Kind::Bidi(bi) = self.kind {
+            let BidiLayer { fwd, bwd, merge } = *bi;
+            self.kind = Kind::Bidi(Box::new(BidiLayer {
+                fwd: fwd.with_tensor_core_steps(allow),
+                bwd: bwd.with_tensor_core_steps(allow),
+                merge,
+            }));
+        }
+        self.tc_steps = allow;
         self
     }
 
@@ -703,6 +729,7 @@ impl CudaLayer {
                     return_sequences: self.options.return_sequences,
                     input_in_storage: x.dtype() == self.dtype,
                     allow_tf32: self.tf32,
+                    allow_tc_steps: self.tc_steps,
                 };
                 let path = self.path.unwrap_or_else(|| dev.dense_path());
                 let r = dense::run(
@@ -790,8 +817,11 @@ impl CudaLayer {
                     go_backwards: self.options.go_backwards,
                     return_sequences: self.options.return_sequences,
                     input_in_storage: x.dtype() == self.dtype,
-                    tensor_cores: self.path.unwrap_or_else(|| dev.dense_path())
-                        == DensePath::TensorCore,
+                    tensor_cores: match self.path.unwrap_or_else(|| dev.dense_path()) {
+                        DensePath::TensorCore => true,
+                        DensePath::Auto => self.tc_steps && d.b * d.orow * d.ocol >= 64,
+                        _ => false,
+                    },
                     allow_tf32: self.tf32,
                 };
                 let r = conv::run(

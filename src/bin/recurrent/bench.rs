@@ -148,6 +148,11 @@ pub struct BenchArgs {
     /// launch per step; persistent: the persistent kernel wherever it fits).
     #[arg(long, value_enum, default_value = "auto")]
     cuda_path: CudaPathArg,
+    /// CUDA, f16 / bf16 (and tf32): let `auto` run the steps on tensor cores where its cost
+    /// model says they are faster, rounding h for the recurrent product as cuDNN does
+    /// (`CudaLayer::with_tensor_core_steps`). Off: h stays f32 (the CPU path's semantics).
+    #[arg(long)]
+    tensor_core_steps: bool,
     /// One layer to time (with the shape flags); default: a named shape set.
     #[arg(long, value_enum)]
     layer: Option<BenchLayer>,
@@ -439,8 +444,7 @@ fn time_cuda(
     dev: &recurrent::cuda::CudaDevice,
     s: &Shape,
     storage: recurrent::keras::StorageType,
-    tf32: bool,
-    path: CudaPathArg,
+    args: &BenchArgs,
     warmup: usize,
     repeats: usize,
 ) -> Result<Timing> {
@@ -455,8 +459,9 @@ fn time_cuda(
     };
     let mut g = g
         .into_dtype(storage)?
-        .with_dense_path(path.path())
-        .with_tf32(tf32);
+        .with_dense_path(args.cuda_path.path())
+        .with_tf32(args.dtype == BenchDtype::Tf32)
+        .with_tensor_core_steps(args.tensor_core_steps);
     let inputs = (0..3)
         .map(|k| dev.upload_as(x.mapv(|v| v * (1.0 - 0.1 * k as f32)).view(), storage))
         .collect::<Result<Vec<_>>>()?;
@@ -508,6 +513,12 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                 "chooses CUDA kernels; expected it with --device cuda, found --cuda-path {} with --device cpu",
                 args.cuda_path.name()
             ),
+        ));
+    }
+    if !on_gpu && args.tensor_core_steps {
+        return Err(Error::invalid(
+            "--tensor-core-steps",
+            "chooses CUDA kernels; expected it with --device cuda, found it with --device cpu",
         ));
     }
     if !on_gpu && args.dtype != BenchDtype::F32 {
@@ -618,15 +629,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     for s in &shapes {
         #[cfg(feature = "cuda")]
         let t = match &cuda {
-            Some(dev) => time_cuda(
-                dev,
-                s,
-                storage,
-                args.dtype == BenchDtype::Tf32,
-                args.cuda_path,
-                warmup,
-                repeats,
-            )?,
+            Some(dev) => time_cuda(dev, s, storage, args, warmup, repeats)?,
             None => time(s, warmup, repeats)?,
         };
         #[cfg(not(feature = "cuda"))]
@@ -644,6 +647,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             });
             if on_gpu {
                 o["path"] = args.cuda_path.name().into();
+                o["tensor_core_steps"] = args.tensor_core_steps.into();
             }
             if let Some(p) = t.path_used {
                 o["path_used"] = p.into();
