@@ -85,8 +85,9 @@ __device__ __forceinline__ void to_tf32(Frag& f) {
     }
 }
 
-// Stages rows m0 .. m0+63, k0 .. k0+31 of A (aload, f32) into As[64][LDA] as S, element by
-// element (k fastest, coalesced along k), zero outside M x K: the GEMM's staging.
+// Stages rows m0 .. m0+63, k0 .. k0+31 of A (aload, f32) into As[64][LDA] as S, k fastest
+// (coalesced along k), zero outside M x K. The GEMM and step tiles share the geometry (64 rows,
+// K steps of 32, LDA = 40, 128 threads).
 template <typename S, typename ALoad>
 __device__ __forceinline__ void stage_a(S* __restrict__ As, const ALoad& aload, long long m0,
                                         int k0, long long M, int K) {
@@ -98,81 +99,6 @@ __device__ __forceinline__ void stage_a(S* __restrict__ As, const ALoad& aload, 
         const long long m = m0 + am;
         const int k = k0 + ak;
         to_w((m < M && k < K) ? aload(m, k) : 0.0f, As + am * LDA + ak);
-    }
-}
-
-// Staging in two halves: `fetch` loads a tile from global memory into registers (converted to
-// the staged type S), `put` stores the registers into shared memory. The step tiles pipeline
-// them (put tile k, sync, fetch tile k + 1, whose loads are in flight while the tensor cores
-// work on tile k, MMAs, sync): a step has few tiles (LSTM 256 x 1024: 256 blocks, ~2 per SM),
-// so no other block hides a block's loads. The GEMM, with thousands of tiles, does not.
-
-// Rows m0 .. m0+63, k0 .. k0+31 of A (aload, f32), zero outside M x K. Thread t holds the 16
-// consecutive k of one row (row t / 2, k from 16 (t % 2)): one row address per thread, so the
-// registers the fetch keeps live across the MMAs stay few. The GEMM and step tiles share the
-// geometry (64 rows, K steps of 32, LDA = 40, 128 threads).
-template <typename S>
-struct ATile {
-    static constexpr int N = tcg::BM * tcg::BK / tcg::THREADS;  // 16
-    S v[N];
-};
-static_assert(tcg::BK % ATile<float>::N == 0, "a thread's k run divides the k step");
-
-template <typename S, typename ALoad>
-__device__ __forceinline__ void fetch_a(ATile<S>& r, const ALoad& aload, long long m0, int k0,
-                                        long long M, int K) {
-    using namespace tcg;
-    constexpr int N = ATile<S>::N;
-    const long long m = m0 + threadIdx.x / (BK / N);
-    const int kc = k0 + (threadIdx.x % (BK / N)) * N;
-#pragma unroll
-    for (int i = 0; i < N; ++i) {
-        to_w((m < M && kc + i < K) ? aload(m, kc + i) : 0.0f, &r.v[i]);
-    }
-}
-
-template <typename S>
-__device__ __forceinline__ void put_a(S* __restrict__ As, const ATile<S>& r) {
-    using namespace tcg;
-    constexpr int N = ATile<S>::N;
-    S* row = As + (threadIdx.x / (BK / N)) * LDA + (threadIdx.x % (BK / N)) * N;
-#pragma unroll
-    for (int i = 0; i < N; ++i) {
-        row[i] = r.v[i];
-    }
-}
-
-// A B tile of BK rows x NC columns (NC a multiple of 16). Thread t holds NC / 4 consecutive
-// columns of one k row (row t / 4, columns from (t % 4) NC / 4); tile column c is global
-// column `col(c)` (or -1: zero).
-template <typename S, int NC>
-struct BTile {
-    static_assert(tcg::THREADS == 4 * tcg::BK && NC % 16 == 0, "4 threads per k row");
-    static constexpr int N = NC / 4;
-    S v[N];
-};
-
-template <typename S, int NC, typename W, typename Col>
-__device__ __forceinline__ void fetch_b(BTile<S, NC>& r, const W* __restrict__ Bm, int ldb,
-                                        int k0, int K, Col col) {
-    constexpr int N = BTile<S, NC>::N;
-    const int k = k0 + threadIdx.x / 4;
-    const int c0 = (threadIdx.x % 4) * N;
-    const W* row = Bm + (long long)k * ldb;
-#pragma unroll
-    for (int i = 0; i < N; ++i) {
-        const int gc = col(c0 + i);
-        to_w((gc >= 0 && k < K) ? load_f32(row + gc) : 0.0f, &r.v[i]);
-    }
-}
-
-template <typename S, int NC>
-__device__ __forceinline__ void put_b(S* __restrict__ Bs, int ldbs, const BTile<S, NC>& r) {
-    constexpr int N = BTile<S, NC>::N;
-    S* row = Bs + (threadIdx.x / 4) * ldbs + (threadIdx.x % 4) * N;
-#pragma unroll
-    for (int i = 0; i < N; ++i) {
-        row[i] = r.v[i];
     }
 }
 
@@ -211,9 +137,6 @@ __device__ __forceinline__ void tc_gemm_bias_tile(long long M, int N, int K, con
                 wmma::fill_fragment(acc[i][j], 0.0f);
             }
         }
-        // Staged element by element, not pipelined: a projection has thousands of tiles, so
-        // other resident blocks hide a block's loads (64 registers allow ~13 blocks per SM;
-        // prefetching the next tile took 158, holding a whole tile in registers 96).
         for (int k0 = 0; k0 < K; k0 += BK) {
             stage_a(As, aload, m0, k0, M, K);
 #pragma unroll 4
@@ -283,8 +206,7 @@ __device__ __forceinline__ void tc_gemm_bias_tile(long long M, int N, int K, con
 // Block: 128 threads = 4 warps; a tile of 64 batch rows (blockIdx.y, grid-stride) x 16 units
 // j0 = 16 blockIdx.x .. +15 of ALL G gates. Warp w owns rows 16 w .. +15 as G accumulator
 // fragments (one per gate). K in steps of 32 through shared memory: As[64][40] (h rounded to
-// W, k fastest), Bs[32][16 G + 8] (gate g's 16 columns side by side), pipelined through
-// registers like the GEMM (fetch_a / fetch_b). Then the fragments go to
+// W, k fastest), Bs[32][16 G + 8] (gate g's 16 columns side by side). Then the fragments go to
 // Cs[64][16 G + 4] (f32) and each thread calls `epi(b, j, z)` for its (row, unit) pairs, as
 // rnn.cu's dense_step does: the same epilogues (bias, activations, mask, state update).
 // Every thread of the block must call it (it holds barriers). Unlike dense_step, h is rounded
@@ -297,7 +219,7 @@ constexpr int BK = 32;
 constexpr int THREADS = 128;
 constexpr int LDA = BK + 8;
 static_assert(BM == tcg::BM && BK == tcg::BK && THREADS == tcg::THREADS && LDA == tcg::LDA,
-              "the step tile stages A with the GEMM's geometry");
+              "stage_a serves both tiles");
 }  // namespace tcs
 
 // The general form: rows m < M of an A given by `aload(m, k)` (f32, rounded to W), K deep,
@@ -332,23 +254,20 @@ __device__ __forceinline__ void tc_step_tile(long long M, int K, int U, const AL
         for (int g = 0; g < G; ++g) {
             wmma::fill_fragment(acc[g], 0.0f);
         }
-        // Tile column c: gate c / 16, unit j0 + c % 16.
-        const auto col = [&](int c) {
-            const int j = j0 + c % UNITS;
-            return j < U ? col0 + (c / UNITS) * U + j : -1;
-        };
-        ATile<S> ra;
-        BTile<S, NC> rb;
-        fetch_a(ra, aload, b0, 0, M, K);
-        fetch_b(rb, Um, ldu, 0, K, col);
         for (int k0 = 0; k0 < K; k0 += BK) {
-            put_a(As, ra);
-            put_b(Bs, LDB, rb);
-            __syncthreads();
-            if (k0 + BK < K) {  // the next tile's loads, in flight during these MMAs
-                fetch_a(ra, aload, b0, k0 + BK, M, K);
-                fetch_b(rb, Um, ldu, k0 + BK, K, col);
+            stage_a(As, aload, b0, k0, M, K);
+#pragma unroll 4
+            for (int e = t; e < BK * NC; e += THREADS) {
+                const int bc = e % NC;
+                const int bk = e / NC;
+                const int g = bc / UNITS;
+                const int j = j0 + bc % UNITS;
+                const int k = k0 + bk;
+                to_w((k < K && j < U) ? load_f32(Um + (long long)k * ldu + col0 + g * U + j)
+                                      : 0.0f,
+                     Bs + bk * LDB + bc);
             }
+            __syncthreads();
 #pragma unroll
             for (int kk = 0; kk < BK; kk += FK) {
                 wmma::fragment<wmma::matrix_a, 16, 16, FK, F, wmma::row_major> a;

@@ -17,8 +17,8 @@
 
 use crate::activation::Activation;
 use crate::cuda::dense::{
-    gemm_us, persistent_plan, persistent_us, project, step_product_us, step_us, CellKind,
-    DenseResult, DeviceCell, SeqSpec, TILED_MIN_BATCH,
+    gemm_us, persistent_plan, persistent_us, project, step_product_us, step_us, tc_step_faster,
+    CellKind, DenseResult, DeviceCell, SeqSpec, TILED_MIN_BATCH,
 };
 use crate::cuda::device::{to_i32, Buf, CudaDevice, DensePath, DeviceLimits, Module};
 use crate::cuda::kernels::{self, step, tile, MAX_GRID_Y};
@@ -156,9 +156,14 @@ pub(crate) fn wavefront_plan(
     if path == DensePath::Wavefront {
         return Some(tiled);
     }
-    if spec.allow_tc_steps {
-        // The cells may take tensor-core steps one after another; the wavefront's steps are
-        // FFMA (not modelled against each other yet).
+    if spec.allow_tc_steps
+        && first.dtype != StorageType::F32
+        && cells
+            .iter()
+            .any(|c| tc_step_faster(b, c.units, g, wbytes, sms))
+    {
+        // Some cell would take tensor-core steps one after another; the wavefront's steps
+        // are FFMA (the two are not modelled against each other yet).
         return None;
     }
     let launches = if kind == CellKind::GruBefore {
