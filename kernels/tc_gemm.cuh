@@ -222,13 +222,126 @@ static_assert(BM == tcg::BM && BK == tcg::BK && THREADS == tcg::THREADS && LDA =
               "stage_a serves both tiles");
 }  // namespace tcs
 
-// The general form: rows m < M of an A given by `aload(m, k)` (f32, rounded to W), K deep,
-// U units per gate; epi(m, j, z). tc_dense_step's A is h; ConvLSTM2D's is the implicit im2col
-// of h (conv_lstm.cu).
-template <typename W, int G, typename ALoad, typename Epilogue>
-__device__ __forceinline__ void tc_step_tile(long long M, int K, int U, const ALoad& aload,
-                                             const W* __restrict__ Um, int ldu, int col0,
-                                             Epilogue epi) {
+// How a step tile's operands reach shared memory. The tile's loop calls, per row tile,
+// `fetch(b0, 0)`, then per k step: `put(As, Bs, b0, k0)`, barrier, `fetch(b0, k0 + BK)` when
+// another k step follows, the MMAs, barrier. A stager may load in `fetch` (into registers:
+// the next step's loads are then in flight during this step's MMAs) or in `put`.
+
+// Any A loader, any U: element by element in `put` (loads, rounding, stores), nothing in
+// `fetch`: not pipelined. B column c of the tile: gate c / 16, unit j0 + c % 16.
+template <typename W, int G, typename ALoad>
+struct ScalarStage {
+    using S = typename TcOps<W>::S;
+    static constexpr int NC = G * tcs::UNITS;
+    static constexpr int LDB = NC + 8;
+    const ALoad& aload;
+    const W* __restrict__ Um;
+    int ldu, col0, U, K;
+    long long M;
+    __device__ __forceinline__ void fetch(long long, int) {}
+    __device__ __forceinline__ void put(S* __restrict__ As, S* __restrict__ Bs, long long b0,
+                                        int k0) const {
+        using namespace tcs;
+        stage_a(As, aload, b0, k0, M, K);
+        const int j0 = blockIdx.x * UNITS;
+#pragma unroll 4
+        for (int e = threadIdx.x; e < BK * NC; e += THREADS) {
+            const int bc = e % NC;
+            const int bk = e / NC;
+            const int g = bc / UNITS;
+            const int j = j0 + bc % UNITS;
+            const int k = k0 + bk;
+            to_w((k < K && j < U) ? load_f32(Um + (long long)k * ldu + col0 + g * U + j) : 0.0f,
+                 Bs + bk * LDB + bc);
+        }
+    }
+};
+
+// h rows (B x U f32) and the recurrent kernel when U % 8 == 0 (so every 16-byte chunk below
+// is aligned and lies wholly inside or outside the matrices): 16-byte loads, fetched into
+// registers one k step ahead. A: 64 x 32 floats = 512 chunks of 4 k, chunk c = t + 128 i
+// (row c / 8, k 4 (c % 8)): a warp reads 4 rows x 128 contiguous bytes per load. B: 32 x NC
+// elements of W in chunks of 16 / sizeof(W) columns (8 halves, 4 floats), chunk
+// c = t + 128 i (k row c / (NC / EPC), columns EPC (c % (NC / EPC)): inside one gate's 16).
+template <typename W, int G>
+struct VecStage {
+    using S = typename TcOps<W>::S;
+    static constexpr int NC = G * tcs::UNITS;
+    static constexpr int LDB = NC + 8;
+    static constexpr int EPC = 16 / (int)sizeof(W);  // elements per 16-byte chunk
+    static constexpr int A_CHUNKS = tcs::BM * tcs::BK / 4 / tcs::THREADS;            // 4
+    static constexpr int B_ROW = NC / EPC;                                           // chunks per k row
+    static constexpr int B_CHUNKS = (tcs::BK * B_ROW + tcs::THREADS - 1) / tcs::THREADS;
+    static_assert(16 % EPC == 0 && (LDB * (int)sizeof(S)) % 16 == 0 &&
+                      (tcs::BM * tcs::LDA * (int)sizeof(S)) % 16 == 0,
+                  "16-byte chunks stay aligned in shared memory");
+    const float* __restrict__ h;
+    const W* __restrict__ Um;
+    int ldu, col0, U;
+    long long M;
+    float4 a[A_CHUNKS];
+    uint4 b[B_CHUNKS];
+    __device__ __forceinline__ void fetch(long long b0, int k0) {
+        using namespace tcs;
+#pragma unroll
+        for (int i = 0; i < A_CHUNKS; ++i) {
+            const int c = threadIdx.x + i * THREADS;
+            const long long m = b0 + c / 8;
+            const int k = k0 + 4 * (c % 8);
+            a[i] = (m < M && k < U) ? __ldcg(reinterpret_cast<const float4*>(h + m * U + k))
+                                    : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        }
+        const int j0 = blockIdx.x * UNITS;
+#pragma unroll
+        for (int i = 0; i < B_CHUNKS; ++i) {
+            const int c = threadIdx.x + i * THREADS;
+            const int k = k0 + c / B_ROW;
+            const int cc = EPC * (c % B_ROW);
+            const int j = j0 + cc % UNITS;
+            b[i] = (c < BK * B_ROW && k < U && j < U)
+                       ? __ldg(reinterpret_cast<const uint4*>(
+                             Um + (long long)k * ldu + col0 + (cc / UNITS) * U + j))
+                       : make_uint4(0u, 0u, 0u, 0u);
+        }
+    }
+    __device__ __forceinline__ void put(S* __restrict__ As, S* __restrict__ Bs, long long,
+                                        int) const {
+        using namespace tcs;
+#pragma unroll
+        for (int i = 0; i < A_CHUNKS; ++i) {
+            const int c = threadIdx.x + i * THREADS;
+            S* p = As + (c / 8) * LDA + 4 * (c % 8);
+            to_w(a[i].x, p);
+            to_w(a[i].y, p + 1);
+            to_w(a[i].z, p + 2);
+            to_w(a[i].w, p + 3);
+        }
+#pragma unroll
+        for (int i = 0; i < B_CHUNKS; ++i) {
+            const int c = threadIdx.x + i * THREADS;
+            if (c < BK * B_ROW) {
+                *reinterpret_cast<uint4*>(Bs + (c / B_ROW) * LDB + EPC * (c % B_ROW)) = b[i];
+            }
+        }
+    }
+};
+
+// The product of a tile of 64 rows m < M (A staged by `st`), K deep, U units per gate:
+// epi(m, j, z) for every owned (row, unit).
+template <typename W, int G>
+__host__ __device__ constexpr int tc_step_smem_bytes() {
+    constexpr int NC = G * tcs::UNITS;
+    constexpr int STAGE = (tcs::BM * tcs::LDA + tcs::BK * (NC + 8)) *
+                          (int)sizeof(typename TcOps<W>::S);
+    constexpr int C = tcs::BM * (NC + 4) * 4;
+    return STAGE > C ? STAGE : C;
+}
+
+// `smem`: tc_step_smem_bytes<W, G>() bytes of shared memory, 32-byte aligned, declared by the
+// caller (one buffer for every staging variant a kernel instantiates).
+template <typename W, int G, typename Stage, typename Epilogue>
+__device__ __forceinline__ void tc_step_tile_staged(long long M, int K, int U, Stage& st,
+                                                    unsigned char* smem, Epilogue epi) {
     using namespace tcs;
     namespace wmma = nvcuda::wmma;
     constexpr int NC = G * UNITS;  // the tile's columns
@@ -237,9 +350,6 @@ __device__ __forceinline__ void tc_step_tile(long long M, int K, int U, const AL
     using S = typename TcOps<W>::S;
     using F = typename TcOps<W>::F;
     constexpr int FK = TcOps<W>::FK;
-    constexpr int STAGE_BYTES = (BM * LDA + BK * LDB) * (int)sizeof(S);
-    constexpr int C_BYTES = BM * LDC * 4;
-    __shared__ __align__(32) unsigned char smem[STAGE_BYTES > C_BYTES ? STAGE_BYTES : C_BYTES];
     S* As = reinterpret_cast<S*>(smem);
     S* Bs = As + BM * LDA;
     float* Cs = reinterpret_cast<float*>(smem);
@@ -254,20 +364,13 @@ __device__ __forceinline__ void tc_step_tile(long long M, int K, int U, const AL
         for (int g = 0; g < G; ++g) {
             wmma::fill_fragment(acc[g], 0.0f);
         }
+        st.fetch(b0, 0);
         for (int k0 = 0; k0 < K; k0 += BK) {
-            stage_a(As, aload, b0, k0, M, K);
-#pragma unroll 4
-            for (int e = t; e < BK * NC; e += THREADS) {
-                const int bc = e % NC;
-                const int bk = e / NC;
-                const int g = bc / UNITS;
-                const int j = j0 + bc % UNITS;
-                const int k = k0 + bk;
-                to_w((k < K && j < U) ? load_f32(Um + (long long)k * ldu + col0 + g * U + j)
-                                      : 0.0f,
-                     Bs + bk * LDB + bc);
-            }
+            st.put(As, Bs, b0, k0);
             __syncthreads();
+            if (k0 + BK < K) {
+                st.fetch(b0, k0 + BK);  // in flight during the MMAs below (VecStage)
+            }
 #pragma unroll
             for (int kk = 0; kk < BK; kk += FK) {
                 wmma::fragment<wmma::matrix_a, 16, 16, FK, F, wmma::row_major> a;
@@ -307,6 +410,17 @@ __device__ __forceinline__ void tc_step_tile(long long M, int K, int U, const AL
     }
 }
 
+// The general form: rows m < M of an A given by `aload(m, k)` (f32, rounded to W), K deep,
+// U units per gate; epi(m, j, z). ConvLSTM2D's A is the implicit im2col of h (conv_lstm.cu).
+template <typename W, int G, typename ALoad, typename Epilogue>
+__device__ __forceinline__ void tc_step_tile(long long M, int K, int U, const ALoad& aload,
+                                             const W* __restrict__ Um, int ldu, int col0,
+                                             Epilogue epi) {
+    __shared__ __align__(32) unsigned char smem[tc_step_smem_bytes<W, G>()];
+    ScalarStage<W, G, ALoad> st{aload, Um, ldu, col0, U, K, M};
+    tc_step_tile_staged<W, G>(M, K, U, st, smem, epi);
+}
+
 // h (B x U, f32, written by the previous launch) as the A of the recurrent product.
 struct DenseH {
     const float* __restrict__ h;
@@ -316,11 +430,23 @@ struct DenseH {
     }
 };
 
+// The dense step: f16 / bf16 weights with U % 8 == 0 (the recurrent kernel's column offset
+// keeping chunks aligned): 16-byte loads pipelined one k step ahead (VecStage); else element
+// by element.
 template <typename W, int G, typename Epilogue>
 __device__ __forceinline__ void tc_dense_step(int B, int U, const float* __restrict__ h,
                                               const W* __restrict__ Um, int ldu, int col0,
                                               Epilogue epi) {
+    __shared__ __align__(32) unsigned char smem[tc_step_smem_bytes<W, G>()];
+    const auto e = [&](long long m, int j, const float (&z)[G]) { epi((int)m, j, z); };
+    if constexpr (sizeof(W) == 2) {  // f16 / bf16 (TF32's fragments leave no registers for it)
+        if (U % 8 == 0 && col0 % 8 == 0 && ldu % 8 == 0) {
+            VecStage<W, G> st{h, Um, ldu, col0, U, B};
+            tc_step_tile_staged<W, G>(B, U, U, st, smem, e);
+            return;
+        }
+    }
     const DenseH a{h, U};
-    tc_step_tile<W, G>(B, U, U, a, Um, ldu, col0,
-                       [&](long long m, int j, const float (&z)[G]) { epi((int)m, j, z); });
+    ScalarStage<W, G, DenseH> st{a, Um, ldu, col0, U, U, B};
+    tc_step_tile_staged<W, G>(B, U, U, st, smem, e);
 }

@@ -28,6 +28,11 @@ inline void __syncthreads() { g_bar->arrive_and_wait(); }
 #define __shared__ static
 #define RECURRENT_DYNAMIC_SMEM(name) unsigned char* name = g_smem
 template <class T> T __ldg(const T* p) { return *p; }
+template <class T> T __ldcg(const T* p) { return *p; }
+struct alignas(16) float4 { float x, y, z, w; };
+struct alignas(16) uint4 { unsigned x, y, z, w; };
+inline float4 make_float4(float x, float y, float z, float w) { return {x, y, z, w}; }
+inline uint4 make_uint4(unsigned x, unsigned y, unsigned z, unsigned w) { return {x, y, z, w}; }
 inline float load_cg(const float* p) { return std::atomic_ref<const float>(*p).load(std::memory_order_relaxed); }
 inline unsigned int spin_load(const unsigned int* p) { std::this_thread::yield(); return std::atomic_ref<const unsigned int>(*p).load(std::memory_order_acquire); }
 inline unsigned int atomicAdd(unsigned int* p, unsigned int v) { return std::atomic_ref<unsigned int>(*p).fetch_add(v); }

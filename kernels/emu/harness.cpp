@@ -574,9 +574,12 @@ int main() {
     // TF32 step kernels (f32 weights, only when TF32 is allowed).
     for (Kind k : {LSTM, GRUA, GRUB, SIMPLE})
         dense_case<float>(k, 70, 3, 5, 21, true, true, true, 0, 2, false, 0, true);
-    // Tensor-core step kernels: two row tiles (B > 64), a partial unit tile, every kind.
+    // Tensor-core step kernels: two row tiles (B > 64), a partial unit tile, every kind;
+    // U = 21 stages element by element, U = 40 (a multiple of 8) with 16-byte loads fetched a
+    // k step ahead (two k steps, the second partial).
     for (Kind k : {LSTM, GRUA, GRUB, SIMPLE}) {
         dense_case<__half>(k, 70, 3, 5, 21, true, true, true, 0, 2, false, 0, true);
+        dense_case<__half>(k, 70, 3, 5, 40, false, true, true, 0, 1, true, 0, true);
         dense_case<__nv_bfloat16>(k, 3, 4, 6, 40, false, true, false, 3, 8, true, 0, true);
     }
 
