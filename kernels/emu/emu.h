@@ -7,6 +7,9 @@
 #include <atomic>
 #include <barrier>
 #include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <thread>
 #include <vector>
 #define RECURRENT_EMU 1
@@ -27,8 +30,15 @@ inline void __syncthreads() { g_bar->arrive_and_wait(); }
 #define __align__(n) __attribute__((aligned(n)))
 #define __shared__ static
 #define RECURRENT_DYNAMIC_SMEM(name) unsigned char* name = g_smem
-template <class T> T __ldg(const T* p) { return *p; }
-template <class T> T __ldcg(const T* p) { return *p; }
+// A misaligned vector load faults on the GPU: the emulator aborts on one.
+template <class T> void emu_check_align(const T* p) {
+    if (reinterpret_cast<std::uintptr_t>(p) % alignof(T) != 0) {
+        std::fprintf(stderr, "misaligned %zu-byte load at %p\n", sizeof(T), (const void*)p);
+        std::abort();
+    }
+}
+template <class T> T __ldg(const T* p) { emu_check_align(p); return *p; }
+template <class T> T __ldcg(const T* p) { emu_check_align(p); return *p; }
 struct alignas(16) float4 { float x, y, z, w; };
 struct alignas(16) uint4 { unsigned x, y, z, w; };
 inline float4 make_float4(float x, float y, float z, float w) { return {x, y, z, w}; }
