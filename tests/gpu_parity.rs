@@ -1833,6 +1833,21 @@ mod gpu {
         Ok(worst)
     }
 
+    /// An f16 layer on Auto with tensor-core steps allowed against the CPU (the f16
+    /// tensor-core tolerance); `check_ran`: the tensor-core kernels must have run every cell.
+    fn auto_tensor_core_steps_vs_cpu(
+        dev: &CudaDevice,
+        layer: &mut KerasLayer,
+        check_ran: bool,
+        x: ArrayViewD<f32>,
+    ) -> Result<f32, String> {
+        let g = CudaLayer::from_keras_as(dev, layer, StorageType::F16)
+            .map_err(|e| e.to_string())?
+            .with_tensor_core_steps(true);
+        let args = CallArgs::default();
+        tensor_core_vs_cpu_on(layer, g, DensePath::Auto, check_ran, x, &args, 2e-3, 2e-2)
+    }
+
     /// The tensor-core step kernels (forced; f16 / bf16 only): every cell kind with more than
     /// one 64-row tile and a partial 16-unit tile, and ConvLSTM2D, against the CPU on the same
     /// rounded weights and inputs. Their product rounds h to the storage type each step, so the
@@ -1952,21 +1967,7 @@ mod gpu {
         );
         let mut layer = dense_layer(cell, SequenceOptions::default());
         let x = rng.arr(&[128, 3, 32], 1.0);
-        let r = CudaLayer::from_keras_as(&dev, &layer, StorageType::F16)
-            .map(|g| g.with_tensor_core_steps(true))
-            .map_err(|e| e.to_string())
-            .and_then(|g| {
-                tensor_core_vs_cpu_on(
-                    &mut layer,
-                    g,
-                    DensePath::Auto,
-                    h100,
-                    x.view(),
-                    &CallArgs::default(),
-                    2e-3,
-                    2e-2,
-                )
-            });
+        let r = auto_tensor_core_steps_vs_cpu(&dev, &mut layer, h100, x.view());
         report.add("auto + tensor-core steps: f16 lstm 128 x 1024", r);
         let cfg = ConvLSTM2DConfig {
             padding: Padding::Same,
@@ -1974,21 +1975,7 @@ mod gpu {
         };
         let mut layer = conv_layer(&mut rng, cfg, 3, true);
         let x = rng.arr(&[2, 3, 6, 7, 3], 1.0);
-        let r = CudaLayer::from_keras_as(&dev, &layer, StorageType::F16)
-            .map(|g| g.with_tensor_core_steps(true))
-            .map_err(|e| e.to_string())
-            .and_then(|g| {
-                tensor_core_vs_cpu_on(
-                    &mut layer,
-                    g,
-                    DensePath::Auto,
-                    true,
-                    x.view(),
-                    &CallArgs::default(),
-                    2e-3,
-                    2e-2,
-                )
-            });
+        let r = auto_tensor_core_steps_vs_cpu(&dev, &mut layer, true, x.view());
         report.add("auto + tensor-core steps: f16 conv_lstm2d", r);
         let cell = dense_cell(
             &mut rng,

@@ -345,16 +345,8 @@ pub(crate) fn tc_step_faster(
     wbytes: usize,
     sms: usize,
 ) -> bool {
-    if units == 0 {
-        return false;
-    }
-    let passes = step_product_us(batch, units, gates, wbytes, sms, false, 1);
-    let ffma = if batch >= TILED_MIN_BATCH {
-        passes.min(step_product_us(batch, units, gates, wbytes, sms, true, 1))
-    } else {
-        passes
-    };
-    tc_step_us(batch, units, wbytes, sms) < ffma
+    units > 0
+        && tc_step_us(batch, units, wbytes, sms) < ffma_product_us(batch, units, gates, wbytes, sms)
 }
 
 /// Threads per block of the persistent kernels (`persist::THREADS`).
@@ -491,8 +483,24 @@ pub(crate) fn persistent_us(kind: CellKind, batch: usize, units: usize, p: &Pers
     phases(kind) * (barrier + h_read) + macs / cost::BLOCK_MACS_PER_US
 }
 
-/// The step kernels' estimated time per step (us): their launches and the faster of the two
-/// FFMA products ([`step_product_us`], the tiles only from [`TILED_MIN_BATCH`] rows).
+/// The faster of the two FFMA products' estimates ([`step_product_us`]; the tiles only from
+/// [`TILED_MIN_BATCH`] rows), us per step.
+pub(crate) fn ffma_product_us(
+    batch: usize,
+    units: usize,
+    gates: usize,
+    wbytes: usize,
+    sms: usize,
+) -> f64 {
+    let passes = step_product_us(batch, units, gates, wbytes, sms, false, 1);
+    if batch >= TILED_MIN_BATCH {
+        passes.min(step_product_us(batch, units, gates, wbytes, sms, true, 1))
+    } else {
+        passes
+    }
+}
+
+/// The step kernels' estimated time per step (us): their launches and the faster FFMA product.
 pub(crate) fn step_us(
     kind: CellKind,
     wbytes: usize,
@@ -500,14 +508,7 @@ pub(crate) fn step_us(
     units: usize,
     sms: usize,
 ) -> f64 {
-    let g = kind.gates();
-    let passes = step_product_us(batch, units, g, wbytes, sms, false, 1);
-    let product = if batch >= TILED_MIN_BATCH {
-        passes.min(step_product_us(batch, units, g, wbytes, sms, true, 1))
-    } else {
-        passes
-    };
-    phases(kind) * cost::LAUNCH_US + product
+    phases(kind) * cost::LAUNCH_US + ffma_product_us(batch, units, kind.gates(), wbytes, sms)
 }
 
 /// Launches per step: two for GRU reset_after=false, else one.
