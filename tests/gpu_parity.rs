@@ -1582,16 +1582,7 @@ mod gpu {
             },
         );
         let x = rng.arr(&[2, 3, 5], 1.0);
-        let r = half_vs_cpu_on(
-            &dev,
-            &mut layer,
-            StorageType::F16,
-            1e-4 + 2f32.powi(-10),
-            x.view(),
-            None,
-            None,
-            Some(DensePath::Persistent),
-        );
+        let r = f16_forced_vs_cpu(&dev, &mut layer, x.view(), DensePath::Persistent);
         report.add("gru_after f16 weights", r);
         // f16 LSTM with 128 units: one block of 512 columns (the kernel's column-loop branch).
         rng.1 = StorageType::F16;
@@ -1606,18 +1597,20 @@ mod gpu {
         );
         let mut layer = dense_layer(cell, SequenceOptions::default());
         let x = rng.arr(&[2, 3, 3], 1.0);
-        let r = half_vs_cpu_on(
-            &dev,
-            &mut layer,
-            StorageType::F16,
-            1e-4 + 2f32.powi(-10),
-            x.view(),
-            None,
-            None,
-            Some(DensePath::Persistent),
-        );
+        let r = f16_forced_vs_cpu(&dev, &mut layer, x.view(), DensePath::Persistent);
         report.add("lstm f16 128 units, one block", r);
         report.finish();
+    }
+
+    /// `half_vs_cpu_on` for f16 storage (its tolerance) with the time loops forced to `path`.
+    fn f16_forced_vs_cpu(
+        dev: &CudaDevice,
+        layer: &mut KerasLayer,
+        x: ArrayViewD<f32>,
+        path: DensePath,
+    ) -> Result<f32, String> {
+        let rel = 1e-4 + 2f32.powi(-10);
+        half_vs_cpu_on(dev, layer, StorageType::F16, rel, x, None, None, Some(path))
     }
 
     /// A stack of `n` cells of one kind, widths `units` (cell 0 reads `input` features).
@@ -1769,16 +1762,7 @@ mod gpu {
         );
         let mut layer = KerasLayer::RNN(RNN::stacked(cells, opts).expect("stack"));
         let x = rng.arr(&[3, 4, 5], 1.0);
-        let r = half_vs_cpu_on(
-            &dev,
-            &mut layer,
-            StorageType::F16,
-            1e-4 + 2f32.powi(-10),
-            x.view(),
-            None,
-            None,
-            Some(DensePath::Wavefront),
-        );
+        let r = f16_forced_vs_cpu(&dev, &mut layer, x.view(), DensePath::Wavefront);
         report.add("gru_after f16 weights, 3 cells", r);
         report.finish();
     }

@@ -310,20 +310,26 @@ impl CudaLayer {
         Ok(self)
     }
 
+    /// `f` applied to both directions of a Bidirectional; other layers as they are.
+    fn map_directions(mut self, f: impl Fn(CudaLayer) -> CudaLayer) -> Self {
+        if let Kind::Bidi(bi) = self.kind {
+            let BidiLayer { fwd, bwd, merge } = *bi;
+            self.kind = Kind::Bidi(Box::new(BidiLayer {
+                fwd: f(fwd),
+                bwd: f(bwd),
+                merge,
+            }));
+        }
+        self
+    }
+
     /// The same layer with its time loops forced to `path` (benchmarks, tests): the persistent
     /// kernel where its plan fits, the step kernels, a stack's cells side by side (wavefront),
     /// or (f16 / bf16) the step kernels' tensor-core variants.
     /// ConvLSTM2D has step and tensor-core steps (no persistent kernel); a Bidirectional passes
     /// the path to both directions.
     pub fn with_dense_path(mut self, path: DensePath) -> Self {
-        if let Kind::Bidi(bi) = self.kind {
-            let BidiLayer { fwd, bwd, merge } = *bi;
-            self.kind = Kind::Bidi(Box::new(BidiLayer {
-                fwd: fwd.with_dense_path(path),
-                bwd: bwd.with_dense_path(path),
-                merge,
-            }));
-        }
+        self = self.map_directions(|l| l.with_dense_path(path));
         self.path = Some(path);
         self
     }
@@ -334,14 +340,7 @@ impl CudaLayer {
     /// and the steps too with [`DensePath::TensorCore`]. Off by default; no effect on f16 /
     /// bf16 layers. A Bidirectional passes it to both directions.
     pub fn with_tf32(mut self, allow: bool) -> Self {
-        if let Kind::Bidi(bi) = self.kind {
-            let BidiLayer { fwd, bwd, merge } = *bi;
-            self.kind = Kind::Bidi(Box::new(BidiLayer {
-                fwd: fwd.with_tf32(allow),
-                bwd: bwd.with_tf32(allow),
-                merge,
-            }));
-        }
+        self = self.map_directions(|l| l.with_tf32(allow));
         self.tf32 = allow;
         self
     }
@@ -355,14 +354,7 @@ impl CudaLayer {
     /// wherever a 64-row tile fills (batch x pixels >= 64). Off by default: `Auto` keeps h in
     /// f32. A Bidirectional passes it to both directions.
     pub fn with_tensor_core_steps(mut self, allow: bool) -> Self {
-        if let Kind::Bidi(bi) = self.kind {
-            let BidiLayer { fwd, bwd, merge } = *bi;
-            self.kind = Kind::Bidi(Box::new(BidiLayer {
-                fwd: fwd.with_tensor_core_steps(allow),
-                bwd: bwd.with_tensor_core_steps(allow),
-                merge,
-            }));
-        }
+        self = self.map_directions(|l| l.with_tensor_core_steps(allow));
         self.tc_steps = allow;
         self
     }
