@@ -53,7 +53,7 @@
 //   (ceil(U / 16), min(ceil(B / 64), 65535)); run only when the host is asked to);
 //   convert_{f32_to_f16, f32_to_bf16, f16_to_f32, bf16_to_f32}. Helpers on f32 buffers:
 //   fill_f32, permute_pf_f32, bidi_merge_f32 (Bidirectional's merge, f32 before the output's
-//   one rounding to the storage type).
+//   one rounding to the storage type), zero_masked_steps_f32 (zero_output_for_mask).
 //
 // ---- storage types (f16 / bf16 storage with f32 accumulation)
 //   Only the weights (W, Um, biases) are read in the storage type. xp, h, c, prev_out, the
@@ -883,6 +883,33 @@ extern "C" __global__ void bidi_merge_f32(int B, int T, long long M, int Lf, int
             }
         }
         out[i] = v;
+    }
+}
+
+// Keras's zero_output_for_mask on a dense layer's output, in place, one thread per element.
+// With a time axis (has_time) `out` is the sequence in processing order, (B, T, U), or
+// (T, B, U) when time_major; element (b, t, j) is zeroed where mask[b, reversed ? T-1-t : t]
+// is false (`reversed`: Keras's loop under go_backwards; its unrolled loop reads the mask in
+// input order). Without one `out` is the last output (B, U), zeroed where mask[b, last] is
+// false, `last` the input step processed last. Grid-stride; any grid.
+extern "C" __global__ void zero_masked_steps_f32(int B, int T, int U, int time_major,
+                                                 int has_time, int reversed, int last,
+                                                 const unsigned char* __restrict__ mask,
+                                                 float* __restrict__ out) {
+    const long long n = (long long)B * (has_time ? T : 1) * U;
+    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n;
+         i += (long long)gridDim.x * blockDim.x) {
+        const long long row = i / U;
+        long long b, s;
+        if (!has_time) {
+            b = row;
+            s = last;
+        } else {
+            const long long t = time_major ? row / B : row % T;
+            b = time_major ? row % B : row / T;
+            s = reversed ? T - 1 - t : t;
+        }
+        if (!mask[b * T + s]) out[i] = 0.0f;
     }
 }
 

@@ -391,6 +391,11 @@ def bidirectional():
                 lambda: L.Bidirectional(L.ConvLSTM2D(2, (2, 2), return_sequences=True),
                                         merge_mode="sum"),
                 (2, 4, 3, 3, 2), mask=np.array([[1, 0, 1, 1], [0, 1, 1, 0]], dtype=bool))
+    single_case("bidi_unroll_mask", "Bidirectional(GRU(3, return_sequences, unroll), concat), "
+                "with a mask: the unrolled backward layer zeroes its masked-output steps by the "
+                "mask in input order (tf-keras backend.rnn), then the output is reversed back",
+                lambda: L.Bidirectional(L.GRU(3, return_sequences=True, unroll=True)),
+                (3, 6, 3), mask=MASK_3x6)
     single_case("bidi_cudnn_lstm", "Bidirectional(CuDNNLSTM(3, return_sequences)); reference: "
                 "Keras's load_weights into Bidirectional(LSTM)",
                 lambda: L.Bidirectional(CuDNNLSTM(3, return_sequences=True)), (2, 5, 3),

@@ -687,6 +687,24 @@ def rnn_cells():
              "return_sequences: the output is zeros when the last processed step is masked.",
              lambda: L.RNN(L.GRUCell(3), go_backwards=True, return_state=True,
                            zero_output_for_mask=True), (3, 6, 3), mask=MASK_HOLES_6)
+    run_case("rnn_unroll_zero_output_for_mask_go_backwards_seq_state",
+             "RNN(GRUCell(3), unroll=True, zero_output_for_mask=True, go_backwards=True) with "
+             "a mask with holes, return_sequences + return_state: Keras's unrolled loop zeroes "
+             "output step t (processing order) where mask[:, t] is false, the mask in input "
+             "order (its while loop reads it reversed).",
+             lambda: L.RNN(L.GRUCell(3), unroll=True, go_backwards=True, return_sequences=True,
+                           return_state=True, zero_output_for_mask=True), (3, 6, 3),
+             mask=MASK_HOLES_6)
+    run_case("lstm_unroll_zero_output_for_mask_seq",
+             "LSTM(4, unroll=True, zero_output_for_mask=True) (the RNN base argument through "
+             "**kwargs) with a mask with holes, return_sequences: masked steps output zeros.",
+             lambda: L.LSTM(4, unroll=True, return_sequences=True, zero_output_for_mask=True),
+             (3, 6, 3), mask=MASK_HOLES_6)
+    run_case("simple_rnn_zero_output_for_mask_go_backwards_seq",
+             "SimpleRNN(4, zero_output_for_mask=True, go_backwards=True) with a mask with "
+             "holes, return_sequences: the zeroed steps follow the reversed mask.",
+             lambda: L.SimpleRNN(4, go_backwards=True, return_sequences=True,
+                                 zero_output_for_mask=True), (3, 6, 3), mask=MASK_HOLES_6)
 
 
 # --------------------------------------------------------------------------------------------

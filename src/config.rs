@@ -25,7 +25,11 @@ pub struct SequenceOptions {
     pub go_backwards: bool,
     /// Carry the final states of one call into the next call on the same layer object.
     pub stateful: bool,
-    /// Accepted for compatibility; unrolling does not change results.
+    /// Keras's unrolled loop. It computes the same steps, with one difference Keras 2 has:
+    /// with `zero_output_for_mask`, `go_backwards`, a mask and `return_sequences`, the
+    /// unrolled loop zeroes output step `t` (processing order) where `mask[:, t]` is false,
+    /// the mask read in input order, not reversed (see
+    /// [`SequenceOptions::zeroes_by_reversed_mask`]).
     pub unroll: bool,
     /// Inputs and sequence outputs are `(time, batch, ...)` instead of `(batch, time, ...)`.
     pub time_major: bool,
@@ -33,6 +37,19 @@ pub struct SequenceOptions {
     /// either way). tf.keras's `RNN(..., zero_output_for_mask=True)`; its config carries the
     /// key only when it is true.
     pub zero_output_for_mask: bool,
+}
+
+impl SequenceOptions {
+    /// With `zero_output_for_mask`, whether the sequence output's step `t` (processing order)
+    /// is zeroed by `mask[:, T-1-t]` (true) or `mask[:, t]` (false). Keras 2's loop reverses
+    /// the mask with the input under `go_backwards`, so the zeroed steps are the masked ones;
+    /// its unrolled loop (`unroll=True`) zeroes the stacked outputs with the mask as given,
+    /// in input order, which under `go_backwards` zeroes the mirrored steps instead
+    /// (tf-keras 2.21 `backend.rnn`). The last output (`return_sequences=False`) is zeroed
+    /// where the last processed step is masked, either way.
+    pub fn zeroes_by_reversed_mask(&self) -> bool {
+        self.go_backwards && !self.unroll
+    }
 }
 
 /// Arguments that only matter for training. Parsed, kept, and ignored at inference.

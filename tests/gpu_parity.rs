@@ -429,19 +429,25 @@ mod gpu {
     }
 
     /// Every combination of return_sequences, go_backwards, time_major, mask and
-    /// initial_state (a spread of six when quick), with return_state.
+    /// initial_state (a spread of six when quick), with return_state; then, with a mask,
+    /// zero_output_for_mask with and without unroll (Keras's unrolled loop zeroes by the mask
+    /// in input order under go_backwards) for every return_sequences / go_backwards /
+    /// time_major (a spread of three when quick).
     fn options_matrix() -> Vec<(SequenceOptions, bool, bool)> {
         let mut v = Vec::new();
-        let all: Vec<u32> = if quick() {
-            vec![0, 7, 11, 13, 22, 31]
+        let (all, zeroed): (Vec<u32>, Vec<u32>) = if quick() {
+            (vec![0, 7, 11, 13, 22, 31], vec![11 | 32, 11 | 96, 14 | 96])
         } else {
-            (0..32).collect()
+            let zeroed = (0..8u32).flat_map(|b| [b | 8 | 32, b | 8 | 96]).collect();
+            ((0..32).collect(), zeroed)
         };
-        for bits in all {
+        for bits in all.into_iter().chain(zeroed) {
             let o = SequenceOptions {
                 return_sequences: bits & 1 != 0,
                 go_backwards: bits & 2 != 0,
                 time_major: bits & 4 != 0,
+                zero_output_for_mask: bits & 32 != 0,
+                unroll: bits & 64 != 0,
                 return_state: true,
                 ..Default::default()
             };

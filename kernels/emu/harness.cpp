@@ -464,12 +464,14 @@ static void conv_case(int B, int T, int R, int C, int Cin, int F, int kh, int kw
 
 // Bidirectional's merge, against the CPU path's order of operations: zero each direction's
 // masked steps in its processing order, then reverse the backward sequence, then merge.
-static void bidi_case(int B, int T, int M, int Lf, int Lb, bool tm, bool has_time, bool f_back, int mode) {
+// b_back: whether the backward direction reads the mask reversed (its loop; an unrolled
+// backward layer reads it in input order: SequenceOptions::zeroes_by_reversed_mask).
+static void bidi_case(int B, int T, int M, int Lf, int Lb, bool tm, bool has_time, bool f_back, int mode, int b_back_arg = -1) {
     if (!has_time) T = 1;
     auto yf = rnd((size_t)B * T * M * Lf, 1), yb = rnd((size_t)B * T * M * Lb, 1);
     std::vector<unsigned char> mask((size_t)B * T);
     for (auto& m : mask) m = (rng() % 10) >= 3;
-    bool b_back = !f_back;
+    bool b_back = b_back_arg < 0 ? !f_back : b_back_arg != 0;
     auto idx = [&](int b, int t, int m) { return tm ? ((size_t)t * B + b) * M + m : ((size_t)b * T + t) * M + m; };
     std::vector<double> F(yf.begin(), yf.end()), G(yb.begin(), yb.end());
     if (has_time) {
@@ -493,8 +495,26 @@ static void bidi_case(int B, int T, int M, int Lf, int Lb, bool tm, bool has_tim
     std::vector<float> out(want.size(), NAN);
     launch({3, 1, 1}, {64, 1, 1}, [&] { bidi_merge_f32(B, T, M, Lf, Lb, tm, has_time, yf.data(), yb.data(), mask.data(), 1, f_back, b_back, 1, 1, mode, out.data()); });
     char name[160];
-    snprintf(name, sizeof name, "bidi B%d T%d M%d Lf%d Lb%d tm%d time%d fback%d mode%d", B, T, M, Lf, Lb, tm, has_time, f_back, mode);
+    snprintf(name, sizeof name, "bidi B%d T%d M%d Lf%d Lb%d tm%d time%d fback%d bback%d mode%d", B, T, M, Lf, Lb, tm, has_time, f_back, b_back, mode);
     check(name, out, want);
+}
+
+// zero_output_for_mask on a dense output, in place: the sequence (either layout, the mask read
+// reversed or in input order) or the last output (zeroed by the last processed step's mask).
+static void zero_steps_case(int B, int T, int U, bool tm, bool has_time, bool reversed, int last) {
+    auto y = rnd((size_t)B * (has_time ? T : 1) * U, 1);
+    std::vector<unsigned char> mask((size_t)B * T);
+    for (auto& m : mask) m = (rng() % 10) >= 4;
+    std::vector<double> want(y.begin(), y.end());
+    for (int b = 0; b < B; ++b) for (int t = 0; t < (has_time ? T : 1); ++t) {
+        int s = has_time ? (reversed ? T - 1 - t : t) : last;
+        size_t row = has_time ? (tm ? (size_t)t * B + b : (size_t)b * T + t) : (size_t)b;
+        if (!mask[(size_t)b * T + s]) for (int j = 0; j < U; ++j) want[row * U + j] = 0;
+    }
+    launch({2, 1, 1}, {64, 1, 1}, [&] { zero_masked_steps_f32(B, T, U, tm, has_time, reversed, last, mask.data(), y.data()); });
+    char name[120];
+    snprintf(name, sizeof name, "zero masked steps B%d T%d U%d tm%d time%d reversed%d last%d", B, T, U, tm, has_time, reversed, last);
+    check(name, y, want);
 }
 
 // The tensor-core projection (tc_gemm.cuh, WMMA emulated in kernels/emu/mma.h) on an A
@@ -599,7 +619,12 @@ int main() {
         bidi_case(3, 4, 1, 5, mode == 0 ? 3 : 5, false, true, false, mode);
         bidi_case(2, 5, 3, 4, 4, mode % 2 == 1, true, mode == 2, mode);
         bidi_case(2, 3, 6, 2, mode == 0 ? 7 : 2, false, false, false, mode);
+        bidi_case(3, 5, 2, 3, 3, mode == 3, true, false, mode, 0);  // unrolled backward layer
     }
+    for (bool tm : {false, true})
+        for (bool reversed : {false, true}) zero_steps_case(3, 5, 37, tm, true, reversed, 0);
+    zero_steps_case(4, 6, 9, false, false, false, 0);
+    zero_steps_case(4, 6, 9, false, false, false, 5);
     tc_gemm_case<__half>(70, 77, 45, true);
     tc_gemm_case<__nv_bfloat16>(130, 64, 96, false);
     tc_gemm_case<__half>(1, 5, 3, true);

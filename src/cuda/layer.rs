@@ -735,6 +735,10 @@ impl CudaLayer {
                 )?;
                 self.last_paths = r.paths.clone();
                 let units = cells.last().map(|c| c.units).unwrap_or(0);
+                let mut output = r.output;
+                if let (true, Some(m)) = (self.options.zero_output_for_mask, &mask_dev) {
+                    zero_masked_steps(&dev, &mut output, m, &self.options, batch, time, units)?;
+                }
                 let out_shape = if spec.return_sequences {
                     if tm {
                         vec![time, batch, units]
@@ -762,7 +766,7 @@ impl CudaLayer {
                     .collect();
                 Ok(DeviceOutput {
                     output: DeviceTensor {
-                        data: Buf::F32(r.output),
+                        data: Buf::F32(output),
                         shape: out_shape,
                     },
                     states,
@@ -976,6 +980,48 @@ fn first_input(cells: &[DeviceCell]) -> Result<usize> {
         .first()
         .map(|c| c.input_dim)
         .ok_or_else(|| Error::invalid("cells", "a layer needs at least one cell"))
+}
+
+/// Keras's `zero_output_for_mask` on a dense layer's f32 output (the kernels repeat the
+/// previous output at masked steps; this zeroes those steps in place): the sequence in
+/// processing order, or the last output where the last processed step is masked.
+fn zero_masked_steps(
+    dev: &CudaDevice,
+    out: &mut CudaSlice<f32>,
+    mask: &CudaSlice<u8>,
+    options: &SequenceOptions,
+    batch: usize,
+    time: usize,
+    units: usize,
+) -> Result<()> {
+    let seq = options.return_sequences;
+    let n = batch * units * if seq { time } else { 1 };
+    if n == 0 {
+        return Ok(());
+    }
+    let (bi, ti, ui) = (
+        to_i32(batch, "batch")?,
+        to_i32(time, "time")?,
+        to_i32(units, "units")?,
+    );
+    let (tm, ht) = (i32::from(options.time_major), i32::from(seq));
+    let reversed = i32::from(options.zeroes_by_reversed_mask());
+    let last = if options.go_backwards { 0 } else { ti - 1 };
+    let f = dev.function(Module::Rnn, "zero_masked_steps_f32")?;
+    let blocks = n.div_ceil(256).clamp(1, 4096) as u32;
+    // zero_masked_steps_f32(int B, int T, int U, int time_major, int has_time, int reversed,
+    //   int last, const u8* mask, float* out)
+    let mut l = dev.launcher(&f);
+    l.arg(&bi)
+        .arg(&ti)
+        .arg(&ui)
+        .arg(&tm)
+        .arg(&ht)
+        .arg(&reversed)
+        .arg(&last)
+        .arg(mask)
+        .arg(out);
+    dev.launch(l, "zero_masked_steps_f32", grid1(blocks, 256))
 }
 
 fn check_state_count(n: usize, widths: &[usize], names: &[String]) -> Result<()> {
@@ -1255,15 +1301,17 @@ impl BidiLayer {
         let mi = to_i64(mid, "elements per step")?;
         let (lfi, lbi) = (to_i32(lf, "output width")?, to_i32(lb, "output width")?);
         let (tm, ht) = (i32::from(opts.time_major), i32::from(has_time));
+        // Which mask step zeroes an output step (SequenceOptions::zeroes_by_reversed_mask).
         let (fb, bb) = (
-            i32::from(self.fwd.options.go_backwards),
-            i32::from(self.bwd.options.go_backwards),
+            i32::from(self.fwd.options.zeroes_by_reversed_mask()),
+            i32::from(self.bwd.options.zeroes_by_reversed_mask()),
         );
         let (zf, zb) = (zero(&self.fwd), zero(&self.bwd));
         let blocks = n_out.div_ceil(256).clamp(1, 4096) as u32;
         // bidi_merge_f32(int B, int T, long long M, int Lf, int Lb, int time_major,
         //   int has_time, const float* yf, const float* yb, const u8* mask, int has_mask,
         //   int f_back, int b_back, int zero_f, int zero_b, int mode, float* out)
+        // (f_back / b_back: whether the mask is read reversed, as zeroes_by_reversed_mask)
         let mut l = dev.launcher(&f);
         l.arg(&bi)
             .arg(&ti)

@@ -212,15 +212,12 @@ impl Bidirectional {
             if let Some(m) = args.mask {
                 // Keras forces zero_output_for_mask on the wrapped layers (ConvLSTM2D ignores it).
                 if !matches!(self.forward, KerasLayer::ConvLSTM2D(_)) {
-                    zero_masked_steps(&mut y, m, self.forward.options().go_backwards, time_axis);
+                    let reversed = self.forward.options().zeroes_by_reversed_mask();
+                    zero_masked_steps(&mut y, m, reversed, time_axis);
                 }
                 if !matches!(self.backward, KerasLayer::ConvLSTM2D(_)) {
-                    zero_masked_steps(
-                        &mut y_rev,
-                        m,
-                        self.backward.options().go_backwards,
-                        time_axis,
-                    );
+                    let reversed = self.backward.options().zeroes_by_reversed_mask();
+                    zero_masked_steps(&mut y_rev, m, reversed, time_axis);
                 }
             }
             y_rev.invert_axis(Axis(time_axis));
@@ -328,12 +325,14 @@ fn reset(l: &mut KerasLayer) {
 }
 
 /// Keras's `zero_output_for_mask`: sets to zero the outputs of masked steps. `out` is a
-/// sequence output in processing order (time on `time_axis`); with `go_backwards` step `t`
-/// belongs to input step `T-1-t`. `mask` is `(batch, time)` in input order.
+/// sequence output in processing order (time on `time_axis`); `mask` is `(batch, time)` in
+/// input order, and step `t` is zeroed where `mask[:, T-1-t]` is false when `reversed`
+/// (a `go_backwards` layer's loop), `mask[:, t]` otherwise
+/// ([`SequenceOptions::zeroes_by_reversed_mask`](crate::config::SequenceOptions::zeroes_by_reversed_mask)).
 pub(crate) fn zero_masked_steps(
     out: &mut ArrayD<f32>,
     mask: ArrayView2<bool>,
-    go_backwards: bool,
+    reversed: bool,
     time_axis: usize,
 ) {
     let t_len = out.shape().get(time_axis).copied().unwrap_or(0);
@@ -341,7 +340,7 @@ pub(crate) fn zero_masked_steps(
         return;
     }
     for t in 0..t_len {
-        let s = if go_backwards { t_len - 1 - t } else { t };
+        let s = if reversed { t_len - 1 - t } else { t };
         // Without the time axis, the batch axis is first in both layouts.
         let mut step = out.index_axis_mut(Axis(time_axis), t);
         for (b, mut row) in step.axis_iter_mut(Axis(0)).enumerate() {

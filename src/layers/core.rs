@@ -189,19 +189,25 @@ pub(crate) fn run(
     for c in cells {
         per_cell.push(it.by_ref().take(c.state_widths().len()).collect::<Vec<_>>());
     }
+    // Keras's unrolled loop under go_backwards zeroes the sequence with the mask in input
+    // order (SequenceOptions::zeroes_by_reversed_mask): run with repeated outputs, then zero.
+    let zero_after = options.zero_output_for_mask
+        && options.return_sequences
+        && options.go_backwards
+        && !options.zeroes_by_reversed_mask();
     let (res, states) = sequence::run_stack(
         cells,
         x_tm.view(),
         mask_tm.as_ref().map(|m| m.view()),
         per_cell,
         options.return_sequences,
-        if options.zero_output_for_mask {
+        if options.zero_output_for_mask && !zero_after {
             sequence::MaskedOutput::Zeros
         } else {
             sequence::MaskedOutput::RepeatPrevious
         },
     )?;
-    let output = if options.return_sequences {
+    let mut output = if options.return_sequences {
         let o = res
             .outputs
             .ok_or_else(|| Error::invalid("return_sequences", "no outputs were kept"))?;
@@ -216,6 +222,10 @@ pub(crate) fn run(
     } else {
         res.last.into_dyn()
     };
+    if let (true, Some(m)) = (zero_after, mask) {
+        let time_axis = usize::from(!options.time_major);
+        crate::layers::bidirectional::zero_masked_steps(&mut output, m, false, time_axis);
+    }
     let flat: Vec<Array2<f32>> = states.into_iter().flatten().collect();
     if options.stateful {
         carry.states = Some(flat.clone());
