@@ -35,6 +35,8 @@ enum Act : int {
     ACT_SWISH = 10,        // also `silu`
     ACT_GELU = 11,         // exact (erf) form, approximate=False
     ACT_RELU6 = 12,
+    ACT_MISH = 13,         // x tanh(softplus(x))
+    ACT_LEAKY_RELU = 14,   // tf.nn.leaky_relu, alpha 0.2
     ACT_RUNTIME = -1,      // template value: read the id from a run-time argument
 };
 
@@ -78,6 +80,8 @@ __device__ __forceinline__ float act_by_id(int id, float x) {
         case ACT_SWISH: return x * sigmoid_f(x);
         case ACT_GELU: return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f));
         case ACT_RELU6: return fminf(fmaxf(x, 0.0f), 6.0f);
+        case ACT_MISH: return x * tanhf(softplus_f(x));
+        case ACT_LEAKY_RELU: return x >= 0.0f ? x : 0.2f * x;
         default: return x;
     }
 }

@@ -7,6 +7,9 @@
 #                                        --features cuda), from `cargo test --no-run`
 #   target/gpu-bundle/fixtures/          tests/fixtures (the Keras cases)
 #   target/gpu-bundle/fixtures_files/    tests/fixtures_files (Keras model files: chains, Bidirectional)
+#   target/gpu-bundle/fuzz/              random Keras cases from scripts/keras_fuzz.py --write, each
+#                                        checked on the CPU first (needs the Keras venv .kvenv, or
+#                                        RECURRENT_KERAS_PYTHON; seed RECURRENT_FUZZ_SEED, default 1)
 #   target/gpu-bundle/MANIFEST.txt       commit, build date, nvcc, file sizes and sha256
 #
 # The GPU machine has no Rust toolchain and no network: scripts/gpu_session.sh runs what is
@@ -61,6 +64,16 @@ cp "$root/target/release/recurrent" "$bundle/recurrent"
 cp -r "$root/tests/fixtures" "$bundle/fixtures"
 cp -r "$root/tests/fixtures_files" "$bundle/fixtures_files"
 
+kpy="${RECURRENT_KERAS_PYTHON:-$root/.kvenv/bin/python}"
+if [ -x "$kpy" ] && "$kpy" -c "import tf_keras" >/dev/null 2>&1; then
+    echo "== random Keras cases (scripts/keras_fuzz.py --write)"
+    "$kpy" "$root/scripts/keras_fuzz.py" --cases 180 --seed "${RECURRENT_FUZZ_SEED:-1}" \
+        --large-share 0.3 --write "$bundle/fuzz" 2>/dev/null | grep -E "FAILED|keras_fuzz seed" ||
+        echo "keras_fuzz failed on the CPU (see above): only the cases that passed are in the bundle"
+else
+    echo "== no Keras venv ($kpy): no random Keras cases in the bundle (gpu_session.sh fuzz fails)"
+fi
+
 # Debug info is most of the executables' size (profile.release has debug = 1); the symbol
 # table stays, so backtraces still name functions.
 strip --strip-debug "$bundle/recurrent" "$bundle"/tests/*
@@ -83,9 +96,10 @@ done
     echo "kernel target: ${RECURRENT_CUDA_ARCH:-compute_90}"
     echo "total bytes: $total"
     echo
-    (cd "$bundle" && find . -type f ! -path './fixtures/*' ! -path './fixtures_files/*' ! -name MANIFEST.txt -print0 | sort -z | xargs -0 sha256sum)
+    (cd "$bundle" && find . -type f ! -path './fixtures/*' ! -path './fixtures_files/*' ! -path './fuzz/*' ! -name MANIFEST.txt -print0 | sort -z | xargs -0 sha256sum)
     echo "fixtures: $(find "$bundle/fixtures" -name layer.json | wc -l) cases"
     echo "model-file fixtures: $(find "$bundle/fixtures_files" -name case.json | wc -l) cases"
+    echo "random Keras cases: $(find "$bundle/fuzz" -name layer.json 2>/dev/null | wc -l)"
 } >"$bundle/MANIFEST.txt"
 cat "$bundle/MANIFEST.txt"
 echo

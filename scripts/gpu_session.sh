@@ -9,6 +9,8 @@
 #   tests      every target/gpu-bundle/tests/gpu_* executable (GPU against CPU, Keras fixtures)
 #   fixtures   every Keras fixture through `recurrent run --device cuda`, compared with its
 #              out.npz by numpy (1e-5 + 1e-4 * |want|)
+#   fuzz       the same for the random Keras cases of target/gpu-bundle/fuzz/ (written by
+#              scripts/keras_fuzz.py --write when the bundle was built; each passed on the CPU)
 #   bench      `recurrent bench --device cuda`
 #   memcheck   compute-sanitizer --tool memcheck over the GPU tests (RECURRENT_GPU_QUICK=1)
 #   racecheck  compute-sanitizer --tool racecheck over the GPU tests (RECURRENT_GPU_QUICK=1)
@@ -29,7 +31,7 @@
 # Default: all of them, in this order. Each phase has a time cap, and the whole run stops
 # starting phases when RECURRENT_SESSION_BUDGET_S (default 570 s; the device tool allows 600 s
 # per command) is spent: skipped phases say so. If the full run does not fit, call it twice:
-#   bash scripts/gpu_session.sh info tests fixtures bench paths
+#   bash scripts/gpu_session.sh info tests fixtures fuzz bench paths
 #   bash scripts/gpu_session.sh memcheck racecheck initcheck
 #
 # Output: every log under $OUT (default target/gpu-session/), SUMMARY.txt there, and the
@@ -50,7 +52,7 @@ failed=0
 
 phases=("$@")
 if [ "${#phases[@]}" -eq 0 ]; then
-    phases=(info tests fixtures bench memcheck racecheck initcheck)
+    phases=(info tests fixtures fuzz bench memcheck racecheck initcheck)
 fi
 
 note() { echo "$*" | tee -a "$summary"; }
@@ -145,7 +147,7 @@ compare_py() {
 import os, sys
 import numpy as np
 
-fixtures, outputs = sys.argv[1], sys.argv[2]
+fixtures, outputs, tag = sys.argv[1], sys.argv[2], sys.argv[3]
 ok = bad = skipped = 0
 worst = (0.0, "")
 for name in sorted(os.listdir(fixtures)):
@@ -194,31 +196,50 @@ for name in sorted(os.listdir(fixtures)):
         ok += 1
         if case_worst > worst[0]:
             worst = (case_worst, name)
-print(f"fixtures via recurrent run --device cuda: largest error {worst[0]:.3e} ({worst[1]})")
+print(f"{tag} via recurrent run --device cuda: largest error {worst[0]:.3e} ({worst[1]})")
 print(f"{ok} passed, {bad} failed, {skipped} skipped")
 sys.exit(1 if bad else 0)
 PY
 }
 
-phase_fixtures() {
-    local dir="$out/fixtures" d name
+# Runs every case directory under $1 through `recurrent run --device cuda` (each capped at
+# 60 s, the whole phase at $3 s) and compares with its out.npz; logs under $out/$2*.
+run_cases() {
+    local cases="$1" tag="$2" cap="$3" d name
+    local dir="$out/$tag" phase_start
+    phase_start="$(date +%s)"
     mkdir -p "$dir"
-    local fixtures="$bundle/fixtures"
-    for d in "$fixtures"/*/; do
+    if ! ls "$cases"/*/layer.json >/dev/null 2>&1; then
+        echo "no cases under $cases"
+        return 1
+    fi
+    for d in "$cases"/*/; do
         d="${d%/}"
         [ -f "$d/layer.json" ] || continue
         name="$(basename "$d")"
+        if [ $(($(date +%s) - phase_start)) -gt "$cap" ] || [ "$(remaining)" -lt 15 ]; then
+            echo "time cap reached during $tag: the cases not run yet count as failed"
+            break
+        fi
         local args=(run --layer "$d/layer.json" --weights "$d/weights.npz" --input "$d/x.npy"
             --device cuda --output "$dir/$name.npz")
         [ -f "$d/mask.npy" ] && args+=(--mask "$d/mask.npy")
         [ -f "$d/initial_state.npz" ] && args+=(--initial-state "$d/initial_state.npz")
-        if ! capped 60 "$bundle/recurrent" "${args[@]}" >"$dir/$name.err" 2>&1; then
-            [ "$(remaining)" -lt 15 ] && { echo "budget spent during fixtures"; break; }
-        fi
+        capped 60 "$bundle/recurrent" "${args[@]}" >"$dir/$name.err" 2>&1
     done
-    compare_py >"$out/compare_fixtures.py"
-    python3 "$out/compare_fixtures.py" "$fixtures" "$dir" | tee "$out/fixtures.log" | tail -n 40
+    compare_py >"$out/compare_cases.py"
+    python3 "$out/compare_cases.py" "$cases" "$dir" "$tag" | tee "$out/$tag.log" | tail -n 40
     return "${PIPESTATUS[0]}"
+}
+
+phase_fixtures() {
+    run_cases "$bundle/fixtures" fixtures 400
+}
+
+# Random option combinations written by scripts/keras_fuzz.py --write (Keras's answers, each
+# case already passed on the CPU when the bundle was built).
+phase_fuzz() {
+    run_cases "$bundle/fuzz" fuzz 240
 }
 
 phase_bench() {
@@ -338,6 +359,7 @@ for p in "${phases[@]}"; do
         info) phase_info ;;
         tests) phase_tests ;;
         fixtures) phase_fixtures ;;
+        fuzz) phase_fuzz ;;
         bench) phase_bench ;;
         memcheck) phase_sanitizer memcheck 280 ;;
         racecheck) phase_sanitizer racecheck 280 ;;

@@ -535,7 +535,7 @@ def lstm():
         ("relu", 1.0, 1.0), ("linear", 1.0, 1.0), ("softsign", 1.0, 1.0),
         ("softplus", 0.5, 1.0), ("elu", 1.0, 1.0), ("selu", 1.0, 1.0),
         ("exponential", 0.3, 0.25), ("swish", 1.0, 1.0), ("gelu", 1.0, 1.0),
-        ("sigmoid", 1.0, 1.0),
+        ("sigmoid", 1.0, 1.0), ("mish", 1.0, 1.0), ("leaky_relu", 1.0, 1.0),
     ]
     for act, x_scale, w_scale in acts:
         small = ""

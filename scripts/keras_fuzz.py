@@ -43,7 +43,8 @@ import tensorflow as tf  # noqa: E402
 keras, L = kf.keras, kf.L
 
 ACTIVATIONS = ["tanh", "sigmoid", "hard_sigmoid", "relu", "linear", "softsign", "softplus",
-               "elu", "selu", "swish", "gelu", "exponential", None]
+               "elu", "selu", "swish", "gelu", "exponential", "relu6", "mish", "leaky_relu",
+               None]
 # Bounded pairs keep long random sequences finite; unbounded ones still appear, and a case
 # whose Keras output is not finite is skipped.
 BOUNDED = ["tanh", "sigmoid", "hard_sigmoid", "softsign"]

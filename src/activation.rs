@@ -34,6 +34,11 @@ pub enum Activation {
     Gelu,
     /// `min(max(x, 0), 6)`.
     Relu6,
+    /// `x * tanh(softplus(x))`.
+    Mish,
+    /// `x` for `x >= 0`, else `0.2 * x` (tf-keras 2's `leaky_relu` name is `tf.nn.leaky_relu`
+    /// with its default `alpha = 0.2`).
+    LeakyRelu,
 }
 
 /// The names [`Activation::from_name`] accepts.
@@ -52,10 +57,14 @@ pub const ACTIVATION_NAMES: &[&str] = &[
     "silu",
     "gelu",
     "relu6",
+    "mish",
+    "leaky_relu",
 ];
 
 const SELU_ALPHA: f32 = 1.673_263_2;
 const SELU_SCALE: f32 = 1.050_701;
+/// `tf.nn.leaky_relu`'s default slope, which tf-keras 2's `"leaky_relu"` name uses.
+const LEAKY_RELU_ALPHA: f32 = 0.2;
 
 impl Activation {
     /// Parses a Keras 2 activation name; `field` names the config key in the error.
@@ -74,6 +83,8 @@ impl Activation {
             "swish" | "silu" => Activation::Swish,
             "gelu" => Activation::Gelu,
             "relu6" => Activation::Relu6,
+            "mish" => Activation::Mish,
+            "leaky_relu" => Activation::LeakyRelu,
             other => {
                 return Err(Error::UnknownActivation {
                     field: field.to_string(),
@@ -100,6 +111,8 @@ impl Activation {
             Activation::Swish => "swish",
             Activation::Gelu => "gelu",
             Activation::Relu6 => "relu6",
+            Activation::Mish => "mish",
+            Activation::LeakyRelu => "leaky_relu",
         }
     }
 
@@ -135,6 +148,14 @@ impl Activation {
                 (0.5 * xd * (1.0 + libm::erf(xd / std::f64::consts::SQRT_2))) as f32
             }
             Activation::Relu6 => x.clamp(0.0, 6.0),
+            Activation::Mish => x * softplus(x).tanh(),
+            Activation::LeakyRelu => {
+                if x >= 0.0 {
+                    x
+                } else {
+                    LEAKY_RELU_ALPHA * x
+                }
+            }
         }
     }
 
@@ -191,10 +212,10 @@ mod tests {
         for n in ACTIVATION_NAMES {
             assert!(Activation::from_name("activation", n).is_ok(), "{n}");
         }
-        let e = Activation::from_name("recurrent_activation", "mish").unwrap_err();
+        let e = Activation::from_name("recurrent_activation", "softmax").unwrap_err();
         let msg = e.to_string();
         assert!(
-            msg.contains("recurrent_activation") && msg.contains("mish"),
+            msg.contains("recurrent_activation") && msg.contains("softmax"),
             "{msg}"
         );
     }
@@ -204,5 +225,15 @@ mod tests {
         assert!((Activation::Sigmoid.apply(-100.0)).abs() < 1e-30);
         assert!((Activation::Gelu.apply(1.0) - 0.841_344_7).abs() < 1e-6);
         assert!((Activation::Selu.apply(-1.0) - (-1.111_330_7)).abs() < 1e-6);
+        // tf.keras.activations.mish's own docstring values.
+        for (x, want) in [
+            (-3.0, -0.145_647_45),
+            (-1.0, -0.303_401_44),
+            (1.0, 0.865_098_36),
+        ] {
+            assert!((Activation::Mish.apply(x) - want).abs() < 1e-6, "mish({x})");
+        }
+        assert_eq!(Activation::LeakyRelu.apply(-2.0), -0.4);
+        assert_eq!(Activation::LeakyRelu.apply(3.0), 3.0);
     }
 }

@@ -50,7 +50,7 @@ mod gpu {
     use std::path::{Path, PathBuf};
     use std::sync::OnceLock;
 
-    const ALL_ACTIVATIONS: [Activation; 13] = [
+    const ALL_ACTIVATIONS: [Activation; 15] = [
         Activation::Tanh,
         Activation::Sigmoid,
         Activation::HardSigmoid,
@@ -64,6 +64,8 @@ mod gpu {
         Activation::Swish,
         Activation::Gelu,
         Activation::Relu6,
+        Activation::Mish,
+        Activation::LeakyRelu,
     ];
 
     // ---- device, seed, random numbers

@@ -27,6 +27,8 @@ static double act_ref(int id, double x) {
         case 10: return x / (1 + std::exp(-x));
         case 11: return 0.5 * x * (1 + std::erf(x / std::sqrt(2.0)));
         case 12: return std::fmin(std::fmax(x, 0), 6);
+        case 13: return x * std::tanh(std::log1p(std::exp(x)));
+        case 14: return x >= 0 ? x : 0.2 * x;
     }
     return x;
 }
@@ -560,6 +562,7 @@ int main() {
         dense_case(k, 5, 4, 7, 33, true, true, true, 0, 2, false);
         dense_case(k, 6, 3, 3, 9, true, true, true, 3, 8, true);
         dense_case(k, 1, 2, 2, 70, false, true, false, 11, 5, true);
+        dense_case(k, 4, 3, 5, 12, true, true, true, 13, 14, false);  // mish, leaky_relu
     }
     dense_case(LSTM, 9, 2, 65, 5, false, true, true, 10, 6, false);  // K of the GEMM > 64
     conv_case(2, 3, 7, 6, 3, 5, 3, 3, 1, 1, 1, 1, true, false, false, true);

@@ -30,6 +30,8 @@ pub(crate) fn act_id(a: Activation) -> i32 {
         Activation::Swish => 10,
         Activation::Gelu => 11,
         Activation::Relu6 => 12,
+        Activation::Mish => 13,
+        Activation::LeakyRelu => 14,
     }
 }
 
@@ -348,6 +350,8 @@ mod tests {
             (Activation::Swish, "ACT_SWISH"),
             (Activation::Gelu, "ACT_GELU"),
             (Activation::Relu6, "ACT_RELU6"),
+            (Activation::Mish, "ACT_MISH"),
+            (Activation::LeakyRelu, "ACT_LEAKY_RELU"),
         ];
         for (a, n) in names {
             let pat = format!("    {n} = {},", act_id(a));
