@@ -526,6 +526,12 @@ def lstm():
              "states, out3 follows reset_states().",
              lambda: L.LSTM(stateful=True, return_sequences=True, return_state=True, **LU),
              (2, 4, 3), stateful=True)
+    run_case("lstm_time_major_mask_holes_seq_state",
+             "LSTM with time_major=True and a mask with holes and a fully masked row, given as "
+             "Keras takes it for a time-major layer: mask.npy is (time, batch) = (6, 3) here "
+             "(the contract's (batch, time) works too), return_sequences + return_state.",
+             lambda: L.LSTM(time_major=True, return_sequences=True, return_state=True, **LU),
+             (6, 3, 3), mask=np.ascontiguousarray(MASK_FULL_ROW_6.T))
     run_case("lstm_time_major_seq_state",
              "LSTM with time_major=True: x is (time, batch, feat), output (time, batch, units), "
              "plus return_state.",

@@ -136,7 +136,9 @@ def draw_dense(rng, large):
         what = f"{LAYERS[family].__name__}({units}, {ckw})"
     time_major = kw.get("time_major", False)
     shape = (time_, batch, feat) if time_major else (batch, time_, feat)
-    mask = random_mask(rng, batch, time_) if (not time_major and chance(rng, 0.4)) else None
+    mask = random_mask(rng, batch, time_) if chance(rng, 0.4) else None
+    if mask is not None and time_major:
+        mask = np.ascontiguousarray(mask.T)  # Keras takes (time, batch) here; so does run
     init = (not stateful) and chance(rng, 0.35)
     return make, shape, mask, init, f"{what} {kw}"
 

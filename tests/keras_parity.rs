@@ -136,3 +136,41 @@ fn every_keras_fixture_matches_keras_within_tolerance() {
         failures.join("\n")
     );
 }
+
+/// Keras takes a `time_major` layer's mask as `(time, batch)`; the contract's `mask.npy` is
+/// `(batch, time)`. Every time-major fixture with a mask (written in Keras's layout) must give
+/// Keras's answer with the mask in either layout.
+#[test]
+fn time_major_masks_are_read_in_either_layout() {
+    let out_dir = temp_dir("time-major-mask");
+    let mut checked = 0;
+    for dir in fixture_cases() {
+        let cfg = std::fs::read_to_string(dir.join("layer.json")).expect("layer.json");
+        if !cfg.contains("\"time_major\": true") || !dir.join("mask.npy").is_file() {
+            continue;
+        }
+        let keras_layout = npz::read_mask(&dir.join("mask.npy")).expect("mask.npy");
+        let contract_layout = out_dir.join("mask_batch_time.npy");
+        ndarray_npy::write_npy(&contract_layout, &keras_layout.t().to_owned())
+            .expect("write the transposed mask");
+        for mask in [dir.join("mask.npy"), contract_layout] {
+            let out = out_dir.join("out.npz");
+            let files = RunFiles {
+                layer: dir.join("layer.json"),
+                weights: dir.join("weights.npz"),
+                input: dir.join("x.npy"),
+                mask: Some(mask.clone()),
+                initial_state: opt(&dir.join("initial_state.npz")),
+                output: out.clone(),
+                ..Default::default()
+            };
+            run_files(&files).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+            let got = npz::read_npz(&out).expect("out.npz");
+            let want = npz::read_npz(&dir.join("out.npz")).expect("want");
+            compare(&got, &want).unwrap_or_else(|e| panic!("{} ({mask:?}): {e}", dir.display()));
+        }
+        checked += 1;
+    }
+    let _ = std::fs::remove_dir_all(&out_dir);
+    assert!(checked >= 1, "no time-major fixture with a mask");
+}

@@ -4,7 +4,7 @@ use super::{model, npz, KerasLayer};
 use crate::layers::CallArgs;
 use crate::{Error, Result};
 use half::{bf16, f16};
-use ndarray::ArrayD;
+use ndarray::{Array2, ArrayD};
 use std::path::{Path, PathBuf};
 
 /// Where a layer runs.
@@ -244,6 +244,19 @@ fn forward_on(
     }
 }
 
+/// `mask.npy` is `(batch, time)`. Keras itself takes a `time_major` layer's mask as
+/// `(time, batch)`, so for such a layer a mask of shape `(time, batch)` (and not also
+/// `(batch, time)`, which only a square one is) is read that way and transposed. Any other
+/// shape is left for the layer's own check to report.
+fn time_major_mask(mask: Array2<bool>, layer: &KerasLayer, x_shape: &[usize]) -> Array2<bool> {
+    match x_shape {
+        [t, b, ..] if layer.options().time_major && t != b && mask.dim() == (*t, *b) => {
+            mask.reversed_axes().as_standard_layout().into_owned()
+        }
+        _ => mask,
+    }
+}
+
 fn run_inner(files: &RunFiles) -> Result<()> {
     #[cfg(not(feature = "cuda"))]
     if files.device == Device::Cuda {
@@ -253,7 +266,7 @@ fn run_inner(files: &RunFiles) -> Result<()> {
     let mut x = npz::read_f32(&files.input)?;
     files.dtype.round(&mut x);
     let mask = match &files.mask {
-        Some(p) => Some(npz::read_mask(p)?),
+        Some(p) => Some(time_major_mask(npz::read_mask(p)?, &layer, x.shape())),
         None => None,
     };
     let names = layer.state_names();
@@ -339,7 +352,11 @@ fn run_model_inner(files: &ModelRunFiles) -> Result<()> {
     let mut x = npz::read_f32(&files.input)?;
     files.dtype.round(&mut x);
     let mask = match &files.mask {
-        Some(p) => Some(npz::read_mask(p)?),
+        Some(p) => Some(time_major_mask(
+            npz::read_mask(p)?,
+            chain.first(),
+            x.shape(),
+        )),
         None => None,
     };
     let initial = match &files.initial_state {
