@@ -287,14 +287,15 @@ def draw_cudnn(rng):
     batch, time_ = int(rng.integers(1, 5)), int(rng.integers(1, 8))
     in_dim, units = int(rng.integers(1, 8)), int(rng.integers(1, 8))
     flags = dict(return_sequences=chance(rng, 0.5), return_state=chance(rng, 0.5),
-                 go_backwards=chance(rng, 0.35))
+                 go_backwards=chance(rng, 0.35), time_major=chance(rng, 0.15))
     init = chance(rng, 0.35)
-    return kind, (batch, time_, in_dim), units, flags, init
+    shape = (time_, batch, in_dim) if flags["time_major"] else (batch, time_, in_dim)
+    return kind, shape, units, flags, init
 
 
 def cudnn_reference(kind, x, units, flags, init, rng):
     """CuDNN config + weights; the reference is the plain layer after Keras's conversion."""
-    batch, time_, in_dim = x.shape
+    time_, in_dim = x.shape[0 if flags["time_major"] else 1], x.shape[2]
     cls = kf.CuDNNLSTM if kind == "lstm" else kf.CuDNNGRU
     layer = cls(units, **flags)
     inp = keras.Input((time_, in_dim))
