@@ -65,8 +65,12 @@ __device__ __forceinline__ float act_by_id(int id, float x) {
     switch (id) {
         case ACT_TANH: return tanhf(x);
         case ACT_SIGMOID: return sigmoid_f(x);
-        case ACT_HARD_SIGMOID: return fminf(fmaxf(0.2f * x + 0.5f, 0.0f), 1.0f);
-        case ACT_RELU: return fmaxf(x, 0.0f);
+        // Comparisons, not fminf / fmaxf, which map NaN to the bound: Keras keeps NaN.
+        case ACT_HARD_SIGMOID: {
+            const float y = 0.2f * x + 0.5f;
+            return y < 0.0f ? 0.0f : (y > 1.0f ? 1.0f : y);
+        }
+        case ACT_RELU: return x < 0.0f ? 0.0f : x;
         case ACT_LINEAR: return x;
         case ACT_SOFTSIGN: return x / (1.0f + fabsf(x));
         case ACT_SOFTPLUS: return softplus_f(x);
@@ -79,7 +83,7 @@ __device__ __forceinline__ float act_by_id(int id, float x) {
         case ACT_EXPONENTIAL: return expf(x);
         case ACT_SWISH: return x * sigmoid_f(x);
         case ACT_GELU: return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f));
-        case ACT_RELU6: return fminf(fmaxf(x, 0.0f), 6.0f);
+        case ACT_RELU6: return x < 0.0f ? 0.0f : (x > 6.0f ? 6.0f : x);
         case ACT_MISH: return x * tanhf(softplus_f(x));
         case ACT_LEAKY_RELU: return x >= 0.0f ? x : 0.2f * x;
         default: return x;

@@ -123,7 +123,14 @@ impl Activation {
             Activation::Tanh => x.tanh(),
             Activation::Sigmoid => sigmoid(x),
             Activation::HardSigmoid => (0.2 * x + 0.5).clamp(0.0, 1.0),
-            Activation::Relu => x.max(0.0),
+            // Not x.max(0.0): that maps NaN to 0, Keras's relu keeps it.
+            Activation::Relu => {
+                if x < 0.0 {
+                    0.0
+                } else {
+                    x
+                }
+            }
             Activation::Linear => x,
             Activation::Softsign => x / (1.0 + x.abs()),
             Activation::Softplus => softplus(x),

@@ -311,6 +311,8 @@ pub struct CuDNNConfig {
     /// Regularizers and constraints (no effect here).
     pub training: TrainingOnly,
     /// The sequence arguments (`return_sequences`, `return_state`, `go_backwards`, `stateful`).
+    /// `time_major` is refused (Keras has none for ConvLSTM2D) and `zero_output_for_mask` is
+    /// ignored, as Keras's ConvRNN2D ignores it.
     pub sequence: SequenceOptions,
 }
 

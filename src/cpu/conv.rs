@@ -43,6 +43,9 @@ fn axis(
         }
         Padding::Same => {
             let out = input.div_ceil(stride);
+            if out == 0 {
+                return None; // an empty image (`ConvGeometry::new` reports it as empty)
+            }
             let needed = (out - 1) * stride + eff;
             let total = needed.saturating_sub(input);
             Some((out, total / 2))

@@ -78,7 +78,10 @@ pub(crate) fn apply<const F: bool>(act: Activation, xs: &mut [f32]) {
         Activation::HardSigmoid => xs
             .iter_mut()
             .for_each(|x| *x = (0.2 * *x + 0.5).clamp(0.0, 1.0)),
-        Activation::Relu => xs.iter_mut().for_each(|x| *x = x.max(0.0)),
+        // Not x.max(0.0): that maps NaN to 0, Keras's relu keeps it.
+        Activation::Relu => xs
+            .iter_mut()
+            .for_each(|x| *x = if *x < 0.0 { 0.0 } else { *x }),
         Activation::Softsign => xs.iter_mut().for_each(|x| *x /= 1.0 + x.abs()),
         Activation::Swish => xs.iter_mut().for_each(|x| *x *= sigmoid::<F>(*x)),
         other => xs.iter_mut().for_each(|x| *x = other.apply(*x)),
@@ -88,6 +91,23 @@ pub(crate) fn apply<const F: bool>(act: Activation, xs: &mut [f32]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_activation_keeps_nan_as_keras_does() {
+        for &name in crate::activation::ACTIVATION_NAMES {
+            let act = Activation::from_name("activation", name).expect("listed name");
+            assert!(act.apply(f32::NAN).is_nan(), "{name} (exact)");
+            for fast in [false, true] {
+                let mut v = [f32::NAN, -1.0];
+                if fast {
+                    apply::<true>(act, &mut v);
+                } else {
+                    apply::<false>(act, &mut v);
+                }
+                assert!(v[0].is_nan(), "{name} (vectorised, fma {fast})");
+            }
+        }
+    }
 
     #[test]
     fn fast_activations_are_within_2e_7_of_the_exact_ones() {

@@ -458,7 +458,7 @@ pub(crate) fn persistent_plan(
             smem,
         })
     };
-    let best = [plan(units), plan(units.div_ceil(limits.sms))]
+    let best = [plan(units), plan(units.div_ceil(limits.sms.max(1)))]
         .into_iter()
         .flatten()
         .min_by(|a, b| {

@@ -86,6 +86,16 @@ impl ConvLSTM2D {
                 format!("strides ({sy}, {sx}) != 1 together with dilation_rate ({dy}, {dx}) != 1 is not supported (as in Keras)"),
             ));
         }
+        if config.sequence.time_major {
+            return Err(Error::config(
+                "time_major",
+                "ConvLSTM2D has no time_major mode (found true); inputs are (batch, time, ...)",
+            ));
+        }
+        // Keras's ConvRNN2D ignores zero_output_for_mask: masked steps repeat the previous
+        // output whatever the flag says (the CUDA path does the same).
+        let mut config = config;
+        config.sequence.zero_output_for_mask = false;
         let cin = kernel.shape()[2];
         check_shape("kernel", kernel.shape(), &[kh, kw, cin, 4 * f])?;
         check_shape(
@@ -197,6 +207,12 @@ impl ConvLSTM2D {
 
     fn input_geometry(&self, rows: usize, cols: usize) -> Result<ConvGeometry> {
         let c = &self.config;
+        if rows == 0 || cols == 0 {
+            return Err(Error::invalid(
+                "input",
+                format!("an image of {rows}x{cols} has no pixels; expected at least 1x1"),
+            ));
+        }
         ConvGeometry::new(rows, cols, self.input_channels(), c.kernel_size, c.strides, c.dilation_rate, c.padding).ok_or_else(|| {
             Error::invalid(
                 "input",
@@ -691,6 +707,88 @@ impl Stepper for ConvStepper<'_> {
             )
         })?;
         out.assign(&h_new[0]);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::SequenceOptions;
+    use ndarray::{Array, Array2, Axis};
+
+    fn layer(sequence: SequenceOptions) -> Result<ConvLSTM2D> {
+        let cfg = ConvLSTM2DConfig {
+            sequence,
+            ..ConvLSTM2DConfig::new(2, (3, 3))
+        };
+        let k = Array::from_shape_fn((3, 3, 1, 8), |(a, b, _, d)| (a + b + d) as f32 * 0.05 - 0.3);
+        let r = Array::from_shape_fn((3, 3, 2, 8), |(a, b, c, d)| (a * b + c + d) as f32 * 0.03);
+        ConvLSTM2D::new(cfg, k, r, Some(Array1::from_elem(8, 0.1)))
+    }
+
+    /// An image with no rows under `same` padding: an error, not an arithmetic underflow.
+    #[test]
+    fn an_empty_image_is_an_error() -> Result<()> {
+        let cfg = ConvLSTM2DConfig {
+            padding: crate::config::Padding::Same,
+            ..ConvLSTM2DConfig::new(2, (3, 3))
+        };
+        let k = Array::zeros((3, 3, 1, 8));
+        let r = Array::zeros((3, 3, 2, 8));
+        let mut l = ConvLSTM2D::new(cfg, k, r, Some(Array1::zeros(8)))?;
+        let x = Array::<f32, _>::zeros((1, 2, 0, 5, 1)).into_dyn();
+        let e = l
+            .forward(x.view(), &CallArgs::default())
+            .err()
+            .map(|e| e.to_string());
+        assert!(e.unwrap_or_default().contains("0x5 has no pixels"));
+        Ok(())
+    }
+
+    #[test]
+    fn time_major_is_refused_as_keras_has_none() {
+        let e = layer(SequenceOptions {
+            time_major: true,
+            ..Default::default()
+        })
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+        assert!(e.contains("time_major"), "{e}");
+    }
+
+    /// Keras's ConvRNN2D ignores zero_output_for_mask: masked steps repeat the previous output.
+    #[test]
+    fn zero_output_for_mask_is_ignored_as_in_keras() -> Result<()> {
+        let seq = SequenceOptions {
+            return_sequences: true,
+            ..Default::default()
+        };
+        let x = Array::from_shape_fn((1, 4, 5, 5, 1), |(_, t, r, c, _)| {
+            ((t * 7 + r * 3 + c) % 5) as f32 * 0.2 - 0.4
+        })
+        .into_dyn();
+        let mask = Array2::from_shape_vec((1, 4), vec![true, false, true, false])
+            .map_err(|e| Error::invalid("mask", e.to_string()))?;
+        let args = CallArgs {
+            mask: Some(mask.view()),
+            ..Default::default()
+        };
+        let plain = layer(seq)?.forward(x.view(), &args)?;
+        let flagged = layer(SequenceOptions {
+            zero_output_for_mask: true,
+            ..seq
+        })?
+        .forward(x.view(), &args)?;
+        assert_eq!(plain.output, flagged.output);
+        let step = |t: usize| plain.output.index_axis(Axis(1), t).to_owned();
+        assert_eq!(
+            step(1),
+            step(0),
+            "a masked step repeats the previous output"
+        );
+        assert!(step(0).iter().any(|v| *v != 0.0));
         Ok(())
     }
 }
