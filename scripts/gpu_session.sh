@@ -10,7 +10,7 @@
 #   fixtures   every Keras fixture through `recurrent run --device cuda`, compared with its
 #              out.npz by numpy (1e-5 + 1e-4 * |want|)
 #   fuzz       the same for the random Keras cases of target/gpu-bundle/fuzz/ (written by
-#              scripts/keras_fuzz.py --write when the bundle was built; each passed on the CPU)
+#              scripts/keras_fuzz.py --write when the bundle was built; each compared on the CPU first)
 #   bench      `recurrent bench --device cuda`
 #   memcheck   compute-sanitizer --tool memcheck over the GPU tests (RECURRENT_GPU_QUICK=1)
 #   racecheck  compute-sanitizer --tool racecheck over the GPU tests (RECURRENT_GPU_QUICK=1)
@@ -31,7 +31,7 @@
 # Default: all of them, in this order. Each phase has a time cap, and the whole run stops
 # starting phases when RECURRENT_SESSION_BUDGET_S (default 570 s; the device tool allows 600 s
 # per command) is spent: skipped phases say so. If the full run does not fit, call it twice:
-#   bash scripts/gpu_session.sh info tests fixtures fuzz bench paths
+#   bash scripts/gpu_session.sh info tests fixtures fuzz bench
 #   bash scripts/gpu_session.sh memcheck racecheck initcheck
 #
 # Output: every log under $OUT (default target/gpu-session/), SUMMARY.txt there, and the
@@ -239,7 +239,7 @@ phase_fixtures() {
 # Random option combinations written by scripts/keras_fuzz.py --write (Keras's answers, each
 # case already passed on the CPU when the bundle was built).
 phase_fuzz() {
-    run_cases "$bundle/fuzz" fuzz 240
+    run_cases "$bundle/fuzz" fuzz 300
 }
 
 phase_bench() {
@@ -367,7 +367,7 @@ for p in "${phases[@]}"; do
         paths) phase_paths ;;
         cudnn) phase_cudnn ;;
         compare) phase_compare ;;
-        *) echo "unknown phase '$p' (info tests fixtures bench memcheck racecheck initcheck paths cudnn compare)"; false ;;
+        *) echo "unknown phase '$p' (info tests fixtures fuzz bench memcheck racecheck initcheck paths cudnn compare)"; false ;;
     esac
     r=$?
     if [ "$r" -eq 0 ]; then

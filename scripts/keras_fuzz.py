@@ -19,6 +19,14 @@ repository root:
     cargo build --release
     .kvenv/bin/python scripts/keras_fuzz.py --cases 300 --seed 1 [--device cuda]
 
+The corpus `tests/fixtures_fuzz/` (checked by tests/keras_parity.rs without Keras) is
+
+    rm -rf tests/fixtures_fuzz
+    .kvenv/bin/python scripts/keras_fuzz.py --cases 150 --seed 1 --large-share 0 \
+        --write tests/fixtures_fuzz
+
+(deterministic: the same files on every run; 140 cases, the other 10 draws Keras refuses).
+
 Failing cases are kept under `--keep` (default target/keras-fuzz/failed/<case>/) in the
 interchange layout with Keras's `out.npz`, so `recurrent run` can be rerun on them by hand.
 Exit status: 0 when every compared case is within the bound, 1 otherwise.
@@ -414,9 +422,10 @@ def main():
     ap.add_argument("--large-share", type=float, default=0.15,
                     help="share of dense cases drawn at sizes up to batch 69, time 23, units 139")
     ap.add_argument("--write", metavar="DIR",
-                    help="also copy every case that passes into DIR (fixture layout, one "
-                         "directory fuzz_<seed>_<i> each) for a machine without Keras, e.g. "
-                         "the GPU bundle (scripts/gpu_session.sh fuzz)")
+                    help="also copy every compared case (failing ones too; not the skipped "
+                         "or ill-conditioned ones) into DIR, fixture layout, one directory "
+                         "fuzz_<seed>_<i> each: the corpus tests/fixtures_fuzz/ and the GPU "
+                         "bundle's cases (scripts/gpu_session.sh fuzz)")
     args = ap.parse_args()
     if not os.access(args.bin, os.X_OK):
         sys.exit(f"{args.bin}: not found or not executable (cargo build --release first)")
@@ -432,20 +441,19 @@ def main():
                 print(f"case {i}: skipped ({e})")
                 continue
             problem = run_ours(args.bin, path, args.device, args.dtype)
-            if problem is None:
-                passed += 1
-                if args.write:
-                    shutil.copytree(path, os.path.join(args.write, os.path.basename(path)),
-                                    ignore=shutil.ignore_patterns("ours.npz"),
-                                    dirs_exist_ok=True)
-                continue
-            if "max |diff|" in problem:
+            if problem is not None and "max |diff|" in problem:
                 verdict, how = ill_conditioned(path, exact)
                 if verdict:
                     unstable += 1
                     print(f"case {i}: ill-conditioned, not compared ({problem}; {how})")
                     continue
                 problem += f"; {how}"
+            if args.write:  # every compared case, failing ones too: the corpus must show them
+                shutil.copytree(path, os.path.join(args.write, os.path.basename(path)),
+                                ignore=shutil.ignore_patterns("ours.npz"), dirs_exist_ok=True)
+            if problem is None:
+                passed += 1
+                continue
             failed.append(i)
             keep = os.path.join(args.keep, os.path.basename(path))
             shutil.rmtree(keep, ignore_errors=True)

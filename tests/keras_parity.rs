@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{compare, fixture_cases, temp_dir};
+use common::{cases_in, compare, fixture_cases, temp_dir};
 use recurrent::keras::{load_layer, npz, run_files, RunFiles, StorageType};
 use recurrent::layers::CallArgs;
 use std::collections::BTreeMap;
@@ -96,14 +96,32 @@ fn run_stateful(dir: &Path) -> Result<f32, String> {
 fn every_keras_fixture_matches_keras_within_tolerance() {
     let cases = fixture_cases();
     assert!(
-        cases.len() >= 87,
+        cases.len() >= 93,
         "expected the full fixture set, found {} cases",
         cases.len()
     );
-    let out_dir = temp_dir("parity");
+    check_all(&cases, "parity");
+}
+
+/// The random option combinations of `scripts/keras_fuzz.py` (seed 1, 150 draws; the ones
+/// Keras accepts), answered by Keras and kept in `tests/fixtures_fuzz/`.
+#[test]
+fn every_random_keras_combination_matches_keras_within_tolerance() {
+    let cases = cases_in("tests/fixtures_fuzz");
+    assert!(
+        cases.len() >= 140,
+        "expected the full corpus, found {} cases",
+        cases.len()
+    );
+    check_all(&cases, "fuzz");
+}
+
+/// Runs every case (and the stateful ones' later calls); fails with every failing case.
+fn check_all(cases: &[std::path::PathBuf], tag: &str) {
+    let out_dir = temp_dir(tag);
     let mut failures = Vec::new();
     let mut worst = (0.0f32, String::new());
-    for dir in &cases {
+    for dir in cases {
         let name = dir
             .file_name()
             .map(|n| n.to_string_lossy().to_string())

@@ -43,9 +43,15 @@ pub fn compare(
 
 /// The fixture case directories, sorted.
 pub fn fixture_cases() -> Vec<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    cases_in("tests/fixtures")
+}
+
+/// The case directories (those with a `layer.json`) under `dir` (relative to the crate root),
+/// sorted.
+pub fn cases_in(dir: &str) -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
     let mut v: Vec<PathBuf> = std::fs::read_dir(&root)
-        .expect("tests/fixtures exists")
+        .unwrap_or_else(|e| panic!("{dir}: {e}"))
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.join("layer.json").is_file())
         .collect();
