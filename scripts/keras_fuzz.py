@@ -147,7 +147,7 @@ def draw_dense(rng, large):
     mask = random_mask(rng, batch, time_) if chance(rng, 0.4) else None
     if mask is not None and time_major:
         mask = np.ascontiguousarray(mask.T)  # Keras takes (time, batch) here; so does run
-    init = (not stateful) and chance(rng, 0.35)
+    init = chance(rng, 0.35)
     return make, shape, mask, init, f"{what} {kw}"
 
 
