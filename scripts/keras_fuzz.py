@@ -146,7 +146,9 @@ def draw_dense(rng, large):
     shape = (time_, batch, feat) if time_major else (batch, time_, feat)
     mask = random_mask(rng, batch, time_) if chance(rng, 0.4) else None
     if mask is not None and time_major:
-        mask = np.ascontiguousarray(mask.T)  # Keras takes (time, batch) here; so does run
+        # Keras takes (time, batch) here, and so does `run`, except for a square mask, which
+        # it reads as the contract's (batch, time): no mask for those draws.
+        mask = np.ascontiguousarray(mask.T) if time_ != batch else None
     init = chance(rng, 0.35)
     return make, shape, mask, init, f"{what} {kw}"
 
