@@ -285,31 +285,37 @@ def run_case(name, description, make, x_shape, *, mask=None, init=False, x_scale
               mask=mask, init=init_np, extra=extra)
 
 
-def cudnn_case(name, description, kind, in_dim=3, units=5, batch=2, time=5, init=False,
-               **flags):
-    """CuDNN layer config + weights; reference from the plain layer Keras converts to."""
-    keras.backend.clear_session()
-    rng = rng_for(name)
-    x = rng.uniform(-1.0, 1.0, (batch, time, in_dim)).astype(np.float32)
+def cudnn_and_plain(kind, units, time, in_dim, flags, rng):
+    """A CuDNNLSTM / CuDNNGRU with random weights, and the plain layer Keras converts them
+    into (LSTM(sigmoid, tanh) / GRU(reset_after=True)) through save_weights / load_weights."""
     cls = CuDNNLSTM if kind == "lstm" else CuDNNGRU
     layer = cls(units, **flags)
     inp = keras.Input((time, in_dim))
     src_model = keras.Model(inp, layer(inp))
     randomize_weights(layer, rng)
-    weights = named_weights(layer)
     if kind == "lstm":
         plain = L.LSTM(units, activation="tanh", recurrent_activation="sigmoid", **flags)
-        n_gates = 4
     else:
         plain = L.GRU(units, activation="tanh", recurrent_activation="sigmoid",
                       reset_after=True, **flags)
-        n_gates = 3
     inp2 = keras.Input((time, in_dim))
     dst_model = keras.Model(inp2, plain(inp2))
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "cudnn.h5")
         src_model.save_weights(path)
         dst_model.load_weights(path)
+    return layer, plain
+
+
+def cudnn_case(name, description, kind, in_dim=3, units=5, batch=2, time=5, init=False,
+               **flags):
+    """CuDNN layer config + weights; reference from the plain layer Keras converts to."""
+    keras.backend.clear_session()
+    rng = rng_for(name)
+    x = rng.uniform(-1.0, 1.0, (batch, time, in_dim)).astype(np.float32)
+    layer, plain = cudnn_and_plain(kind, units, time, in_dim, flags, rng)
+    weights = named_weights(layer)
+    n_gates = 4 if kind == "lstm" else 3
     # cross-check Keras's conversion against the documented formula
     k, r, b = weights["kernel"], weights["recurrent_kernel"], weights["bias"]
     want_k = np.hstack([g.reshape(-1).reshape(units, in_dim).T for g in np.hsplit(k, n_gates)])

@@ -306,22 +306,7 @@ def draw_cudnn(rng):
 def cudnn_reference(kind, x, units, flags, init, rng):
     """CuDNN config + weights; the reference is the plain layer after Keras's conversion."""
     time_, in_dim = x.shape[0 if flags["time_major"] else 1], x.shape[2]
-    cls = kf.CuDNNLSTM if kind == "lstm" else kf.CuDNNGRU
-    layer = cls(units, **flags)
-    inp = keras.Input((time_, in_dim))
-    src = keras.Model(inp, layer(inp))
-    kf.randomize_weights(layer, rng)
-    if kind == "lstm":
-        plain = L.LSTM(units, activation="tanh", recurrent_activation="sigmoid", **flags)
-    else:
-        plain = L.GRU(units, activation="tanh", recurrent_activation="sigmoid",
-                      reset_after=True, **flags)
-    inp2 = keras.Input((time_, in_dim))
-    dst = keras.Model(inp2, plain(inp2))
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "cudnn.h5")
-        src.save_weights(path)
-        dst.load_weights(path)
+    layer, plain = kf.cudnn_and_plain(kind, units, time_, in_dim, flags, rng)
     init_k, init_np = kf.random_initial_state(plain, x, rng) if init else (None, None)
     out = kf.outputs_dict(plain, kf.call(plain, x, None, init_k))
     return layer, kf.named_weights(layer), out, init_np, float64_outputs(plain, x, None, init_k)
