@@ -70,9 +70,14 @@ cp -r "$root/tests/fixtures_fuzz" "$bundle/fuzz"
 kpy="${RECURRENT_KERAS_PYTHON:-$root/.kvenv/bin/python}"
 if [ -x "$kpy" ] && "$kpy" -c "import tf_keras" >/dev/null 2>&1; then
     echo "== random Keras cases (scripts/keras_fuzz.py --write)"
-    "$kpy" "$root/scripts/keras_fuzz.py" --cases 180 --seed "${RECURRENT_FUZZ_SEED:-2}" \
-        --large-share 0.3 --write "$bundle/fuzz" 2>/dev/null | grep -E "FAILED|keras_fuzz seed" ||
-        echo "keras_fuzz reported CPU failures (see above): those cases are in the bundle too"
+    fuzz_log="$root/target/gpu-bundle-fuzz.log"
+    if "$kpy" "$root/scripts/keras_fuzz.py" --cases 180 --seed "${RECURRENT_FUZZ_SEED:-2}" \
+        --large-share 0.3 --write "$bundle/fuzz" >"$fuzz_log" 2>&1; then
+        tail -n 1 "$fuzz_log"
+    else
+        grep -E "FAILED|keras_fuzz seed" "$fuzz_log" || tail -n 20 "$fuzz_log"
+        echo "keras_fuzz failed (log: $fuzz_log): its failing cases, if any, are in the bundle and fail there too"
+    fi
 else
     echo "== no Keras venv ($kpy): only tests/fixtures_fuzz's random Keras cases in the bundle"
 fi

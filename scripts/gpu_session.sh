@@ -10,7 +10,8 @@
 #   fixtures   every Keras fixture through `recurrent run --device cuda`, compared with its
 #              out.npz by numpy (1e-5 + 1e-4 * |want|)
 #   fuzz       the same for the random Keras cases of target/gpu-bundle/fuzz/ (written by
-#              scripts/keras_fuzz.py --write when the bundle was built; each compared on the CPU first)
+#              scripts/keras_fuzz.py --write when the bundle was built; the build prints how
+#              many of them failed on the CPU, and those fail here too)
 #   bench      `recurrent bench --device cuda`
 #   memcheck   compute-sanitizer --tool memcheck over the GPU tests (RECURRENT_GPU_QUICK=1)
 #   racecheck  compute-sanitizer --tool racecheck over the GPU tests (RECURRENT_GPU_QUICK=1)
@@ -208,6 +209,7 @@ run_cases() {
     local cases="$1" tag="$2" cap="$3" d name
     local dir="$out/$tag" phase_start
     phase_start="$(date +%s)"
+    rm -rf "$dir"  # no stale output of an earlier run may pass for this one's
     mkdir -p "$dir"
     if ! ls "$cases"/*/layer.json >/dev/null 2>&1; then
         echo "no cases under $cases"
@@ -236,8 +238,9 @@ phase_fixtures() {
     run_cases "$bundle/fixtures" fixtures 400
 }
 
-# Random option combinations written by scripts/keras_fuzz.py --write (Keras's answers, each
-# case already passed on the CPU when the bundle was built).
+# Random option combinations with Keras's answers: tests/fixtures_fuzz plus the draws
+# scripts/keras_fuzz.py --write added when the bundle was built (see its MANIFEST.txt and
+# the build's output for how many failed on the CPU).
 phase_fuzz() {
     run_cases "$bundle/fuzz" fuzz 300
 }
@@ -386,4 +389,5 @@ for f in "$out"/tests_*.log; do
     [ -f "$f" ] && grep -hE "cases, .* failed" "$f" | sort | sed "s|^|$(basename "$f" .log): |"
 done
 [ -f "$out/fixtures.log" ] && tail -n 2 "$out/fixtures.log"
+[ -f "$out/fuzz.log" ] && tail -n 2 "$out/fuzz.log"
 exit "$failed"

@@ -46,7 +46,9 @@ impl SequenceOptions {
     /// its unrolled loop (`unroll=True`) zeroes the stacked outputs with the mask as given,
     /// in input order, which under `go_backwards` zeroes the mirrored steps instead
     /// (tf-keras 2.21 `backend.rnn`). The last output (`return_sequences=False`) is zeroed
-    /// where the last processed step is masked, either way.
+    /// where the last processed step is masked, either way (without `return_sequences`
+    /// tf-keras's unrolled loop fails with a shape error here when T > 1; this crate gives
+    /// its while loop's answer).
     pub fn zeroes_by_reversed_mask(&self) -> bool {
         self.go_backwards && !self.unroll
     }
@@ -274,7 +276,9 @@ pub struct ConvLSTM2DConfig {
     pub unit_forget_bias: bool,
     /// Training-only arguments (no effect here).
     pub training: TrainingOnly,
-    /// The sequence arguments.
+    /// The sequence arguments. `time_major` and `zero_output_for_mask` are ignored, as
+    /// Keras's ConvRNN2D ignores them (inputs are always `(batch, time, ...)`; masked steps
+    /// repeat the previous output).
     pub sequence: SequenceOptions,
 }
 
@@ -310,9 +314,8 @@ pub struct CuDNNConfig {
     pub unit_forget_bias: bool,
     /// Regularizers and constraints (no effect here).
     pub training: TrainingOnly,
-    /// The sequence arguments (`return_sequences`, `return_state`, `go_backwards`, `stateful`).
-    /// `time_major` is refused (Keras has none for ConvLSTM2D) and `zero_output_for_mask` is
-    /// ignored, as Keras's ConvRNN2D ignores it.
+    /// The sequence arguments (`return_sequences`, `return_state`, `go_backwards`, `stateful`,
+    /// `time_major`).
     pub sequence: SequenceOptions,
 }
 

@@ -328,15 +328,10 @@ pub(crate) fn conv_lstm2d(c: &Cfg) -> Result<ConvLSTM2DConfig> {
             ))
         }
     };
-    let mut sequence = sequence_options(c)?;
-    // Keras's ConvRNN2D ignores zero_output_for_mask: masked steps repeat the previous output.
-    sequence.zero_output_for_mask = false;
-    if sequence.time_major {
-        return Err(Error::config(
-            c.key("time_major"),
-            "ConvLSTM2D has no time_major mode (found true)",
-        ));
-    }
+    // Keras's ConvRNN2D ignores zero_output_for_mask (masked steps repeat the previous
+    // output) and time_major (inputs are (batch, time, ...) either way): ConvLSTM2D::new
+    // clears both.
+    let sequence = sequence_options(c)?;
     let strides = c.pair_or("strides", (1, 1))?;
     let dilation_rate = c.pair_or("dilation_rate", (1, 1))?;
     for (k, v) in [

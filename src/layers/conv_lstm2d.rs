@@ -86,15 +86,10 @@ impl ConvLSTM2D {
                 format!("strides ({sy}, {sx}) != 1 together with dilation_rate ({dy}, {dx}) != 1 is not supported (as in Keras)"),
             ));
         }
-        if config.sequence.time_major {
-            return Err(Error::config(
-                "time_major",
-                "ConvLSTM2D has no time_major mode (found true); inputs are (batch, time, ...)",
-            ));
-        }
-        // Keras's ConvRNN2D ignores zero_output_for_mask: masked steps repeat the previous
-        // output whatever the flag says (the CUDA path does the same).
+        // Keras's ConvRNN2D ignores time_major (inputs are (batch, time, ...) either way) and
+        // zero_output_for_mask (masked steps repeat the previous output); so do both paths.
         let mut config = config;
+        config.sequence.time_major = false;
         config.sequence.zero_output_for_mask = false;
         let cin = kernel.shape()[2];
         check_shape("kernel", kernel.shape(), &[kh, kw, cin, 4 * f])?;
@@ -746,16 +741,27 @@ mod tests {
         Ok(())
     }
 
+    /// tf-keras accepts `ConvLSTM2D(time_major=True)` and reads the input as
+    /// `(batch, time, ...)` all the same.
     #[test]
-    fn time_major_is_refused_as_keras_has_none() {
-        let e = layer(SequenceOptions {
-            time_major: true,
-            ..Default::default()
+    fn time_major_is_ignored_as_in_keras() -> Result<()> {
+        let x = Array::from_shape_fn((2, 3, 5, 5, 1), |(b, t, r, c, _)| {
+            ((b * 5 + t * 7 + r * 3 + c) % 5) as f32 * 0.2 - 0.4
         })
-        .err()
-        .map(|e| e.to_string())
-        .unwrap_or_default();
-        assert!(e.contains("time_major"), "{e}");
+        .into_dyn();
+        let seq = SequenceOptions {
+            return_sequences: true,
+            ..Default::default()
+        };
+        let plain = layer(seq)?.forward(x.view(), &CallArgs::default())?;
+        let flagged = layer(SequenceOptions {
+            time_major: true,
+            ..seq
+        })?
+        .forward(x.view(), &CallArgs::default())?;
+        assert_eq!(plain.output, flagged.output);
+        assert_eq!(plain.output.shape(), &[2, 3, 3, 3, 2]);
+        Ok(())
     }
 
     /// Keras's ConvRNN2D ignores zero_output_for_mask: masked steps repeat the previous output.
