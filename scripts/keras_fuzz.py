@@ -212,7 +212,7 @@ def conditioned_weights(layer, rng):
     the recurrent kernel's spectral radius about 0.9 and pre-activations of order 1."""
     ws = []
     for w in layer.get_weights():
-        fan_in = w.shape[-2] * (np.prod(w.shape[:-2]) if w.ndim > 2 else 1) if w.ndim >= 2 else 1
+        fan_in = int(np.prod(w.shape[:-1])) if w.ndim >= 2 else 1
         a = min(0.6, 0.9 * np.sqrt(3.0 / fan_in))
         ws.append(rng.uniform(-a, a, w.shape).astype(np.float32))
     layer.set_weights(ws)

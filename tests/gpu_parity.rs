@@ -418,12 +418,18 @@ mod gpu {
             .map_err(|e| format!("cpu: {e}"))?;
         let got = gpu.forward(x, &args).map_err(|e| format!("gpu: {e}"))?;
         if let Some(p @ (DensePath::Persistent | DensePath::Wavefront)) = path {
-            let ran = gpu.last_dense_paths();
-            if ran.is_empty() || ran.iter().any(|r| *r != p) {
-                return Err(format!("forced {p:?}, but the cells ran on {ran:?}"));
-            }
+            ran_on(&gpu, p)?;
         }
         compare_outputs(&got, &want)
+    }
+
+    /// The forced path `p` ran every cell of the last call.
+    fn ran_on(gpu: &CudaLayer, p: DensePath) -> Result<(), String> {
+        let ran = gpu.last_dense_paths();
+        if ran.is_empty() || ran.iter().any(|r| *r != p) {
+            return Err(format!("forced {p:?}, but the cells ran on {ran:?}"));
+        }
+        Ok(())
     }
 
     fn state_arrays(rng: &mut Rng, b: usize, widths: &[usize]) -> Vec<ArrayD<f32>> {
@@ -1110,10 +1116,7 @@ mod gpu {
         }
         let got = gpu.forward(x, &args).map_err(|e| format!("gpu: {e}"))?;
         if let Some(p) = path {
-            let ran = gpu.last_dense_paths();
-            if ran.is_empty() || ran.iter().any(|r| *r != p) {
-                return Err(format!("forced {p:?}, but the cells ran on {ran:?}"));
-            }
+            ran_on(&gpu, p)?;
         }
         for a in std::iter::once(&got.output).chain(&got.states) {
             if let Some(v) = a.iter().find(|v| !v.is_nan() && dt.round_value(**v) != **v) {

@@ -12,9 +12,9 @@
 //! - States (with `return_state`): the forward layer's, then the backward layer's.
 
 use crate::keras::KerasLayer;
-use crate::layers::core::{CallArgs, Output};
+use crate::layers::core::{zero_masked_steps, CallArgs, Output};
 use crate::{Error, Result};
-use ndarray::{ArrayD, ArrayView2, ArrayViewD, Axis};
+use ndarray::{ArrayD, ArrayViewD, Axis};
 
 /// How `Bidirectional` combines its two outputs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -321,32 +321,5 @@ fn reset(l: &mut KerasLayer) {
         KerasLayer::CuDNNLSTM(l) => l.reset_states(),
         KerasLayer::RNN(l) => l.reset_states(),
         KerasLayer::Bidirectional(l) => l.reset_states(),
-    }
-}
-
-/// Keras's `zero_output_for_mask`: sets to zero the outputs of masked steps. `out` is a
-/// sequence output in processing order (time on `time_axis`); `mask` is `(batch, time)` in
-/// input order, and step `t` is zeroed where `mask[:, T-1-t]` is false when `reversed`
-/// (a `go_backwards` layer's loop), `mask[:, t]` otherwise
-/// ([`SequenceOptions::zeroes_by_reversed_mask`](crate::config::SequenceOptions::zeroes_by_reversed_mask)).
-pub(crate) fn zero_masked_steps(
-    out: &mut ArrayD<f32>,
-    mask: ArrayView2<bool>,
-    reversed: bool,
-    time_axis: usize,
-) {
-    let t_len = out.shape().get(time_axis).copied().unwrap_or(0);
-    if mask.ncols() != t_len || out.ndim() < 2 {
-        return;
-    }
-    for t in 0..t_len {
-        let s = if reversed { t_len - 1 - t } else { t };
-        // Without the time axis, the batch axis is first in both layouts.
-        let mut step = out.index_axis_mut(Axis(time_axis), t);
-        for (b, mut row) in step.axis_iter_mut(Axis(0)).enumerate() {
-            if b < mask.nrows() && !mask[[b, s]] {
-                row.fill(0.0);
-            }
-        }
     }
 }

@@ -6,7 +6,7 @@ use crate::cpu::sequence::{self, Stepper};
 use crate::error::fmt_shape;
 use crate::layers::cells::check_shape;
 use crate::{Error, Result};
-use ndarray::{Array2, ArrayD, ArrayView2, ArrayView3};
+use ndarray::{Array2, ArrayD, ArrayView2, ArrayView3, Axis};
 
 /// Optional arguments of a layer call.
 #[derive(Debug, Clone, Default)]
@@ -224,7 +224,7 @@ pub(crate) fn run(
     };
     if let (true, Some(m)) = (zero_after, mask) {
         let time_axis = usize::from(!options.time_major);
-        crate::layers::bidirectional::zero_masked_steps(&mut output, m, false, time_axis);
+        zero_masked_steps(&mut output, m, false, time_axis);
     }
     let flat: Vec<Array2<f32>> = states.into_iter().flatten().collect();
     if options.stateful {
@@ -240,4 +240,31 @@ pub(crate) fn reshape(arr: ArrayD<f32>, shape: &[usize], what: &str) -> Result<A
         .into_owned()
         .into_shape_with_order(shape.to_vec())
         .map_err(|e| Error::invalid(what, e.to_string()))
+}
+
+/// Keras's `zero_output_for_mask`: sets to zero the outputs of masked steps. `out` is a
+/// sequence output in processing order (time on `time_axis`); `mask` is `(batch, time)` in
+/// input order, and step `t` is zeroed where `mask[:, T-1-t]` is false when `reversed`
+/// (a `go_backwards` layer's loop), `mask[:, t]` otherwise
+/// ([`SequenceOptions::zeroes_by_reversed_mask`](crate::config::SequenceOptions::zeroes_by_reversed_mask)).
+pub(crate) fn zero_masked_steps(
+    out: &mut ArrayD<f32>,
+    mask: ArrayView2<bool>,
+    reversed: bool,
+    time_axis: usize,
+) {
+    let t_len = out.shape().get(time_axis).copied().unwrap_or(0);
+    if mask.ncols() != t_len || out.ndim() < 2 {
+        return;
+    }
+    for t in 0..t_len {
+        let s = if reversed { t_len - 1 - t } else { t };
+        // Without the time axis, the batch axis is first in both layouts.
+        let mut step = out.index_axis_mut(Axis(time_axis), t);
+        for (b, mut row) in step.axis_iter_mut(Axis(0)).enumerate() {
+            if b < mask.nrows() && !mask[[b, s]] {
+                row.fill(0.0);
+            }
+        }
+    }
 }
