@@ -37,6 +37,8 @@ enum Act : int {
     ACT_RELU6 = 12,
     ACT_MISH = 13,         // x tanh(softplus(x))
     ACT_LEAKY_RELU = 14,   // tf.nn.leaky_relu, alpha 0.2
+    ACT_SOFTMAX = 15,      // row-wise: only the `_rows` kernels of rnn.cu apply it
+    ACT_LOG_SOFTMAX = 16,  // row-wise: only the `_rows` kernels of rnn.cu apply it
     ACT_RUNTIME = -1,      // template value: read the id from a run-time argument
 };
 
@@ -60,7 +62,9 @@ __device__ __forceinline__ float softplus_f(float x) {
 }
 
 // One activation by id (ids as in `Act`). Unknown ids act as linear; the host never passes
-// one (it maps every `Activation` variant). Inlined with a constant id, the switch folds away.
+// one (it maps every `Activation` variant), nor a row-wise id (softmax, log_softmax) to a
+// kernel other than the `_rows` ones, which apply those over whole rows (rnn.cu). Inlined with
+// a constant id, the switch folds away.
 __device__ __forceinline__ float act_by_id(int id, float x) {
     switch (id) {
         case ACT_TANH: return tanhf(x);

@@ -51,7 +51,9 @@
 //   tensor-core variants `_tc_{f16,bf16}_` (lstm_step_tc_bf16_tanh_sigmoid, ...: the recurrent
 //   product with h rounded to W on tensor cores, tc_dense_step; 128 threads, grid
 //   (ceil(U / 16), min(ceil(B / 64), 65535)); run only when the host is asked to);
-//   convert_{f32_to_f16, f32_to_bf16, f16_to_f32, bf16_to_f32}. Helpers on f32 buffers:
+//   convert_{f32_to_f16, f32_to_bf16, f16_to_f32, bf16_to_f32}; the `_rows` step kernels
+//   (lstm_step_f32_rows, ...: one block per batch row, for softmax / log_softmax, which
+//   normalise over a gate's units; see "row-wise activations" below). Helpers on f32 buffers:
 //   fill_f32, permute_pf_f32, bidi_merge_f32 (Bidirectional's merge, f32 before the output's
 //   one rounding to the storage type), zero_masked_steps_f32 (zero_output_for_mask).
 //
@@ -560,6 +562,285 @@ SIMPLE_SET(bf16, __nv_bfloat16)
 SIMPLE_TC_SET(f32, float)  // TF32
 SIMPLE_TC_SET(f16, __half)
 SIMPLE_TC_SET(bf16, __nv_bfloat16)
+
+// ---- row-wise activations (softmax, log_softmax): the `_rows` step kernels
+//   Keras applies softmax / log_softmax over the last axis of a gate's (batch, units) tensor,
+//   so every unit's gate value depends on the whole row: one block owns one batch row at a
+//   time (grid (1, min(B, 65535)), block 32 x 8 = 256 threads, grid-stride over rows). The
+//   row's recurrent product for all G*U columns goes to shared memory (zs: G*U <=
+//   rows::MAX_FLOATS, checked by the host), each gate row is activated as a whole (block
+//   reductions for the maximum and the sum: x - max, exp, sum; softmax = exp(x - max) / sum,
+//   log_softmax = x - max - log(sum); a NaN anywhere in the row makes it NaN, as in TF), then
+//   the state update, mask and outputs exactly as the fused kernels above. Same parameters as
+//   the step kernels (`tiled` is ignored), activations by run-time id (every id, elementwise
+//   ones too). A slow path (one block per row, the product from global memory): the host
+//   uses it only when an activation is row-wise. Entry points: {lstm_step, gru_after_step,
+//   gru_before_gates, gru_before_update, simple_step}_{f32,f16,bf16}_rows.
+
+namespace rows {
+constexpr int THREADS = 256;
+constexpr int MAX_FLOATS = 8192;  // G * U (32 KB of shared memory); src/cuda/kernels.rs
+}  // namespace rows
+
+__device__ __forceinline__ int rows_tid() { return threadIdx.y * blockDim.x + threadIdx.x; }
+
+// Maximum that propagates NaN (fmaxf would drop it).
+__device__ __forceinline__ float nan_max(float a, float b) {
+    return (a != a || b != b) ? a + b : fmaxf(a, b);
+}
+
+// The block's maximum (is_max) or sum of one value per thread; every thread gets it. Tree
+// order over red[rows::THREADS] (deterministic). All threads must call it.
+__device__ __forceinline__ float rows_reduce(float v, bool is_max, float* red) {
+    const int t = rows_tid();
+    red[t] = v;
+    __syncthreads();
+    for (int s = rows::THREADS / 2; s > 0; s >>= 1) {
+        if (t < s) {
+            red[t] = is_max ? nan_max(red[t], red[t + s]) : red[t] + red[t + s];
+        }
+        __syncthreads();
+    }
+    const float r = red[0];
+    __syncthreads();
+    return r;
+}
+
+// v[0 .. n) = activation `id` of the row v (shared memory), row-wise for softmax /
+// log_softmax, elementwise otherwise. All threads must call it; ends with a barrier.
+__device__ __forceinline__ void rows_activate(float* v, int n, int id, float* red) {
+    const int t = rows_tid();
+    if (id == ACT_SOFTMAX || id == ACT_LOG_SOFTMAX) {
+        float m = -INFINITY;
+        for (int j = t; j < n; j += rows::THREADS) {
+            m = nan_max(m, v[j]);
+        }
+        m = rows_reduce(m, true, red);
+        float s = 0.0f;
+        for (int j = t; j < n; j += rows::THREADS) {
+            s += expf(v[j] - m);
+        }
+        s = rows_reduce(s, false, red);
+        if (id == ACT_SOFTMAX) {
+            const float inv = 1.0f / s;
+            for (int j = t; j < n; j += rows::THREADS) {
+                v[j] = expf(v[j] - m) * inv;
+            }
+        } else {
+            const float ls = logf(s);
+            for (int j = t; j < n; j += rows::THREADS) {
+                v[j] = (v[j] - m) - ls;
+            }
+        }
+    } else {
+        for (int j = t; j < n; j += rows::THREADS) {
+            v[j] = act_runtime(id, v[j]);
+        }
+    }
+    __syncthreads();
+}
+
+// zs[n] = sum_k hrow[k] * Um[k, col0 + n] for n < G*U (f32, k in order); ends with a barrier.
+template <typename W, int G>
+__device__ __forceinline__ void rows_product(int U, const float* __restrict__ hrow,
+                                             const W* __restrict__ Um, int ldu, int col0,
+                                             float* zs) {
+    for (int n = rows_tid(); n < G * U; n += rows::THREADS) {
+        float acc = 0.0f;
+        for (int k = 0; k < U; ++k) {
+            acc = fmaf(load_f32(hrow + k), load_f32(Um + (long long)k * ldu + col0 + n), acc);
+        }
+        zs[n] = acc;
+    }
+    __syncthreads();
+}
+
+// The outputs of row b, unit j: h_next, prev_out (real steps) and the sequence.
+__device__ __forceinline__ void rows_store(long long e, int b, int j, float out, bool real,
+                                           const float* __restrict__ h_prev,
+                                           float* __restrict__ h_next, float* __restrict__ prev_out,
+                                           float* __restrict__ seq, int has_seq, long long seq_off,
+                                           long long seq_b_stride) {
+    if (real) {
+        store_f32(h_next + e, out);
+        store_f32(prev_out + e, out);
+    } else {
+        store_f32(h_next + e, load_f32(h_prev + e));
+        out = load_rw(prev_out + e);
+    }
+    if (has_seq) {
+        store_f32(seq + (long long)b * seq_b_stride + seq_off + j, out);
+    }
+}
+
+#define ROWS_SHARED                              \
+    __shared__ float zs[rows::MAX_FLOATS];       \
+    __shared__ float red[rows::THREADS];         \
+    const int t = rows_tid();                    \
+    (void)tiled
+
+template <typename W>
+__device__ __forceinline__ void lstm_rows_impl(LSTM_PARAMS(W)) {
+    ROWS_SHARED;
+    for (int b = blockIdx.y; b < B; b += gridDim.y) {
+        const long long row = (long long)b * U;
+        const bool real = is_real(mask, has_mask, mask_off, mask_b_stride, b);
+        if (real) {
+            rows_product<W, 4>(U, h_prev + row, Um, 4 * U, 0, zs);
+            const float* x = xp + (long long)b * xp_b_stride + xp_step_off;
+            for (int n = t; n < 4 * U; n += rows::THREADS) {
+                zs[n] += x[n];
+            }
+            __syncthreads();
+            rows_activate(zs, U, rec, red);
+            rows_activate(zs + U, U, rec, red);
+            rows_activate(zs + 2 * U, U, act, red);
+            rows_activate(zs + 3 * U, U, rec, red);
+            for (int j = t; j < U; j += rows::THREADS) {
+                const float cn = zs[U + j] * load_rw(c + row + j) + zs[j] * zs[2 * U + j];
+                store_f32(c + row + j, cn);
+                zs[2 * U + j] = cn;
+            }
+            __syncthreads();
+            rows_activate(zs + 2 * U, U, act, red);
+        }
+        for (int j = t; j < U; j += rows::THREADS) {
+            const float out = real ? zs[3 * U + j] * zs[2 * U + j] : 0.0f;
+            rows_store(row + j, b, j, out, real, h_prev, h_next, prev_out, seq, has_seq, seq_off,
+                       seq_b_stride);
+        }
+        __syncthreads();
+    }
+}
+
+template <typename W>
+__device__ __forceinline__ void gru_after_rows_impl(GRU_AFTER_PARAMS(W)) {
+    ROWS_SHARED;
+    for (int b = blockIdx.y; b < B; b += gridDim.y) {
+        const long long row = (long long)b * U;
+        const bool real = is_real(mask, has_mask, mask_off, mask_b_stride, b);
+        if (real) {
+            rows_product<W, 3>(U, h_prev + row, Um, 3 * U, 0, zs);
+            const float* x = xp + (long long)b * xp_b_stride + xp_step_off;
+            for (int n = t; n < 3 * U; n += rows::THREADS) {
+                const float hv = zs[n] + (has_rb ? load_f32(rb + n) : 0.0f);
+                zs[n] = n < 2 * U ? x[n] + hv : hv;
+            }
+            __syncthreads();
+            rows_activate(zs, U, rec, red);
+            rows_activate(zs + U, U, rec, red);
+            for (int j = t; j < U; j += rows::THREADS) {
+                zs[2 * U + j] = x[2 * U + j] + zs[U + j] * zs[2 * U + j];
+            }
+            __syncthreads();
+            rows_activate(zs + 2 * U, U, act, red);
+        }
+        for (int j = t; j < U; j += rows::THREADS) {
+            const float zg = zs[j];
+            const float out =
+                real ? zg * load_f32(h_prev + row + j) + (1.0f - zg) * zs[2 * U + j] : 0.0f;
+            rows_store(row + j, b, j, out, real, h_prev, h_next, prev_out, seq, has_seq, seq_off,
+                       seq_b_stride);
+        }
+        __syncthreads();
+    }
+}
+
+// Kernel A of GRU reset_after=false: z and rh = r * h for every row, masked or not.
+template <typename W>
+__device__ __forceinline__ void gru_before_gates_rows_impl(GRU_GATES_PARAMS(W)) {
+    ROWS_SHARED;
+    for (int b = blockIdx.y; b < B; b += gridDim.y) {
+        const long long row = (long long)b * U;
+        rows_product<W, 2>(U, h_prev + row, Um, 3 * U, 0, zs);
+        const float* x = xp + (long long)b * xp_b_stride + xp_step_off;
+        for (int n = t; n < 2 * U; n += rows::THREADS) {
+            zs[n] += x[n];
+        }
+        __syncthreads();
+        rows_activate(zs, U, rec, red);
+        rows_activate(zs + U, U, rec, red);
+        for (int j = t; j < U; j += rows::THREADS) {
+            zbuf[row + j] = zs[j];
+            store_f32(rh + row + j, zs[U + j] * load_f32(h_prev + row + j));
+        }
+        __syncthreads();
+    }
+}
+
+// Kernel B of GRU reset_after=false: n = act(xp_h + rh U_h) over the row, the update, the mask.
+template <typename W>
+__device__ __forceinline__ void gru_before_update_rows_impl(GRU_UPDATE_PARAMS(W)) {
+    ROWS_SHARED;
+    for (int b = blockIdx.y; b < B; b += gridDim.y) {
+        const long long row = (long long)b * U;
+        const bool real = is_real(mask, has_mask, mask_off, mask_b_stride, b);
+        if (real) {
+            rows_product<W, 1>(U, rh + row, Um, 3 * U, 2 * U, zs);
+            const float* x = xp + (long long)b * xp_b_stride + xp_step_off;
+            for (int j = t; j < U; j += rows::THREADS) {
+                zs[j] += x[2 * U + j];
+            }
+            __syncthreads();
+            rows_activate(zs, U, act, red);
+        }
+        for (int j = t; j < U; j += rows::THREADS) {
+            const float zg = real ? zbuf[row + j] : 0.0f;
+            const float out = real ? zg * load_f32(h_prev + row + j) + (1.0f - zg) * zs[j] : 0.0f;
+            rows_store(row + j, b, j, out, real, h_prev, h_next, prev_out, seq, has_seq, seq_off,
+                       seq_b_stride);
+        }
+        __syncthreads();
+    }
+}
+
+template <typename W>
+__device__ __forceinline__ void simple_rows_impl(SIMPLE_PARAMS(W)) {
+    ROWS_SHARED;
+    for (int b = blockIdx.y; b < B; b += gridDim.y) {
+        const long long row = (long long)b * U;
+        const bool real = is_real(mask, has_mask, mask_off, mask_b_stride, b);
+        if (real) {
+            rows_product<W, 1>(U, h_prev + row, Um, U, 0, zs);
+            const float* x = xp + (long long)b * xp_b_stride + xp_step_off;
+            for (int j = t; j < U; j += rows::THREADS) {
+                zs[j] += x[j];
+            }
+            __syncthreads();
+            rows_activate(zs, U, act, red);
+        }
+        for (int j = t; j < U; j += rows::THREADS) {
+            rows_store(row + j, b, j, real ? zs[j] : 0.0f, real, h_prev, h_next, prev_out, seq,
+                       has_seq, seq_off, seq_b_stride);
+        }
+        __syncthreads();
+    }
+}
+
+#define ROWS_SET(DT, W)                                                                         \
+    extern "C" __global__ void __launch_bounds__(rows::THREADS, 1)                              \
+        lstm_step_##DT##_rows(LSTM_PARAMS(W)) {                                                 \
+        lstm_rows_impl<W>(LSTM_ARGS);                                                           \
+    }                                                                                           \
+    extern "C" __global__ void __launch_bounds__(rows::THREADS, 1)                              \
+        gru_after_step_##DT##_rows(GRU_AFTER_PARAMS(W)) {                                       \
+        gru_after_rows_impl<W>(GRU_AFTER_ARGS);                                                 \
+    }                                                                                           \
+    extern "C" __global__ void __launch_bounds__(rows::THREADS, 1)                              \
+        gru_before_gates_##DT##_rows(GRU_GATES_PARAMS(W)) {                                     \
+        gru_before_gates_rows_impl<W>(GRU_GATES_ARGS);                                          \
+    }                                                                                           \
+    extern "C" __global__ void __launch_bounds__(rows::THREADS, 1)                              \
+        gru_before_update_##DT##_rows(GRU_UPDATE_PARAMS(W)) {                                   \
+        gru_before_update_rows_impl<W>(GRU_UPDATE_ARGS);                                        \
+    }                                                                                           \
+    extern "C" __global__ void __launch_bounds__(rows::THREADS, 1)                              \
+        simple_step_##DT##_rows(SIMPLE_PARAMS(W)) {                                             \
+        simple_rows_impl<W>(SIMPLE_ARGS);                                                       \
+    }
+ROWS_SET(f32, float)
+ROWS_SET(f16, __half)
+ROWS_SET(bf16, __nv_bfloat16)
 
 // ---- projection: xp = x W + b for every step at once (one launch per layer call)
 // Grid (ceil(N / 64), min(ceil(M / 64), 65535)), block 256; see gemm_bias_tile in common.cuh.

@@ -647,6 +647,69 @@ def conv_lstm2d():
 
 
 # --------------------------------------------------------------------------------------------
+# Row-wise activations: softmax / log_softmax
+
+
+@case
+def row_wise_activations():
+    """Keras applies softmax / log_softmax over the last axis of each gate's tensor: a gate's
+    units (dense cells), filters (ConvLSTM2D channels_last) or the output columns
+    (channels_first, whose gate tensors are (b, filters, rows, cols)). The channels_first
+    cases run that layer itself in Keras (a channels_last twin would normalise over
+    filters)."""
+    C = L.ConvLSTM2D
+    run_case("lstm_activation_softmax_mask_holes_seq_state",
+             "LSTM(7) with activation='softmax' (over the 7 units of the cell gate and of c'), "
+             "a mask with holes and a fully masked row, return_sequences + return_state.",
+             lambda: L.LSTM(7, activation="softmax", return_sequences=True,
+                            return_state=True), (3, 6, 4), mask=MASK_FULL_ROW_6)
+    run_case("lstm_recurrent_activation_log_softmax_seq",
+             "LSTM(5) with recurrent_activation='log_softmax' (i, f, o each normalised over "
+             "their own 5 units), return_sequences.",
+             lambda: L.LSTM(5, recurrent_activation="log_softmax", return_sequences=True),
+             (2, 4, 3))
+    run_case("gru_reset_before_softmax_pair_seq_state",
+             "GRU(6, reset_after=False) with activation='log_softmax' and "
+             "recurrent_activation='softmax' (z and r each over their units), go_backwards, "
+             "return_sequences + return_state.",
+             lambda: L.GRU(6, activation="log_softmax", recurrent_activation="softmax",
+                           reset_after=False, go_backwards=True, return_sequences=True,
+                           return_state=True), (2, 5, 3))
+    run_case("gru_reset_after_softmax_seq",
+             "GRU(4, reset_after=True) with activation='softmax', return_sequences.",
+             lambda: L.GRU(4, activation="softmax", return_sequences=True), (2, 5, 3))
+    run_case("simple_rnn_log_softmax_initial_state_state",
+             "SimpleRNN(5) with activation='log_softmax', an initial state, return_state.",
+             lambda: L.SimpleRNN(5, activation="log_softmax", return_state=True), (2, 4, 3),
+             init=True)
+    run_case("rnn_stack_softmax_cells_seq",
+             "RNN over [LSTMCell(4, activation='softmax'), GRUCell(3, "
+             "recurrent_activation='softmax')], return_sequences.",
+             lambda: L.RNN([L.LSTMCell(4, activation="softmax"),
+                            L.GRUCell(3, recurrent_activation="softmax")],
+                           return_sequences=True), (2, 4, 3))
+    run_case("conv_lstm2d_softmax_channels_last_seq_state",
+             "ConvLSTM2D(3) channels_last with activation='softmax' (over the 3 filters of "
+             "each pixel), padding same, return_sequences + return_state.",
+             lambda: C(3, (3, 3), padding="same", activation="softmax",
+                       return_sequences=True, return_state=True), (2, 3, 5, 4, 2))
+    run_case("conv_lstm2d_softmax_channels_first_mask_holes_seq_state",
+             "ConvLSTM2D(3) channels_first with activation='softmax' and "
+             "recurrent_activation='log_softmax': Keras normalises over the output columns "
+             "(the last axis of (b, filters, rows, cols)), not over filters. Padding same, a "
+             "mask with holes, return_sequences + return_state.",
+             lambda: C(3, (3, 3), padding="same", activation="softmax",
+                       recurrent_activation="log_softmax", data_format="channels_first",
+                       return_sequences=True, return_state=True), (2, 4, 2, 5, 6),
+             mask=MASK_HOLES_4)
+    run_case("conv_lstm2d_softmax_channels_first_strides2_valid",
+             "ConvLSTM2D(2) channels_first, a (3,2) kernel with strides 2, padding valid, "
+             "activation='softmax' over the 3 output columns, last output.",
+             lambda: C(2, (3, 2), strides=2, activation="softmax",
+                       data_format="channels_first"), (1, 3, 2, 7, 7))
+
+
+# --------------------------------------------------------------------------------------------
 # RNN over cells (input 3)
 
 

@@ -6,6 +6,12 @@ use crate::{Error, Result};
 ///
 /// `HardSigmoid` is Keras 2's `clip(0.2 * x + 0.5, 0, 1)` (Keras 3 changed it; this crate follows
 /// Keras 2). `Linear` is also what a `null` / `None` activation means.
+///
+/// `Softmax` and `LogSoftmax` are the two that are not elementwise: as in Keras they normalise
+/// over the last axis of the tensor they are applied to, which is one gate's `units` in the
+/// dense cells, `filters` in a channels_last ConvLSTM2D, and the output columns in a
+/// channels_first ConvLSTM2D (whose gate tensors are `(batch, filters, rows, cols)`).
+/// [`Activation::is_row_wise`] tells them apart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Activation {
     /// `tanh(x)`.
@@ -39,6 +45,10 @@ pub enum Activation {
     /// `x` for `x >= 0`, else `0.2 * x` (tf-keras 2's `leaky_relu` name is `tf.nn.leaky_relu`
     /// with its default `alpha = 0.2`).
     LeakyRelu,
+    /// `exp(x - max) / sum(exp(x - max))` over the last axis (see above).
+    Softmax,
+    /// `x - max - log(sum(exp(x - max)))` over the last axis (see above).
+    LogSoftmax,
 }
 
 /// The names [`Activation::from_name`] accepts.
@@ -59,6 +69,8 @@ pub const ACTIVATION_NAMES: &[&str] = &[
     "relu6",
     "mish",
     "leaky_relu",
+    "softmax",
+    "log_softmax",
 ];
 
 const SELU_ALPHA: f32 = 1.673_263_2;
@@ -85,6 +97,8 @@ impl Activation {
             "relu6" => Activation::Relu6,
             "mish" => Activation::Mish,
             "leaky_relu" => Activation::LeakyRelu,
+            "softmax" => Activation::Softmax,
+            "log_softmax" => Activation::LogSoftmax,
             other => {
                 return Err(Error::UnknownActivation {
                     field: field.to_string(),
@@ -113,10 +127,19 @@ impl Activation {
             Activation::Relu6 => "relu6",
             Activation::Mish => "mish",
             Activation::LeakyRelu => "leaky_relu",
+            Activation::Softmax => "softmax",
+            Activation::LogSoftmax => "log_softmax",
         }
     }
 
-    /// Applies the activation to one value.
+    /// Whether the activation normalises over an axis (`softmax`, `log_softmax`) instead of
+    /// acting on each element alone.
+    pub fn is_row_wise(self) -> bool {
+        matches!(self, Activation::Softmax | Activation::LogSoftmax)
+    }
+
+    /// Applies the activation to one value; a row-wise activation treats it as a row of one
+    /// element (`softmax` gives 1, `log_softmax` 0, NaN and infinities give NaN).
     #[inline]
     pub fn apply(self, x: f32) -> f32 {
         match self {
@@ -163,13 +186,21 @@ impl Activation {
                     LEAKY_RELU_ALPHA * x
                 }
             }
+            Activation::Softmax | Activation::LogSoftmax => {
+                let mut row = [x];
+                self.apply_slice(&mut row);
+                row[0]
+            }
         }
     }
 
-    /// Applies the activation in place to every element of `xs`.
+    /// Applies the activation in place to every element of `xs`; a row-wise activation takes
+    /// `xs` as one row (the axis it normalises over).
     #[inline]
     pub fn apply_slice(self, xs: &mut [f32]) {
         match self {
+            Activation::Softmax => softmax_row(xs, false),
+            Activation::LogSoftmax => softmax_row(xs, true),
             Activation::Linear => {}
             Activation::Tanh => xs.iter_mut().for_each(|x| *x = x.tanh()),
             Activation::Sigmoid => xs.iter_mut().for_each(|x| *x = sigmoid(*x)),
@@ -185,6 +216,36 @@ fn sigmoid(x: f32) -> f32 {
     } else {
         let e = x.exp();
         e / (1.0 + e)
+    }
+}
+
+/// `softmax` (or, with `log`, `log_softmax`) of one row in place, as TensorFlow computes it:
+/// shifted by the row's maximum, f32 throughout. A NaN anywhere makes the row NaN, and so does
+/// an infinite maximum (`inf - inf`), as in TensorFlow.
+pub(crate) fn softmax_row(xs: &mut [f32], log: bool) {
+    let mut max = f32::NEG_INFINITY;
+    let mut nan = false;
+    for &x in xs.iter() {
+        nan |= x.is_nan();
+        if x > max {
+            max = x;
+        }
+    }
+    if nan {
+        xs.iter_mut().for_each(|x| *x = f32::NAN);
+        return;
+    }
+    let mut sum = 0.0f32;
+    for x in xs.iter_mut() {
+        *x -= max;
+        sum += x.exp();
+    }
+    if log {
+        let ls = sum.ln();
+        xs.iter_mut().for_each(|x| *x -= ls);
+    } else {
+        let inv = sum.recip();
+        xs.iter_mut().for_each(|x| *x = x.exp() * inv);
     }
 }
 
@@ -219,10 +280,10 @@ mod tests {
         for n in ACTIVATION_NAMES {
             assert!(Activation::from_name("activation", n).is_ok(), "{n}");
         }
-        let e = Activation::from_name("recurrent_activation", "softmax").unwrap_err();
+        let e = Activation::from_name("recurrent_activation", "hard_swish").unwrap_err();
         let msg = e.to_string();
         assert!(
-            msg.contains("recurrent_activation") && msg.contains("softmax"),
+            msg.contains("recurrent_activation") && msg.contains("hard_swish"),
             "{msg}"
         );
     }

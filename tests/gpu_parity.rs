@@ -50,7 +50,7 @@ mod gpu {
     use std::path::{Path, PathBuf};
     use std::sync::OnceLock;
 
-    const ALL_ACTIVATIONS: [Activation; 15] = [
+    const ALL_ACTIVATIONS: [Activation; 17] = [
         Activation::Tanh,
         Activation::Sigmoid,
         Activation::HardSigmoid,
@@ -66,6 +66,8 @@ mod gpu {
         Activation::Relu6,
         Activation::Mish,
         Activation::LeakyRelu,
+        Activation::Softmax,
+        Activation::LogSoftmax,
     ];
 
     // ---- device, seed, random numbers
@@ -580,6 +582,151 @@ mod gpu {
                 }
             }
         }
+        report.finish();
+    }
+
+    /// Row-wise activations (softmax, log_softmax: the `_rows` kernels) under every sequence
+    /// option, mask and initial state, for each cell kind.
+    #[test]
+    fn gpu_row_wise_activations_every_option() {
+        let test = "gpu_row_wise_activations_every_option";
+        for (kind, act, rec) in [
+            (Dense::Lstm, Activation::Softmax, Activation::LogSoftmax),
+            (Dense::GruAfter, Activation::LogSoftmax, Activation::Softmax),
+            (Dense::GruBefore, Activation::Softmax, Activation::Softmax),
+            (
+                Dense::Simple,
+                Activation::LogSoftmax,
+                Activation::LogSoftmax,
+            ),
+        ] {
+            dense_options_test(test, kind, act, rec);
+        }
+    }
+
+    /// Row-wise activations: a forced persistent / tensor-core / wavefront path still runs the
+    /// `_rows` step kernels (and says so), several rows per block past grid.y are not needed
+    /// but batch 300 and units past 256 (threads) are covered, f16 storage, a stack; a cell
+    /// too wide for the kernels' shared memory and a ConvLSTM2D with softmax are clear errors.
+    #[test]
+    fn gpu_row_wise_activations_paths_sizes_and_limits() {
+        let test = "gpu_row_wise_activations_paths_sizes_and_limits";
+        let Some(dev) = device(test) else { return };
+        let mut rng = Rng::new(test);
+        let mut report = Report::new(test);
+        let opts = SequenceOptions {
+            return_sequences: true,
+            return_state: true,
+            ..Default::default()
+        };
+        for kind in [
+            Dense::Lstm,
+            Dense::GruAfter,
+            Dense::GruBefore,
+            Dense::Simple,
+        ] {
+            for (b, t, i, u) in [(1, 4, 3, 300), (300, 3, 5, 40), (2, 2, 4, 1)] {
+                let cell = dense_cell(
+                    &mut rng,
+                    kind,
+                    i,
+                    u,
+                    Activation::Softmax,
+                    Activation::Sigmoid,
+                    0.5,
+                );
+                let mut layer = dense_layer(cell, opts);
+                let x = rng.arr(&[b, t, i], 1.0);
+                let mask = rng.mask(b, t);
+                let case = format!("{kind:?} b{b} t{t} i{i} u{u}");
+                report.add(
+                    &case,
+                    cpu_vs_gpu(&dev, &mut layer, x.view(), Some(&mask), None),
+                );
+                let r = half_vs_cpu(
+                    &dev,
+                    &mut layer,
+                    StorageType::F16,
+                    2e-3,
+                    x.view(),
+                    Some(&mask),
+                    None,
+                );
+                report.add(&format!("{case} f16"), r);
+            }
+            for p in [
+                DensePath::Persistent,
+                DensePath::TensorCore,
+                DensePath::Wavefront,
+            ] {
+                let cell = dense_cell(
+                    &mut rng,
+                    kind,
+                    4,
+                    24,
+                    Activation::Tanh,
+                    Activation::Softmax,
+                    0.5,
+                );
+                let mut layer = dense_layer(cell, opts);
+                let x = rng.arr(&[3, 4, 4], 1.0);
+                let r = (|| {
+                    let mut gpu = CudaLayer::from_keras(&dev, &layer)
+                        .map_err(|e| format!("upload: {e}"))?
+                        .with_dense_path(p);
+                    let args = CallArgs::default();
+                    let want = layer
+                        .forward(x.view(), &args)
+                        .map_err(|e| format!("cpu: {e}"))?;
+                    let got = gpu
+                        .forward(x.view(), &args)
+                        .map_err(|e| format!("gpu: {e}"))?;
+                    ran_on(&gpu, DensePath::Step)?;
+                    compare_outputs(&got, &want)
+                })();
+                report.add(&format!("{kind:?} forced {p:?} runs the rows kernels"), r);
+            }
+        }
+        // Too wide: 4 gates x 2049 units > 8192 floats of shared memory.
+        let cell = dense_cell(
+            &mut rng,
+            Dense::Lstm,
+            2,
+            2049,
+            Activation::Softmax,
+            Activation::Sigmoid,
+            0.1,
+        );
+        let layer = dense_layer(cell, opts);
+        let r = match CudaLayer::from_keras(&dev, &layer) {
+            Ok(_) => Err("an LSTM(2049) with softmax was accepted".to_string()),
+            Err(e) => {
+                let m = e.to_string();
+                if m.contains("units") && m.contains("2048") && m.contains("--device cpu") {
+                    Ok(0.0)
+                } else {
+                    Err(format!("unclear error: {m}"))
+                }
+            }
+        };
+        report.add("LSTM(2049) softmax refused", r);
+        let cfg = ConvLSTM2DConfig {
+            activation: Activation::Softmax,
+            ..ConvLSTM2DConfig::new(3, (3, 3))
+        };
+        let layer = conv_layer(&mut rng, cfg, 2, true);
+        let r = match CudaLayer::from_keras(&dev, &layer) {
+            Ok(_) => Err("a ConvLSTM2D with softmax was accepted".to_string()),
+            Err(e) => {
+                let m = e.to_string();
+                if m.contains("activation") && m.contains("softmax") && m.contains("CPU only") {
+                    Ok(0.0)
+                } else {
+                    Err(format!("unclear error: {m}"))
+                }
+            }
+        };
+        report.add("ConvLSTM2D softmax refused", r);
         report.finish();
     }
 

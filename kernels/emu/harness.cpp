@@ -33,6 +33,19 @@ static double act_ref(int id, double x) {
     return x;
 }
 
+// Activation `id` of a whole row: softmax (15) / log_softmax (16) over the row (Keras's last
+// axis), every other id elementwise.
+static void act_row(int id, std::vector<double>& v) {
+    if (id == 15 || id == 16) {
+        double m = -INFINITY, s = 0;
+        for (double x : v) m = std::fmax(m, x);
+        for (double x : v) s += std::exp(x - m);
+        for (double& x : v) x = id == 15 ? std::exp(x - m) / s : x - m - std::log(s);
+    } else {
+        for (double& x : v) x = act_ref(id, x);
+    }
+}
+
 static int failures = 0;
 static int passes = 0;
 // The contract's 1e-5 + 1e-4 |want|, or wider for kernels whose operands are rounded inside
@@ -66,6 +79,11 @@ template <class Wt> struct Entries;
         static constexpr auto gru_gates = gru_before_gates_##DT##_generic;                  \
         static constexpr auto gru_update = gru_before_update_##DT##_generic;                \
         static constexpr auto simple = simple_step_##DT##_generic;                          \
+        static constexpr auto r_lstm = lstm_step_##DT##_rows;                               \
+        static constexpr auto r_gru_after = gru_after_step_##DT##_rows;                     \
+        static constexpr auto r_gru_gates = gru_before_gates_##DT##_rows;                   \
+        static constexpr auto r_gru_update = gru_before_update_##DT##_rows;                 \
+        static constexpr auto r_simple = simple_step_##DT##_rows;                           \
         static constexpr auto conv_input = conv_input_##DT;                                 \
         static constexpr auto conv_step = conv_lstm_step_##DT##_tanh_hard_sigmoid;          \
         static constexpr auto p_lstm = persistent_lstm_##DT##_generic;                      \
@@ -157,30 +175,44 @@ static Ref ref_cell(Kind kind, int B, int T, int I, int U, const XIn& xin, const
             std::vector<double> xp(GU), hu(GU, 0), rh(U);
             for (int n = 0; n < GU; ++n) { double a = b[n]; for (int k = 0; k < I; ++k) a += (double)xin(bb, s, k) * W[(size_t)k * GU + n]; xp[n] = a; }
             for (int n = 0; n < GU; ++n) for (int k = 0; k < U; ++k) hu[n] += rw(h[(size_t)bb * U + k]) * Um[(size_t)k * GU + n];
+            // Gate g's pre-activations, activated as one row (row-wise ids need the whole row).
+            auto gate = [&](int g, int id, const std::vector<double>& extra) {
+                std::vector<double> v(U);
+                for (int j = 0; j < U; ++j) v[j] = xp[g * U + j] + hu[g * U + j] + (extra.empty() ? 0.0 : extra[g * U + j]);
+                act_row(id, v);
+                return v;
+            };
+            const std::vector<double> none, rbd(rb.begin(), rb.end());
             if (kind == GRUB) {
-                for (int j = 0; j < U; ++j) rh[j] = act_ref(rec, xp[U + j] + hu[U + j]) * h[(size_t)bb * U + j];
+                const auto r = gate(1, rec, none);
+                for (int j = 0; j < U; ++j) rh[j] = r[j] * h[(size_t)bb * U + j];
                 for (int j = 0; j < U; ++j) { double a = 0; for (int k = 0; k < U; ++k) a += rw(rh[k]) * Um[(size_t)k * GU + 2 * U + j]; hu[2 * U + j] = a; }
+            }
+            std::vector<double> outv(U);
+            if (real) {
+                if (kind == LSTM) {
+                    const auto i = gate(0, rec, none), f = gate(1, rec, none), g = gate(2, act, none), o = gate(3, rec, none);
+                    std::vector<double> cv(U);
+                    for (int j = 0; j < U; ++j) { size_t e = (size_t)bb * U + j; cn[e] = f[j] * c[e] + i[j] * g[j]; cv[j] = cn[e]; }
+                    act_row(act, cv);
+                    for (int j = 0; j < U; ++j) outv[j] = o[j] * cv[j];
+                } else if (kind == GRUA) {
+                    const auto z = gate(0, rec, rbd), r = gate(1, rec, rbd);
+                    std::vector<double> n(U);
+                    for (int j = 0; j < U; ++j) n[j] = xp[2 * U + j] + r[j] * (hu[2 * U + j] + rb[2 * U + j]);
+                    act_row(act, n);
+                    for (int j = 0; j < U; ++j) outv[j] = z[j] * h[(size_t)bb * U + j] + (1 - z[j]) * n[j];
+                } else if (kind == GRUB) {
+                    const auto z = gate(0, rec, none), n = gate(2, act, none);
+                    for (int j = 0; j < U; ++j) outv[j] = z[j] * h[(size_t)bb * U + j] + (1 - z[j]) * n[j];
+                } else {
+                    outv = gate(0, act, none);
+                }
             }
             for (int j = 0; j < U; ++j) {
                 size_t e = (size_t)bb * U + j;
                 double out;
-                if (real) {
-                    if (kind == LSTM) {
-                        double i = act_ref(rec, xp[j] + hu[j]), f = act_ref(rec, xp[U + j] + hu[U + j]), g = act_ref(act, xp[2 * U + j] + hu[2 * U + j]), o = act_ref(rec, xp[3 * U + j] + hu[3 * U + j]);
-                        cn[e] = f * c[e] + i * g; out = o * act_ref(act, cn[e]);
-                    } else if (kind == GRUA) {
-                        double z = act_ref(rec, xp[j] + hu[j] + rb[j]), r = act_ref(rec, xp[U + j] + hu[U + j] + rb[U + j]);
-                        double n = act_ref(act, xp[2 * U + j] + r * (hu[2 * U + j] + rb[2 * U + j]));
-                        out = z * h[e] + (1 - z) * n;
-                    } else if (kind == GRUB) {
-                        double z = act_ref(rec, xp[j] + hu[j]);
-                        double n = act_ref(act, xp[2 * U + j] + hu[2 * U + j]);
-                        out = z * h[e] + (1 - z) * n;
-                    } else {
-                        out = act_ref(act, xp[j] + hu[j]);
-                    }
-                    hn[e] = out; prev[e] = out;
-                } else { out = prev[e]; }
+                if (real) { out = outv[j]; hn[e] = out; prev[e] = out; } else { out = prev[e]; }
                 seq[tm ? ((size_t)s * B + bb) * U + j : ((size_t)bb * T + s) * U + j] = out;
             }
         }
@@ -218,7 +250,10 @@ static void dense_case(Kind kind, int B, int T, int I, int U, bool back, bool us
     long long M = (long long)B * T;
     launch({(unsigned)((GU + 63) / 64), (unsigned)((M + 63) / 64), 1}, {256, 1, 1}, [&] { E::gemm(M, GU, I, x.data(), I, Ws.data(), GU, bs.data(), 1, xp.data(), GU); });
     dim3 grid{(unsigned)((U + 31) / 32), (unsigned)std::min((B + 3) / 4, 65535), 1}, block{32, 8, 1};
-    if (tiled) grid = dim3{(unsigned)((U + tstep::UNITS - 1) / tstep::UNITS), (unsigned)std::min((B + tstep::BM - 1) / tstep::BM, 65535), 1};
+    if (tiled == 1) grid = dim3{(unsigned)((U + tstep::UNITS - 1) / tstep::UNITS), (unsigned)std::min((B + tstep::BM - 1) / tstep::BM, 65535), 1};
+    // tiled == 2: the `_rows` kernels (row-wise activations), one block per batch row.
+    const bool rows = tiled == 2;
+    if (rows) grid = dim3{1, (unsigned)std::min(B, 65535), 1};
     if (persist_J > 0) {
         const int J = persist_J, blocks = (U + J - 1) / J;
         const int pk = kind == LSTM ? persist::LSTM : kind == GRUA ? persist::GRU_AFTER : kind == GRUB ? persist::GRU_BEFORE : persist::SIMPLE;
@@ -260,16 +295,21 @@ static void dense_case(Kind kind, int B, int T, int I, int U, bool back, bool us
         long long xo = tm ? (long long)ts * B * GU : (long long)ts * GU, xbs = tm ? GU : (long long)T * GU;
         long long so = tm ? (long long)s * B * U : (long long)s * U, sbs = tm ? U : (long long)T * U;
         float* hp = hs[s % 2].data(); float* hn = hs[(s + 1) % 2].data();
-        if (kind == LSTM) launch(grid, block, [&] { E::lstm(B, U, xp.data(), xo, xbs, Ums.data(), hp, hn, cs.data(), po.data(), mask.data(), use_mask, ts, T, sq.data(), 1, so, sbs, act, rec, tiled); });
-        if (kind == GRUA) launch(grid, block, [&] { E::gru_after(B, U, xp.data(), xo, xbs, Ums.data(), rbs.data(), 1, hp, hn, po.data(), mask.data(), use_mask, ts, T, sq.data(), 1, so, sbs, act, rec, tiled); });
+        const auto e_lstm = rows ? E::r_lstm : E::lstm;
+        const auto e_gru_after = rows ? E::r_gru_after : E::gru_after;
+        const auto e_gru_gates = rows ? E::r_gru_gates : E::gru_gates;
+        const auto e_gru_update = rows ? E::r_gru_update : E::gru_update;
+        const auto e_simple = rows ? E::r_simple : E::simple;
+        if (kind == LSTM) launch(grid, block, [&] { e_lstm(B, U, xp.data(), xo, xbs, Ums.data(), hp, hn, cs.data(), po.data(), mask.data(), use_mask, ts, T, sq.data(), 1, so, sbs, act, rec, tiled); });
+        if (kind == GRUA) launch(grid, block, [&] { e_gru_after(B, U, xp.data(), xo, xbs, Ums.data(), rbs.data(), 1, hp, hn, po.data(), mask.data(), use_mask, ts, T, sq.data(), 1, so, sbs, act, rec, tiled); });
         if (kind == GRUB) {
-            launch(grid, block, [&] { E::gru_gates(B, U, xp.data(), xo, xbs, Ums.data(), hp, zb.data(), rhb.data(), rec, tiled); });
-            launch(grid, block, [&] { E::gru_update(B, U, xp.data(), xo, xbs, Ums.data(), rhb.data(), zb.data(), hp, hn, po.data(), mask.data(), use_mask, ts, T, sq.data(), 1, so, sbs, act, tiled); });
+            launch(grid, block, [&] { e_gru_gates(B, U, xp.data(), xo, xbs, Ums.data(), hp, zb.data(), rhb.data(), rec, tiled); });
+            launch(grid, block, [&] { e_gru_update(B, U, xp.data(), xo, xbs, Ums.data(), rhb.data(), zb.data(), hp, hn, po.data(), mask.data(), use_mask, ts, T, sq.data(), 1, so, sbs, act, tiled); });
         }
-        if (kind == SIMPLE) launch(grid, block, [&] { E::simple(B, U, xp.data(), xo, xbs, Ums.data(), hp, hn, po.data(), mask.data(), use_mask, ts, T, sq.data(), 1, so, sbs, act, tiled); });
+        if (kind == SIMPLE) launch(grid, block, [&] { e_simple(B, U, xp.data(), xo, xbs, Ums.data(), hp, hn, po.data(), mask.data(), use_mask, ts, T, sq.data(), 1, so, sbs, act, tiled); });
     }
     char name[200];
-    snprintf(name, sizeof name, "%s%s%s kind%d B%d T%d I%d U%d back%d mask%d init%d act%d rec%d tm%d", persist_J > 0 ? ("persistent J" + std::to_string(persist_J) + " ").c_str() : "", tc ? "tensor-core " : tiled ? "tiled " : "", E::name, kind, B, T, I, U, back, use_mask, use_init, act, rec, tm);
+    snprintf(name, sizeof name, "%s%s%s kind%d B%d T%d I%d U%d back%d mask%d init%d act%d rec%d tm%d", persist_J > 0 ? ("persistent J" + std::to_string(persist_J) + " ").c_str() : "", tc ? "tensor-core " : rows ? "rows " : tiled ? "tiled " : "", E::name, kind, B, T, I, U, back, use_mask, use_init, act, rec, tm);
     if (tc) { g_abs = 1e-3; g_rel = 1e-3; }
     check((std::string(name) + " seq").c_str(), sq, seq);
     check((std::string(name) + " h").c_str(), hs[T % 2], h);
@@ -632,6 +672,20 @@ int main() {
     tc_gemm_case<__nv_bfloat16>(130, 64, 96, false);
     tc_gemm_case<__half>(1, 5, 3, true);
     tc_gemm_case<float>(70, 77, 45, true);  // TF32
+    // The `_rows` kernels (softmax 15 / log_softmax 16 over a gate's units): every kind, both
+    // slots, units past the block's 256 threads, masks with fully masked steps, go_backwards,
+    // initial states, time-major; an elementwise pair through them too; half weights. Last, so
+    // that the cases above keep their random draws.
+    for (Kind k : {LSTM, GRUA, GRUB, SIMPLE}) {
+        // SimpleRNN's log_softmax feeds its unbounded output back: at U = 300 with initial
+        // states it reaches -260 and f32 sums of 300 such terms leave the bound (against a
+        // double reference), so it takes log_softmax at U = 37 and softmax at U = 300.
+        dense_case(k, 3, 5, 4, 37, false, false, false, k == SIMPLE ? 16 : 15, 16, false, 0, false, 2);
+        dense_case(k, 5, 4, 7, 300, true, true, true, k == SIMPLE ? 15 : 16, 15, true, 0, false, 2);
+        dense_case(k, 2, 3, 3, 9, true, true, false, 15, 15, false, 0, false, 2);
+        dense_case(k, 4, 3, 5, 12, false, true, true, 0, 2, false, 0, false, 2);
+        dense_case<__nv_bfloat16>(k, 3, 3, 4, 20, false, true, true, 15, 1, false, 0, false, 2);
+    }
     printf("emulator: %d passed, %d failed\n", passes, failures);
     return failures != 0;
 }

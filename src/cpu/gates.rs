@@ -215,7 +215,9 @@ fn gru_before_gates_impl<const F: bool>(
         let xr = slice(&xr, "xp")?;
         let z = row_mut(hu, b, "hu")?;
         add_xp(z, xr, c, 2);
-        apply::<F>(rec, &mut z[..2 * n]);
+        // Per gate: a row-wise `rec` normalises z and r separately.
+        apply::<F>(rec, &mut z[..n]);
+        apply::<F>(rec, &mut z[n..2 * n]);
         let hp = h_prev.row(b);
         let hp = &slice(&hp, "h")?[c.u0..c.u0 + n];
         let rh = row_mut(&mut rh_out, b, "rh")?;

@@ -69,10 +69,13 @@ pub(crate) fn tanh<const F: bool>(x: f32) -> f32 {
 }
 
 /// Applies `act` to every element, in place: the whole loop per activation, so it vectorises.
+/// A row-wise activation (`softmax`, `log_softmax`) takes `xs` as one row: callers pass one
+/// gate's whole row of units.
 #[inline(always)]
 pub(crate) fn apply<const F: bool>(act: Activation, xs: &mut [f32]) {
     match act {
         Activation::Linear => {}
+        Activation::Softmax | Activation::LogSoftmax => act.apply_slice(xs),
         Activation::Tanh => xs.iter_mut().for_each(|x| *x = tanh::<F>(*x)),
         Activation::Sigmoid => xs.iter_mut().for_each(|x| *x = sigmoid::<F>(*x)),
         Activation::HardSigmoid => xs

@@ -26,7 +26,25 @@ pub(crate) struct DeviceConv {
 
 impl DeviceConv {
     /// Uploads the layer's weights rounded to `dt`.
+    /// A row-wise activation (softmax, log_softmax) is refused: its ConvLSTM2D form runs on
+    /// the CPU only.
     pub(crate) fn new(dev: &CudaDevice, layer: &ConvLSTM2D, dt: StorageType) -> Result<Self> {
+        let c = layer.config();
+        for (field, a) in [
+            ("activation", c.activation),
+            ("recurrent_activation", c.recurrent_activation),
+        ] {
+            if a.is_row_wise() {
+                return Err(Error::invalid(
+                    field,
+                    format!(
+                        "ConvLSTM2D with {} runs on the CPU only (--device cpu); the CUDA path \
+                         runs every elementwise activation",
+                        a.name()
+                    ),
+                ));
+            }
+        }
         let (k, r, b) = layer.weights_ref();
         Ok(DeviceConv {
             config: layer.config().clone(),

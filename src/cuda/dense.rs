@@ -72,8 +72,8 @@ impl DeviceCell {
         index: usize,
         dt: StorageType,
     ) -> Result<Self> {
-        match cell {
-            AnyCell::LSTM(c) => Ok(DeviceCell {
+        let cell = match cell {
+            AnyCell::LSTM(c) => DeviceCell {
                 kind: CellKind::Lstm,
                 units: c.config.units,
                 input_dim: c.kernel.nrows(),
@@ -83,8 +83,8 @@ impl DeviceCell {
                 recurrent: up2(dev, &c.recurrent_kernel, dt)?,
                 bias: up1(dev, &c.bias, dt)?,
                 recurrent_bias: None,
-            }),
-            AnyCell::GRU(c) => Ok(DeviceCell {
+            },
+            AnyCell::GRU(c) => DeviceCell {
                 kind: if c.config.reset_after {
                     CellKind::GruAfter
                 } else {
@@ -98,8 +98,8 @@ impl DeviceCell {
                 recurrent: up2(dev, &c.recurrent_kernel, dt)?,
                 bias: up1(dev, &c.input_bias, dt)?,
                 recurrent_bias: up1(dev, &c.recurrent_bias, dt)?,
-            }),
-            AnyCell::SimpleRNN(c) => Ok(DeviceCell {
+            },
+            AnyCell::SimpleRNN(c) => DeviceCell {
                 kind: CellKind::Simple,
                 units: c.config.units,
                 input_dim: c.kernel.nrows(),
@@ -109,18 +109,54 @@ impl DeviceCell {
                 recurrent: up2(dev, &c.recurrent_kernel, dt)?,
                 bias: up1(dev, &c.bias, dt)?,
                 recurrent_bias: None,
-            }),
-            AnyCell::User(_) => Err(Error::invalid(
-                format!("cells[{index}]"),
-                "user-defined cells run on the CPU only; the CUDA path runs SimpleRNNCell, GRUCell and LSTMCell",
-            )),
+            },
+            AnyCell::User(_) => {
+                return Err(Error::invalid(
+                    format!("cells[{index}]"),
+                    "user-defined cells run on the CPU only; the CUDA path runs SimpleRNNCell, GRUCell and LSTMCell",
+                ))
+            }
+        };
+        cell.check_rows_fit(index)
+    }
+
+    /// Whether an activation of the cell is row-wise (softmax, log_softmax): its steps then run
+    /// the `_rows` kernels (one block per batch row), never the persistent, tensor-core,
+    /// tiled or wavefront paths.
+    pub(crate) fn row_wise(&self) -> bool {
+        self.act.is_row_wise() || self.rec.is_row_wise()
+    }
+
+    /// Refuses a row-wise cell too wide for the `_rows` kernels' shared memory.
+    fn check_rows_fit(self, index: usize) -> Result<Self> {
+        let g = self.kind.gates();
+        if self.row_wise() && g * self.units > kernels::ROWS_MAX_FLOATS {
+            return Err(Error::invalid(
+                format!("cells[{index}] units"),
+                format!(
+                    "softmax / log_softmax on the GPU hold a row's {g} gates in shared memory: \
+                     expected units <= {}, found {} (run this layer with --device cpu)",
+                    kernels::ROWS_MAX_FLOATS / g,
+                    self.units
+                ),
+            ));
         }
+        Ok(self)
     }
 
     /// The names of this cell's per-step kernels, in launch order (two for GRU
     /// reset_after=false: gates, then update).
     pub(crate) fn step_names(&self) -> Vec<String> {
         let dt = self.recurrent.dtype();
+        if self.row_wise() {
+            let families: &[&str] = match self.kind {
+                CellKind::Lstm => &["lstm_step"],
+                CellKind::GruAfter => &["gru_after_step"],
+                CellKind::GruBefore => &["gru_before_gates", "gru_before_update"],
+                CellKind::Simple => &["simple_step"],
+            };
+            return families.iter().map(|f| kernels::rows_step(f, dt)).collect();
+        }
         match self.kind {
             CellKind::Lstm => vec![kernels::lstm_step(dt, self.act, self.rec)],
             CellKind::GruAfter => vec![kernels::gru_after_step(dt, self.act, self.rec)],
@@ -700,7 +736,13 @@ pub(crate) fn run(
         let dummy_rb = dev.placeholder(dt)?;
         let has_seq = i32::from(seq.is_some());
         let has_rb = i32::from(cell.recurrent_bias.is_some());
-        let persistent = match persistent_plan(cell.kind, dt_bytes(dt), b, u, dev.limits(), path) {
+        let row_wise = cell.row_wise();
+        let plan = if row_wise {
+            None
+        } else {
+            persistent_plan(cell.kind, dt_bytes(dt), b, u, dev.limits(), path)
+        };
+        let persistent = match plan {
             Some(plan) => prepare_persistent(dev, cell, plan)?,
             None => None,
         };
@@ -781,7 +823,7 @@ pub(crate) fn run(
                 Launched::Refused(e) => return Err(e),
             }
         }
-        let tc_ok = dt != StorageType::F32 || spec.allow_tf32;
+        let tc_ok = (dt != StorageType::F32 || spec.allow_tf32) && !row_wise;
         let tensor_cores = tc_ok
             && match path {
                 DensePath::TensorCore => true,
@@ -808,9 +850,17 @@ pub(crate) fn run(
             let names = cell.step_names();
             // Large batches: the GEMM-like tiling of the FFMA product (same kernels, `tiled`).
             let tiled = !tensor_cores
+                && !row_wise
                 && tiled_step_faster(b, u, cell.kind.gates(), dt_bytes(dt), dev.limits().sms);
             let tiled_i = i32::from(tiled);
-            let cfg = if tiled {
+            let cfg = if row_wise {
+                // The `_rows` kernels: one block per batch row (grid-stride beyond 65535).
+                LaunchConfig {
+                    grid_dim: (1, b.min(MAX_GRID_Y) as u32, 1),
+                    block_dim: (step::LANES, step::WARPS, 1),
+                    shared_mem_bytes: 0,
+                }
+            } else if tiled {
                 LaunchConfig {
                     grid_dim: (
                         u.div_ceil(tile::TILED_UNITS) as u32,

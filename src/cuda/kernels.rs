@@ -32,7 +32,20 @@ pub(crate) fn act_id(a: Activation) -> i32 {
         Activation::Relu6 => 12,
         Activation::Mish => 13,
         Activation::LeakyRelu => 14,
+        Activation::Softmax => 15,
+        Activation::LogSoftmax => 16,
     }
+}
+
+/// Floats of shared memory a `_rows` kernel holds for one batch row's gate values (`gates *
+/// units` must not exceed it): `rows::MAX_FLOATS` in kernels/rnn.cu.
+pub(crate) const ROWS_MAX_FLOATS: usize = 8192;
+
+/// The `_rows` variant of a step kernel family (`lstm_step`, `gru_after_step`,
+/// `gru_before_gates`, `gru_before_update`, `simple_step`): one block per batch row, for
+/// cells with a row-wise activation (softmax, log_softmax; kernels/rnn.cu).
+pub(crate) fn rows_step(family: &str, dt: StorageType) -> String {
+    format!("{family}_{}_rows", dt.name())
 }
 
 /// The suffix of a kernel instantiated for the pair `(act, rec)`.
@@ -333,6 +346,37 @@ mod tests {
     }
 
     #[test]
+    fn row_wise_cells_name_rows_entry_points_and_the_shared_memory_bound_matches() {
+        let rnn = include_str!("../../kernels/rnn.cu");
+        for family in [
+            "lstm_step",
+            "gru_after_step",
+            "gru_before_gates",
+            "gru_before_update",
+            "simple_step",
+        ] {
+            assert_eq!(
+                rows_step(family, StorageType::BF16),
+                format!("{family}_bf16_rows")
+            );
+            let entry = format!("{family}_##DT##_rows(");
+            assert!(rnn.contains(&entry), "{entry} not in ROWS_SET");
+        }
+        for (dt, w) in [
+            ("f32", "float"),
+            ("f16", "__half"),
+            ("bf16", "__nv_bfloat16"),
+        ] {
+            assert!(
+                rnn.contains(&format!("ROWS_SET({dt}, {w})")),
+                "ROWS_SET({dt})"
+            );
+        }
+        let bound = format!("constexpr int MAX_FLOATS = {ROWS_MAX_FLOATS};");
+        assert!(rnn.contains(&bound), "{bound} not in rnn.cu");
+    }
+
+    #[test]
     fn activation_ids_match_the_act_enum_of_common_cuh() {
         // The enum in kernels/common.cuh, parsed from the source: `ACT_<NAME> = <id>,`.
         let src = include_str!("../../kernels/common.cuh");
@@ -352,6 +396,8 @@ mod tests {
             (Activation::Relu6, "ACT_RELU6"),
             (Activation::Mish, "ACT_MISH"),
             (Activation::LeakyRelu, "ACT_LEAKY_RELU"),
+            (Activation::Softmax, "ACT_SOFTMAX"),
+            (Activation::LogSoftmax, "ACT_LOG_SOFTMAX"),
         ];
         for (a, n) in names {
             let pat = format!("    {n} = {},", act_id(a));

@@ -47,6 +47,11 @@
 //! and states in it, with f32 recurrent state and f32 arithmetic in between: the CPU path's
 //! `StorageType` semantics, with the tolerances stated on [`CudaLayer`].
 //!
+//! Row-wise activations (`softmax`, `log_softmax`, which Keras applies over a gate's units)
+//! run the `_rows` step kernels: one block per batch row, `gates * units <= 8192`, never the
+//! persistent, tensor-core, tiled or wavefront paths. A ConvLSTM2D with one of them is refused
+//! (its CPU path runs it).
+//!
 //! User-defined [`crate::Cell`]s run on the CPU only.
 
 mod conv;

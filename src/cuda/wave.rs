@@ -138,6 +138,8 @@ pub(crate) fn wavefront_plan(
     let chained = cells.windows(2).all(|w| w[1].input_dim == w[0].units);
     if !matches!(path, DensePath::Auto | DensePath::Wavefront)
         || spec.allow_tf32
+        || first.act.is_row_wise()
+        || first.rec.is_row_wise()
         || !(2..=MAX_CELLS).contains(&n)
         || !same
         || !chained

@@ -1,5 +1,6 @@
 //! The built-in cells with their weights, in Keras's layouts.
 
+use crate::activation::Activation;
 use crate::cell::Cell;
 use crate::config::{GRUCellConfig, Initializers, LSTMCellConfig, SimpleRNNCellConfig};
 use crate::cpu::gates::{self, Chunk};
@@ -446,9 +447,22 @@ fn recurrent_product(
     Ok(())
 }
 
-/// Scratch with one `(batch, gates * len)` buffer per chunk of `units`.
-fn gate_scratch(batch: usize, units: usize, gates: usize, threads: usize) -> Scratch {
+/// Scratch with one `(batch, gates * len)` buffer per chunk of `units`. With a row-wise
+/// activation among `acts` (`softmax` normalises over all units of a gate) the step is one
+/// chunk of all units.
+fn gate_scratch(
+    batch: usize,
+    units: usize,
+    gates: usize,
+    threads: usize,
+    acts: &[Activation],
+) -> Scratch {
     let flops = 2.0 * batch as f64 * units as f64 * (gates * units) as f64;
+    let threads = if acts.iter().any(|a| a.is_row_wise()) {
+        1
+    } else {
+        threads
+    };
     let chunks = plan_chunks(units, threads, flops, 16);
     let per_chunk = chunks
         .iter()
@@ -523,7 +537,13 @@ impl Stepper for SimpleRNNCell {
         vec![self.config.units]
     }
     fn scratch(&self, batch: usize, threads: usize) -> Scratch {
-        gate_scratch(batch, self.config.units, 1, threads)
+        gate_scratch(
+            batch,
+            self.config.units,
+            1,
+            threads,
+            &[self.config.activation],
+        )
     }
     fn step(
         &self,
@@ -557,10 +577,11 @@ impl Stepper for GRUCell {
     }
     fn scratch(&self, batch: usize, threads: usize) -> Scratch {
         let u = self.config.units;
+        let acts = [self.config.activation, self.config.recurrent_activation];
         if self.config.reset_after {
-            gate_scratch(batch, u, 3, threads)
+            gate_scratch(batch, u, 3, threads, &acts)
         } else {
-            let mut s = gate_scratch(batch, u, 2, threads);
+            let mut s = gate_scratch(batch, u, 2, threads, &acts);
             for (c, bufs) in s.chunks.iter().zip(s.per_chunk.iter_mut()) {
                 bufs.push(Array2::zeros((batch, c.len)));
             }
@@ -626,7 +647,8 @@ impl Stepper for LSTMCell {
         vec![self.config.units, self.config.units]
     }
     fn scratch(&self, batch: usize, threads: usize) -> Scratch {
-        gate_scratch(batch, self.config.units, 4, threads)
+        let acts = [self.config.activation, self.config.recurrent_activation];
+        gate_scratch(batch, self.config.units, 4, threads, &acts)
     }
     fn step(
         &self,

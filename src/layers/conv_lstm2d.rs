@@ -54,6 +54,12 @@ struct ConvStepper<'a> {
     /// The tiling of the output grid when the recurrent convolution (and, with `fused`, the
     /// input one) runs through Winograd.
     tiling: Option<Tiling>,
+    /// `Some(out_cols)` when a row-wise activation (`softmax`) normalises over the output
+    /// columns: channels_first, where Keras's gate tensors are `(batch, filters, rows, cols)`
+    /// and the last axis is `cols`. The step then runs as one chunk of whole images (im2col,
+    /// no Winograd) and the gates go through [`lstm_along_cols`]. Channels_last needs nothing
+    /// special: its last axis is `filters`, a row of the gate buffer.
+    along_cols: Option<usize>,
 }
 
 impl ConvLSTM2D {
@@ -232,13 +238,20 @@ impl ConvLSTM2D {
             crate::config::Padding::Same,
         )
         .ok_or_else(|| Error::invalid("input", "empty recurrent convolution"))?;
+        let c = &self.config;
+        let along_cols = (c.data_format == DataFormat::ChannelsFirst
+            && (c.activation.is_row_wise() || c.recurrent_activation.is_row_wise()))
+        .then_some(input.out_cols);
         let tiling = match &self.winograd {
-            Some(w) if winograd::applies(&recurrent) => Some(w.tiling(recurrent)),
+            Some(w) if along_cols.is_none() && winograd::applies(&recurrent) => {
+                Some(w.tiling(recurrent))
+            }
             _ => None,
         };
         Ok(ConvStepper {
             layer: self,
             tiling,
+            along_cols,
             input,
             recurrent,
         })
@@ -621,6 +634,12 @@ impl Stepper for ConvStepper<'_> {
         let rows = batch * self.recurrent.out_pixels();
         let f = self.layer.config.filters;
         let flops = 2.0 * rows as f64 * self.recurrent.patch_len() as f64 * (4 * f) as f64;
+        // lstm_along_cols needs whole image rows in one chunk.
+        let threads = if self.along_cols.is_some() {
+            1
+        } else {
+            threads
+        };
         let chunks = plan_chunks(rows, threads, flops, 16);
         let per_chunk = chunks
             .iter()
@@ -685,6 +704,18 @@ impl Stepper for ConvStepper<'_> {
                 .packed
                 .matmul_cols(cols[0].view(), 0, hu[0].view_mut())?;
             let rows = c.u0..c.u0 + c.len;
+            if let Some(cols) = self.along_cols {
+                return lstm_along_cols(
+                    xp.slice(s![rows.clone(), ..]),
+                    &mut hu[0],
+                    c_prev.slice(s![rows, ..]),
+                    h_out,
+                    c_out,
+                    act,
+                    rec,
+                    cols,
+                );
+            }
             let whole = Chunk {
                 u0: 0,
                 len: f,
@@ -704,6 +735,73 @@ impl Stepper for ConvStepper<'_> {
         out.assign(&h_new[0]);
         Ok(())
     }
+}
+
+/// The LSTM gates of whole images in the pixel-major layout (rows = pixels `(b, r, c)` in that
+/// order, `cols` pixels per image row), with every activation applied along the columns of
+/// an image row for each filter: what Keras computes for channels_first, where the activations
+/// see `(batch, filters, rows, cols)` tensors and a row-wise one (`softmax`) normalises over
+/// `cols`. `hu` `(pixels, 4 * filters)` is the recurrent product, `xp` the projected input;
+/// equations as [`gates::lstm`]. Used only for that case (gathers each column run; not fast).
+#[allow(clippy::too_many_arguments)]
+fn lstm_along_cols(
+    xp: ArrayView2<f32>,
+    hu: &mut Array2<f32>,
+    c_prev: ArrayView2<f32>,
+    mut h_out: ArrayViewMut2<f32>,
+    mut c_out: ArrayViewMut2<f32>,
+    act: crate::activation::Activation,
+    rec: crate::activation::Activation,
+    cols: usize,
+) -> Result<()> {
+    let f = c_prev.ncols();
+    let pixels = c_prev.nrows();
+    if cols == 0
+        || !pixels.is_multiple_of(cols)
+        || hu.dim() != (pixels, 4 * f)
+        || xp.dim() != hu.dim()
+    {
+        return Err(Error::invalid(
+            "state",
+            "internal: gate buffers are not whole image rows",
+        ));
+    }
+    *hu += &xp;
+    let mut run = vec![0.0f32; cols];
+    // Applies `a` to every run of `cols` consecutive pixels of column `col` of `v`.
+    let mut along = |v: &mut ArrayViewMut2<f32>, col: usize, a: crate::activation::Activation| {
+        for p0 in (0..pixels).step_by(cols) {
+            for (k, r) in run.iter_mut().enumerate() {
+                *r = v[[p0 + k, col]];
+            }
+            a.apply_slice(&mut run);
+            for (k, r) in run.iter().enumerate() {
+                v[[p0 + k, col]] = *r;
+            }
+        }
+    };
+    let mut z = hu.view_mut();
+    for (g, a) in [rec, rec, act, rec].into_iter().enumerate() {
+        for k in 0..f {
+            along(&mut z, g * f + k, a);
+        }
+    }
+    for p in 0..pixels {
+        for k in 0..f {
+            let v = z[[p, f + k]] * c_prev[[p, k]] + z[[p, k]] * z[[p, 2 * f + k]];
+            c_out[[p, k]] = v;
+            h_out[[p, k]] = v;
+        }
+    }
+    for k in 0..f {
+        along(&mut h_out, k, act);
+    }
+    for p in 0..pixels {
+        for k in 0..f {
+            h_out[[p, k]] *= z[[p, 3 * f + k]];
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
