@@ -679,71 +679,84 @@ __device__ __forceinline__ void rows_store(long long e, int b, int j, float out,
     const int t = rows_tid();                    \
     (void)tiled
 
-template <typename W>
-__device__ __forceinline__ void lstm_rows_impl(LSTM_PARAMS(W)) {
-    ROWS_SHARED;
+// The loop of the `_rows` kernels that apply the mask: per batch row b of this block,
+// `gates(b, row)` (row = b * U; all threads; only for a real row; ends with a barrier) leaves
+// the row's new output where `out(row, j)` reads it, then every unit's h_next, prev_out and
+// sequence element are written (rows_store), and a barrier lets the next row reuse zs.
+template <typename Gates, typename Out>
+__device__ __forceinline__ void rows_loop(
+    int B, int U, const unsigned char* __restrict__ mask, int has_mask, long long mask_off,
+    long long mask_b_stride, const float* __restrict__ h_prev, float* __restrict__ h_next,
+    float* __restrict__ prev_out, float* __restrict__ seq, int has_seq, long long seq_off,
+    long long seq_b_stride, Gates gates, Out out) {
     for (int b = blockIdx.y; b < B; b += gridDim.y) {
         const long long row = (long long)b * U;
         const bool real = is_real(mask, has_mask, mask_off, mask_b_stride, b);
         if (real) {
-            rows_product<W, 4>(U, h_prev + row, Um, 4 * U, 0, zs);
-            const float* x = xp + (long long)b * xp_b_stride + xp_step_off;
-            for (int n = t; n < 4 * U; n += rows::THREADS) {
-                zs[n] += x[n];
-            }
-            __syncthreads();
-            rows_activate(zs, U, rec, red);
-            rows_activate(zs + U, U, rec, red);
-            rows_activate(zs + 2 * U, U, act, red);
-            rows_activate(zs + 3 * U, U, rec, red);
-            for (int j = t; j < U; j += rows::THREADS) {
-                const float cn = zs[U + j] * load_rw(c + row + j) + zs[j] * zs[2 * U + j];
-                store_f32(c + row + j, cn);
-                zs[2 * U + j] = cn;
-            }
-            __syncthreads();
-            rows_activate(zs + 2 * U, U, act, red);
+            gates(b, row);
         }
-        for (int j = t; j < U; j += rows::THREADS) {
-            const float out = real ? zs[3 * U + j] * zs[2 * U + j] : 0.0f;
-            rows_store(row + j, b, j, out, real, h_prev, h_next, prev_out, seq, has_seq, seq_off,
-                       seq_b_stride);
+        for (int j = rows_tid(); j < U; j += rows::THREADS) {
+            rows_store(row + j, b, j, real ? out(row, j) : 0.0f, real, h_prev, h_next, prev_out,
+                       seq, has_seq, seq_off, seq_b_stride);
         }
         __syncthreads();
     }
+}
+#define ROWS_LOOP_ARGS                                                                    \
+    B, U, mask, has_mask, mask_off, mask_b_stride, h_prev, h_next, prev_out, seq, has_seq, \
+        seq_off, seq_b_stride
+
+// The projected input of row b at this step (gate blocks side by side).
+#define ROWS_X(b) (xp + (long long)(b) * xp_b_stride + xp_step_off)
+
+template <typename W>
+__device__ __forceinline__ void lstm_rows_impl(LSTM_PARAMS(W)) {
+    ROWS_SHARED;
+    auto gates = [&](int b, long long row) {
+        rows_product<W, 4>(U, h_prev + row, Um, 4 * U, 0, zs);
+        const float* x = ROWS_X(b);
+        for (int n = t; n < 4 * U; n += rows::THREADS) {
+            zs[n] += x[n];
+        }
+        __syncthreads();
+        rows_activate(zs, U, rec, red);
+        rows_activate(zs + U, U, rec, red);
+        rows_activate(zs + 2 * U, U, act, red);
+        rows_activate(zs + 3 * U, U, rec, red);
+        for (int j = t; j < U; j += rows::THREADS) {
+            const float cn = zs[U + j] * load_rw(c + row + j) + zs[j] * zs[2 * U + j];
+            store_f32(c + row + j, cn);
+            zs[2 * U + j] = cn;
+        }
+        __syncthreads();
+        rows_activate(zs + 2 * U, U, act, red);  // act(c')
+    };
+    rows_loop(ROWS_LOOP_ARGS, gates,
+              [&](long long, int j) { return zs[3 * U + j] * zs[2 * U + j]; });
 }
 
 template <typename W>
 __device__ __forceinline__ void gru_after_rows_impl(GRU_AFTER_PARAMS(W)) {
     ROWS_SHARED;
-    for (int b = blockIdx.y; b < B; b += gridDim.y) {
-        const long long row = (long long)b * U;
-        const bool real = is_real(mask, has_mask, mask_off, mask_b_stride, b);
-        if (real) {
-            rows_product<W, 3>(U, h_prev + row, Um, 3 * U, 0, zs);
-            const float* x = xp + (long long)b * xp_b_stride + xp_step_off;
-            for (int n = t; n < 3 * U; n += rows::THREADS) {
-                const float hv = zs[n] + (has_rb ? load_f32(rb + n) : 0.0f);
-                zs[n] = n < 2 * U ? x[n] + hv : hv;
-            }
-            __syncthreads();
-            rows_activate(zs, U, rec, red);
-            rows_activate(zs + U, U, rec, red);
-            for (int j = t; j < U; j += rows::THREADS) {
-                zs[2 * U + j] = x[2 * U + j] + zs[U + j] * zs[2 * U + j];
-            }
-            __syncthreads();
-            rows_activate(zs + 2 * U, U, act, red);
-        }
-        for (int j = t; j < U; j += rows::THREADS) {
-            const float zg = zs[j];
-            const float out =
-                real ? zg * load_f32(h_prev + row + j) + (1.0f - zg) * zs[2 * U + j] : 0.0f;
-            rows_store(row + j, b, j, out, real, h_prev, h_next, prev_out, seq, has_seq, seq_off,
-                       seq_b_stride);
+    auto gates = [&](int b, long long row) {
+        rows_product<W, 3>(U, h_prev + row, Um, 3 * U, 0, zs);
+        const float* x = ROWS_X(b);
+        for (int n = t; n < 3 * U; n += rows::THREADS) {
+            const float hv = zs[n] + (has_rb ? load_f32(rb + n) : 0.0f);
+            zs[n] = n < 2 * U ? x[n] + hv : hv;
         }
         __syncthreads();
-    }
+        rows_activate(zs, U, rec, red);
+        rows_activate(zs + U, U, rec, red);
+        for (int j = t; j < U; j += rows::THREADS) {
+            zs[2 * U + j] = x[2 * U + j] + zs[U + j] * zs[2 * U + j];
+        }
+        __syncthreads();
+        rows_activate(zs + 2 * U, U, act, red);
+    };
+    rows_loop(ROWS_LOOP_ARGS, gates, [&](long long row, int j) {
+        return zs[j] * load_f32(h_prev + row + j) + (1.0f - zs[j]) * zs[2 * U + j];
+    });
 }
 
 // Kernel A of GRU reset_after=false: z and rh = r * h for every row, masked or not.
@@ -753,7 +766,7 @@ __device__ __forceinline__ void gru_before_gates_rows_impl(GRU_GATES_PARAMS(W)) 
     for (int b = blockIdx.y; b < B; b += gridDim.y) {
         const long long row = (long long)b * U;
         rows_product<W, 2>(U, h_prev + row, Um, 3 * U, 0, zs);
-        const float* x = xp + (long long)b * xp_b_stride + xp_step_off;
+        const float* x = ROWS_X(b);
         for (int n = t; n < 2 * U; n += rows::THREADS) {
             zs[n] += x[n];
         }
@@ -772,49 +785,34 @@ __device__ __forceinline__ void gru_before_gates_rows_impl(GRU_GATES_PARAMS(W)) 
 template <typename W>
 __device__ __forceinline__ void gru_before_update_rows_impl(GRU_UPDATE_PARAMS(W)) {
     ROWS_SHARED;
-    for (int b = blockIdx.y; b < B; b += gridDim.y) {
-        const long long row = (long long)b * U;
-        const bool real = is_real(mask, has_mask, mask_off, mask_b_stride, b);
-        if (real) {
-            rows_product<W, 1>(U, rh + row, Um, 3 * U, 2 * U, zs);
-            const float* x = xp + (long long)b * xp_b_stride + xp_step_off;
-            for (int j = t; j < U; j += rows::THREADS) {
-                zs[j] += x[2 * U + j];
-            }
-            __syncthreads();
-            rows_activate(zs, U, act, red);
-        }
+    auto gates = [&](int b, long long row) {
+        rows_product<W, 1>(U, rh + row, Um, 3 * U, 2 * U, zs);
+        const float* x = ROWS_X(b);
         for (int j = t; j < U; j += rows::THREADS) {
-            const float zg = real ? zbuf[row + j] : 0.0f;
-            const float out = real ? zg * load_f32(h_prev + row + j) + (1.0f - zg) * zs[j] : 0.0f;
-            rows_store(row + j, b, j, out, real, h_prev, h_next, prev_out, seq, has_seq, seq_off,
-                       seq_b_stride);
+            zs[j] += x[2 * U + j];
         }
         __syncthreads();
-    }
+        rows_activate(zs, U, act, red);
+    };
+    rows_loop(ROWS_LOOP_ARGS, gates, [&](long long row, int j) {
+        const float zg = zbuf[row + j];
+        return zg * load_f32(h_prev + row + j) + (1.0f - zg) * zs[j];
+    });
 }
 
 template <typename W>
 __device__ __forceinline__ void simple_rows_impl(SIMPLE_PARAMS(W)) {
     ROWS_SHARED;
-    for (int b = blockIdx.y; b < B; b += gridDim.y) {
-        const long long row = (long long)b * U;
-        const bool real = is_real(mask, has_mask, mask_off, mask_b_stride, b);
-        if (real) {
-            rows_product<W, 1>(U, h_prev + row, Um, U, 0, zs);
-            const float* x = xp + (long long)b * xp_b_stride + xp_step_off;
-            for (int j = t; j < U; j += rows::THREADS) {
-                zs[j] += x[j];
-            }
-            __syncthreads();
-            rows_activate(zs, U, act, red);
-        }
+    auto gates = [&](int b, long long row) {
+        rows_product<W, 1>(U, h_prev + row, Um, U, 0, zs);
+        const float* x = ROWS_X(b);
         for (int j = t; j < U; j += rows::THREADS) {
-            rows_store(row + j, b, j, real ? zs[j] : 0.0f, real, h_prev, h_next, prev_out, seq,
-                       has_seq, seq_off, seq_b_stride);
+            zs[j] += x[j];
         }
         __syncthreads();
-    }
+        rows_activate(zs, U, act, red);
+    };
+    rows_loop(ROWS_LOOP_ARGS, gates, [&](long long, int j) { return zs[j]; });
 }
 
 #define ROWS_SET(DT, W)                                                                         \

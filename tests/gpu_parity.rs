@@ -604,10 +604,10 @@ mod gpu {
         }
     }
 
-    /// Row-wise activations: a forced persistent / tensor-core / wavefront path still runs the
-    /// `_rows` step kernels (and says so), several rows per block past grid.y are not needed
-    /// but batch 300 and units past 256 (threads) are covered, f16 storage, a stack; a cell
-    /// too wide for the kernels' shared memory and a ConvLSTM2D with softmax are clear errors.
+    /// Row-wise activations: batch 300, units past the block's 256 threads, one unit, f16
+    /// storage; a forced persistent / tensor-core / wavefront path still runs the `_rows` step
+    /// kernels (and reports Step); a cell too wide for their shared memory and a ConvLSTM2D
+    /// with softmax are clear errors.
     #[test]
     fn gpu_row_wise_activations_paths_sizes_and_limits() {
         let test = "gpu_row_wise_activations_paths_sizes_and_limits";

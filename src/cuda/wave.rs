@@ -531,7 +531,8 @@ mod tests {
         for p in [Step, Persistent, TensorCore] {
             assert_eq!(plan(&four, 64, 100, p), None, "{p:?}");
         }
-        // Not for one cell, mixed stacks, TF32, more cells than a launch carries.
+        // Not for one cell, mixed stacks, TF32, row-wise activations, more cells than a launch
+        // carries.
         assert_eq!(plan(&four[..1], 64, 100, Wavefront), None);
         let mut mixed = four.clone();
         mixed[2].kind = CellKind::GruAfter;
@@ -539,6 +540,13 @@ mod tests {
         let mut acts = four.clone();
         acts[1].rec = Activation::HardSigmoid;
         assert_eq!(plan(&acts, 64, 100, Wavefront), None);
+        // Row-wise activations run the `_rows` step kernels, never a wavefront.
+        for a in [Activation::Softmax, Activation::LogSoftmax] {
+            let mut rows = four.clone();
+            rows.iter_mut().for_each(|c| c.act = a);
+            assert_eq!(plan(&rows, 64, 100, Wavefront), None, "{a:?}");
+            assert_eq!(plan(&rows, 128, 100, Auto), None, "{a:?}");
+        }
         let mut tf32 = spec(64, 100);
         tf32.allow_tf32 = true;
         assert_eq!(wavefront_plan(&four, &tf32, H100, Wavefront), None);
