@@ -1,7 +1,8 @@
 //! `.npy` / `.npz` reading and atomic `.npz` writing.
 //!
 //! Float arrays are read as float32; float64 files are accepted and converted (the contract
-//! asks for float32, numpy's default is float64). Masks must be bool.
+//! asks for float32, numpy's default is float64). Masks are bool, or integers / floats with
+//! nonzero meaning a real step (Keras casts them so).
 
 use crate::{Error, Result};
 use ndarray::{Array2, ArrayD};
@@ -34,10 +35,11 @@ pub fn read_f32(path: &Path) -> Result<ArrayD<f32>> {
     }
 }
 
-/// Reads a bool `.npy` mask of shape `(batch, time)`.
+/// Reads a `.npy` mask of shape `(batch, time)`: bool, or any integer or float type with
+/// nonzero meaning a real step, as Keras casts a mask it is given (an int 0/1 mask from
+/// numpy gives the same outputs as the bool one there).
 pub fn read_mask(path: &Path) -> Result<Array2<bool>> {
-    let a = ArrayD::<bool>::read_npy(BufReader::new(open(path)?))
-        .map_err(|e| file_err(path, format!("expected a bool .npy array: {e}")))?;
+    let a = read_any_mask(path)?;
     let shape = a.shape().to_vec();
     a.into_dimensionality().map_err(|_| {
         file_err(
@@ -48,6 +50,28 @@ pub fn read_mask(path: &Path) -> Result<Array2<bool>> {
             ),
         )
     })
+}
+
+/// The mask as bool whatever its element type (bool, i8 .. u64, f32, f64).
+fn read_any_mask(path: &Path) -> Result<ArrayD<bool>> {
+    let bools = ArrayD::<bool>::read_npy(BufReader::new(open(path)?));
+    let e = match bools {
+        Ok(a) => return Ok(a),
+        Err(e) => e,
+    };
+    macro_rules! nonzero {
+        ($($t:ty),*) => {$(
+            if let Ok(a) = ArrayD::<$t>::read_npy(BufReader::new(open(path)?)) {
+                #[allow(clippy::float_cmp)]
+                return Ok(a.mapv(|v| v != (0 as $t)));
+            }
+        )*};
+    }
+    nonzero!(u8, i8, i16, u16, i32, u32, i64, u64, f32, f64);
+    Err(file_err(
+        path,
+        format!("expected a bool (or integer / float 0-1) .npy array: {e}"),
+    ))
 }
 
 /// Reads every array of a float `.npz` file into a name -> array map.
