@@ -115,6 +115,75 @@ __device__ __forceinline__ float activate_inl(float x, int runtime_id) {
     return act_by_id(A == ACT_RUNTIME ? runtime_id : A, x);
 }
 
+// ---- row-wise activations (softmax, log_softmax), for the `_rows` kernels of rnn.cu and
+// conv_lstm.cu: one block of rows::THREADS threads activates a row held in shared memory.
+// Keras applies them over the last axis of a gate's tensor: softmax = exp(x - max) / sum,
+// log_softmax = (x - max) - log(sum), sum = sum of exp(x - max); a NaN anywhere in the row makes
+// the row NaN (as TF: x - NaN). Every other id acts elementwise.
+
+namespace rows {
+constexpr int THREADS = 256;
+constexpr int MAX_FLOATS = 8192;  // gates x row length (32 KB of shared memory); src/cuda/kernels.rs
+}  // namespace rows
+
+__device__ __forceinline__ int rows_tid() { return threadIdx.y * blockDim.x + threadIdx.x; }
+
+// Maximum that propagates NaN (fmaxf would drop it).
+__device__ __forceinline__ float nan_max(float a, float b) {
+    return (a != a || b != b) ? a + b : fmaxf(a, b);
+}
+
+// The block's maximum (is_max) or sum of one value per thread; every thread gets it. Tree
+// order over red[rows::THREADS] (deterministic). All threads must call it.
+__device__ __forceinline__ float rows_reduce(float v, bool is_max, float* red) {
+    const int t = rows_tid();
+    red[t] = v;
+    __syncthreads();
+    for (int s = rows::THREADS / 2; s > 0; s >>= 1) {
+        if (t < s) {
+            red[t] = is_max ? nan_max(red[t], red[t + s]) : red[t] + red[t + s];
+        }
+        __syncthreads();
+    }
+    const float r = red[0];
+    __syncthreads();
+    return r;
+}
+
+// v[0 .. n) = activation `id` of the row v (shared memory), row-wise for softmax /
+// log_softmax, elementwise otherwise. All threads must call it; ends with a barrier.
+__device__ __forceinline__ void rows_activate(float* v, int n, int id, float* red) {
+    const int t = rows_tid();
+    if (id == ACT_SOFTMAX || id == ACT_LOG_SOFTMAX) {
+        float m = -INFINITY;
+        for (int j = t; j < n; j += rows::THREADS) {
+            m = nan_max(m, v[j]);
+        }
+        m = rows_reduce(m, true, red);
+        float s = 0.0f;
+        for (int j = t; j < n; j += rows::THREADS) {
+            s += expf(v[j] - m);
+        }
+        s = rows_reduce(s, false, red);
+        if (id == ACT_SOFTMAX) {
+            const float inv = 1.0f / s;
+            for (int j = t; j < n; j += rows::THREADS) {
+                v[j] = expf(v[j] - m) * inv;
+            }
+        } else {
+            const float ls = logf(s);
+            for (int j = t; j < n; j += rows::THREADS) {
+                v[j] = (v[j] - m) - ls;
+            }
+        }
+    } else {
+        for (int j = t; j < n; j += rows::THREADS) {
+            v[j] = act_runtime(id, v[j]);
+        }
+    }
+    __syncthreads();
+}
+
 // ---- LSTM's cell update (Keras gate order i, f, c, o), shared by every LSTM kernel:
 //   i = rec(a_i)  f = rec(a_f)  g = act(a_c)  o = rec(a_o);  c' = f c + i g;  h' = o act(c')
 // from the pre-activations a = xp + recurrent product. Returns h', writes c'. INL: inline the

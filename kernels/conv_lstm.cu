@@ -34,7 +34,9 @@
 // ---- entry points: conv_lstm_step_{f32,f16,bf16}_{tanh_sigmoid, tanh_hard_sigmoid, generic}
 //   (activation ids as trailing ints, used by _generic only), conv_input_{f32,f16,bf16},
 //   conv_input_tc_{f16,bf16} (tensor cores, for inputs holding storage-type values),
-//   conv_lstm_step_tc_{f16,bf16}_* (the step on tensor cores, h rounded; opt-in). The
+//   conv_lstm_step_tc_{f16,bf16}_* (the step on tensor cores, h rounded; opt-in);
+//   conv_lstm_preact_{dt} + conv_lstm_rows_{dt}_{last,first} (softmax / log_softmax, see
+//   "row-wise activations" below). The
 //   dtype names the storage type of the weights (W, RK, bias) only: x, xp, h, c, prev_out and
 //   seq are f32 in every variant (the host converts f16 / bf16 inputs and outputs, see rnn.cu).
 
@@ -85,15 +87,13 @@ __device__ __forceinline__ void conv_lstm_update(
     P, F, xp, xp_step_off, xp_b_stride, h_prev, h_next, c, prev_out, mask, has_mask, mask_off, \
         mask_b_stride, seq, has_seq, seq_off, seq_b_stride, seq_p_stride, seq_f_stride, act, rec
 
-template <typename W, int ACT, int REC>
-__device__ __forceinline__ void conv_lstm_step_impl(
-    int B, int P, int F, int rows, int cols, int kh, int kw, int pad_top, int pad_left,
-    const float* __restrict__ xp, long long xp_step_off, long long xp_b_stride,
-    const W* __restrict__ RK, const float* __restrict__ h_prev, float* __restrict__ h_next,
-    float* __restrict__ c, float* __restrict__ prev_out, const unsigned char* __restrict__ mask,
-    int has_mask, long long mask_off, long long mask_b_stride, float* __restrict__ seq, int has_seq,
-    long long seq_off, long long seq_b_stride, long long seq_p_stride, long long seq_f_stride,
-    int act, int rec) {
+// The recurrent convolution of the step kernel (FFMA implicit GEMM, mapping above): calls
+// `epi(gm, f, z)` once per owned (row gm = b*P + p, filter f) with the four gate sums z.
+template <typename W, typename Epilogue>
+__device__ __forceinline__ void conv_step_product(int B, int P, int F, int rows, int cols, int kh,
+                                                  int kw, int pad_top, int pad_left,
+                                                  const W* __restrict__ RK,
+                                                  const float* __restrict__ h_prev, Epilogue epi) {
     using namespace cstep;
     __shared__ float As[BK][BM + 1];
     __shared__ float Bs[BK][4][BF];
@@ -178,11 +178,26 @@ __device__ __forceinline__ void conv_lstm_step_impl(
             for (int i = 0; i < 4; ++i) {
                 const long long gm = m0 + tm + 16 * i;
                 if (gm < M) {
-                    conv_lstm_update<ACT, REC>(gm, f, acc[i], CONV_UPDATE_ARGS);
+                    epi(gm, f, acc[i]);
                 }
             }
         }
     }
+}
+
+template <typename W, int ACT, int REC>
+__device__ __forceinline__ void conv_lstm_step_impl(
+    int B, int P, int F, int rows, int cols, int kh, int kw, int pad_top, int pad_left,
+    const float* __restrict__ xp, long long xp_step_off, long long xp_b_stride,
+    const W* __restrict__ RK, const float* __restrict__ h_prev, float* __restrict__ h_next,
+    float* __restrict__ c, float* __restrict__ prev_out, const unsigned char* __restrict__ mask,
+    int has_mask, long long mask_off, long long mask_b_stride, float* __restrict__ seq, int has_seq,
+    long long seq_off, long long seq_b_stride, long long seq_p_stride, long long seq_f_stride,
+    int act, int rec) {
+    conv_step_product<W>(B, P, F, rows, cols, kh, kw, pad_top, pad_left, RK, h_prev,
+                         [&](long long gm, int f, const float (&z)[4]) {
+                             conv_lstm_update<ACT, REC>(gm, f, z, CONV_UPDATE_ARGS);
+                         });
 }
 
 #define CONV_STEP_PARAMS(W)                                                                   \
@@ -210,6 +225,142 @@ __device__ __forceinline__ void conv_lstm_step_impl(
 CONV_STEP_SET(f32, float)
 CONV_STEP_SET(f16, __half)
 CONV_STEP_SET(bf16, __nv_bfloat16)
+
+// ---- row-wise activations (softmax, log_softmax): two kernels per step
+//   Keras applies them over the last axis of the gate tensors: the filters of a pixel
+//   (channels_last) or the output columns of a (filter, output row) (channels_first, tensors
+//   (batch, filters, rows, cols)). Kernel 1, conv_lstm_preact_{dt}: the step kernel's
+//   recurrent convolution with an epilogue that adds it to this step's slice of xp in place
+//   (xp[row, g*F + f] += z[g]; that slice is read again only by kernel 2 of this step), same
+//   grid as the step kernel. Kernel 2, conv_lstm_rows_{dt}_{last,first}: one block per row of
+//   the normalised axis (grid-stride over B*P pixels, or B*F*out_rows lines of out_cols
+//   pixels), its n = F or out_cols elements of the 4 gates gathered into shared memory
+//   (4 n <= rows::MAX_FLOATS, checked by the host), each gate row activated as a whole
+//   (rows_activate, common.cuh), then c' = f c + i g, act(c') as a row, h' = o act(c'), mask
+//   and outputs as conv_lstm_update. Both take the step kernel's parameters (kernel 2 ignores
+//   RK, kh, kw and the padding). A slow path, used only when an activation is row-wise.
+
+template <typename W>
+__device__ __forceinline__ void conv_lstm_preact_impl(
+    int B, int P, int F, int rows, int cols, int kh, int kw, int pad_top, int pad_left,
+    float* __restrict__ xp, long long xp_step_off, long long xp_b_stride, const W* __restrict__ RK,
+    const float* __restrict__ h_prev) {
+    conv_step_product<W>(B, P, F, rows, cols, kh, kw, pad_top, pad_left, RK, h_prev,
+                         [&](long long gm, int f, const float (&z)[4]) {
+                             const long long b = gm / P;
+                             const long long p = gm % P;
+                             float* x = xp + b * xp_b_stride + xp_step_off + p * 4 * F + f;
+#pragma unroll
+                             for (int g = 0; g < 4; ++g) {
+                                 x[(long long)g * F] += z[g];
+                             }
+                         });
+}
+
+// ALONG_COLS: normalise over the output columns (channels_first), else over the filters.
+template <bool ALONG_COLS>
+__device__ __forceinline__ void conv_lstm_rows_impl(
+    int B, int P, int F, int out_rows, int out_cols, const float* __restrict__ xp,
+    long long xp_step_off, long long xp_b_stride, const float* __restrict__ h_prev,
+    float* __restrict__ h_next, float* __restrict__ c, float* __restrict__ prev_out,
+    const unsigned char* __restrict__ mask, int has_mask, long long mask_off,
+    long long mask_b_stride, float* __restrict__ seq, int has_seq, long long seq_off,
+    long long seq_b_stride, long long seq_p_stride, long long seq_f_stride, int act, int rec) {
+    __shared__ float zs[rows::MAX_FLOATS];
+    __shared__ float red[rows::THREADS];
+    const int t = rows_tid();
+    const int n = ALONG_COLS ? out_cols : F;
+    const long long lines = ALONG_COLS ? (long long)B * F * out_rows : (long long)B * P;
+    for (long long line = blockIdx.x; line < lines; line += gridDim.x) {
+        // Element k of the line: pixel row gm = b*P + p and filter f.
+        long long b, gm0;
+        int f0;
+        if (ALONG_COLS) {
+            const long long oy = line % out_rows;
+            f0 = (int)((line / out_rows) % F);
+            b = line / ((long long)out_rows * F);
+            gm0 = b * P + oy * out_cols;  // k: gm = gm0 + k, f = f0
+        } else {
+            b = line / P;
+            gm0 = line;  // k: gm = gm0, f = k
+            f0 = 0;
+        }
+        auto gm_of = [&](int k) { return ALONG_COLS ? gm0 + k : gm0; };
+        auto f_of = [&](int k) { return ALONG_COLS ? f0 : k; };
+        const bool real = !has_mask || mask[b * mask_b_stride + mask_off] != 0;
+        if (real) {
+            for (int k = t; k < n; k += rows::THREADS) {
+                const long long p = gm_of(k) - b * P;
+                const float* x = xp + b * xp_b_stride + xp_step_off + p * 4 * F + f_of(k);
+#pragma unroll
+                for (int g = 0; g < 4; ++g) {
+                    zs[g * n + k] = x[(long long)g * F];
+                }
+            }
+            __syncthreads();
+            rows_activate(zs, n, rec, red);
+            rows_activate(zs + n, n, rec, red);
+            rows_activate(zs + 2 * n, n, act, red);
+            rows_activate(zs + 3 * n, n, rec, red);
+            for (int k = t; k < n; k += rows::THREADS) {
+                const long long e = gm_of(k) * F + f_of(k);
+                const float cn = zs[n + k] * load_rw(c + e) + zs[k] * zs[2 * n + k];
+                store_f32(c + e, cn);
+                zs[2 * n + k] = cn;
+            }
+            __syncthreads();
+            rows_activate(zs + 2 * n, n, act, red);  // act(c')
+        }
+        for (int k = t; k < n; k += rows::THREADS) {
+            const long long gm = gm_of(k);
+            const int f = f_of(k);
+            const long long e = gm * F + f;
+            float out;
+            if (real) {
+                out = zs[3 * n + k] * zs[2 * n + k];
+                store_f32(h_next + e, out);
+                store_f32(prev_out + e, out);
+            } else {
+                store_f32(h_next + e, load_f32(h_prev + e));
+                out = load_rw(prev_out + e);
+            }
+            if (has_seq) {
+                const long long p = gm - b * P;
+                store_f32(seq + b * seq_b_stride + seq_off + p * seq_p_stride +
+                              (long long)f * seq_f_stride,
+                          out);
+            }
+        }
+        __syncthreads();
+    }
+}
+
+#define CONV_ROWS_SET(DT, W)                                                                    \
+    extern "C" __global__ void __launch_bounds__(cstep::THREADS)                                \
+        conv_lstm_preact_##DT(int B, int P, int F, int rows, int cols, int kh, int kw,          \
+                              int pad_top, int pad_left, float* __restrict__ xp,                \
+                              long long xp_step_off, long long xp_b_stride,                     \
+                              const W* __restrict__ RK, const float* __restrict__ h_prev) {     \
+        conv_lstm_preact_impl<W>(B, P, F, rows, cols, kh, kw, pad_top, pad_left, xp,            \
+                                 xp_step_off, xp_b_stride, RK, h_prev);                         \
+    }                                                                                           \
+    extern "C" __global__ void __launch_bounds__(rows::THREADS)                                 \
+        conv_lstm_rows_##DT##_last(CONV_STEP_PARAMS(W)) {                                       \
+        (void)RK, (void)kh, (void)kw, (void)pad_top, (void)pad_left;                            \
+        conv_lstm_rows_impl<false>(CONV_ROWS_ARGS);                                             \
+    }                                                                                           \
+    extern "C" __global__ void __launch_bounds__(rows::THREADS)                                 \
+        conv_lstm_rows_##DT##_first(CONV_STEP_PARAMS(W)) {                                      \
+        (void)RK, (void)kh, (void)kw, (void)pad_top, (void)pad_left;                            \
+        conv_lstm_rows_impl<true>(CONV_ROWS_ARGS);                                              \
+    }
+#define CONV_ROWS_ARGS                                                                       \
+    B, P, F, rows, cols, xp, xp_step_off, xp_b_stride, h_prev, h_next, c, prev_out, mask,    \
+        has_mask, mask_off, mask_b_stride, seq, has_seq, seq_off, seq_b_stride, seq_p_stride, \
+        seq_f_stride, act, rec
+CONV_ROWS_SET(f32, float)
+CONV_ROWS_SET(f16, __half)
+CONV_ROWS_SET(bf16, __nv_bfloat16)
 
 // ---- the step on tensor cores (f16 / bf16 weights; h rounded to W for the product: run only
 //   when the host is asked to, DensePath::TensorCore). The recurrent convolution is

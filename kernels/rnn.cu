@@ -575,70 +575,8 @@ SIMPLE_TC_SET(bf16, __nv_bfloat16)
 //   the step kernels (`tiled` is ignored), activations by run-time id (every id, elementwise
 //   ones too). A slow path (one block per row, the product from global memory): the host
 //   uses it only when an activation is row-wise. Entry points: {lstm_step, gru_after_step,
-//   gru_before_gates, gru_before_update, simple_step}_{f32,f16,bf16}_rows.
-
-namespace rows {
-constexpr int THREADS = 256;
-constexpr int MAX_FLOATS = 8192;  // G * U (32 KB of shared memory); src/cuda/kernels.rs
-}  // namespace rows
-
-__device__ __forceinline__ int rows_tid() { return threadIdx.y * blockDim.x + threadIdx.x; }
-
-// Maximum that propagates NaN (fmaxf would drop it).
-__device__ __forceinline__ float nan_max(float a, float b) {
-    return (a != a || b != b) ? a + b : fmaxf(a, b);
-}
-
-// The block's maximum (is_max) or sum of one value per thread; every thread gets it. Tree
-// order over red[rows::THREADS] (deterministic). All threads must call it.
-__device__ __forceinline__ float rows_reduce(float v, bool is_max, float* red) {
-    const int t = rows_tid();
-    red[t] = v;
-    __syncthreads();
-    for (int s = rows::THREADS / 2; s > 0; s >>= 1) {
-        if (t < s) {
-            red[t] = is_max ? nan_max(red[t], red[t + s]) : red[t] + red[t + s];
-        }
-        __syncthreads();
-    }
-    const float r = red[0];
-    __syncthreads();
-    return r;
-}
-
-// v[0 .. n) = activation `id` of the row v (shared memory), row-wise for softmax /
-// log_softmax, elementwise otherwise. All threads must call it; ends with a barrier.
-__device__ __forceinline__ void rows_activate(float* v, int n, int id, float* red) {
-    const int t = rows_tid();
-    if (id == ACT_SOFTMAX || id == ACT_LOG_SOFTMAX) {
-        float m = -INFINITY;
-        for (int j = t; j < n; j += rows::THREADS) {
-            m = nan_max(m, v[j]);
-        }
-        m = rows_reduce(m, true, red);
-        float s = 0.0f;
-        for (int j = t; j < n; j += rows::THREADS) {
-            s += expf(v[j] - m);
-        }
-        s = rows_reduce(s, false, red);
-        if (id == ACT_SOFTMAX) {
-            const float inv = 1.0f / s;
-            for (int j = t; j < n; j += rows::THREADS) {
-                v[j] = expf(v[j] - m) * inv;
-            }
-        } else {
-            const float ls = logf(s);
-            for (int j = t; j < n; j += rows::THREADS) {
-                v[j] = (v[j] - m) - ls;
-            }
-        }
-    } else {
-        for (int j = t; j < n; j += rows::THREADS) {
-            v[j] = act_runtime(id, v[j]);
-        }
-    }
-    __syncthreads();
-}
+//   gru_before_gates, gru_before_update, simple_step}_{f32,f16,bf16}_rows. The row helpers
+//   (rows_reduce, rows_activate) are in common.cuh, shared with conv_lstm.cu.
 
 // zs[n] = sum_k hrow[k] * Um[k, col0 + n] for n < G*U (f32, k in order); ends with a barrier.
 template <typename W, int G>

@@ -660,11 +660,39 @@ fn conv_lstm2d_strides_and_dilation_together_are_rejected() {
 // Flags
 // ---------------------------------------------------------------------------------------------
 
+#[cfg(not(feature = "cuda"))]
 #[test]
 fn device_cuda_without_the_cuda_feature_is_rejected() {
     let c = Case::new("lstm_default");
     let line = c.expect_error(&["--device", "cuda"], &["cuda", "feature"]);
     assert!(line.contains("`cuda` feature"), "{line}");
+    c.cleanup();
+}
+
+/// A `cuda` build: on a machine without a driver or device `--device cuda` is one clear error
+/// line; where there is a GPU it matches Keras.
+#[cfg(feature = "cuda")]
+#[test]
+fn device_cuda_is_a_clear_error_without_a_gpu_or_matches_keras_with_one() {
+    let name = "lstm_default";
+    let c = Case::new(name);
+    let out = c.run(&["--device", "cuda"]);
+    if out.status.success() {
+        let got = npz::read_npz(&c.output()).expect("out.npz");
+        compare(&got, &c.want(name)).unwrap_or_else(|e| panic!("{name} on cuda: {e}"));
+    } else {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let line = stderr.trim();
+        assert!(
+            line.starts_with("error: ") && line.lines().count() == 1,
+            "not one error line: {line:?}"
+        );
+        assert!(
+            line.contains("cuda") && (line.contains("driver") || line.contains("device")),
+            "does not say what is missing: {line}"
+        );
+        assert!(!c.output().exists(), "an out.npz was written");
+    }
     c.cleanup();
 }
 

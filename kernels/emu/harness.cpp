@@ -86,6 +86,10 @@ template <class Wt> struct Entries;
         static constexpr auto r_simple = simple_step_##DT##_rows;                           \
         static constexpr auto conv_input = conv_input_##DT;                                 \
         static constexpr auto conv_step = conv_lstm_step_##DT##_tanh_hard_sigmoid;          \
+        static constexpr auto conv_generic = conv_lstm_step_##DT##_generic;                 \
+        static constexpr auto conv_preact = conv_lstm_preact_##DT;                          \
+        static constexpr auto conv_rows_last = conv_lstm_rows_##DT##_last;                  \
+        static constexpr auto conv_rows_first = conv_lstm_rows_##DT##_first;                \
         static constexpr auto p_lstm = persistent_lstm_##DT##_generic;                      \
         static constexpr auto p_gru_after = persistent_gru_after_##DT##_generic;            \
         static constexpr auto p_gru_before = persistent_gru_before_##DT##_generic;          \
@@ -418,7 +422,11 @@ static void wave_case(Kind kind, int B, int T, int I, std::vector<int> units, bo
 // tc: the tensor-core step (conv_lstm_step_tc_*), whose product rounds h to Wt (the reference
 // too).
 template <class Wt = float>
-static void conv_case(int B, int T, int R, int C, int Cin, int F, int kh, int kw, int sy, int sx, int dy, int dx, bool same, bool cf, bool back, bool use_mask, bool tc = false) {
+// act / rec: activation ids (the step kernel `_tanh_hard_sigmoid` for 0 / 2, else `_generic`);
+// rows: the row-wise pair of kernels (conv_lstm_preact + conv_lstm_rows_{last,first}), whose
+// activations the reference applies along the filters of a pixel (channels_last) or along the
+// output columns of a (filter, output row) (channels_first), as Keras does.
+static void conv_case(int B, int T, int R, int C, int Cin, int F, int kh, int kw, int sy, int sx, int dy, int dx, bool same, bool cf, bool back, bool use_mask, bool tc = false, int act = 0, int rec = 2, bool rows = false) {
     using E = Entries<Wt>;
     auto rw = [&](double v) -> double { if constexpr (std::is_same_v<Wt, float>) return v; else return tc ? (double)load_f32(std::vector<Wt>{to_wt<Wt>((float)v)}.data()) : v; };
     auto axis = [](int in, int k, int s, int d, bool same, int& out, int& pad) { int eff = (k - 1) * d + 1; if (same) { out = (in + s - 1) / s; int need = (out - 1) * s + eff; int tot = need > in ? need - in : 0; pad = tot / 2; } else { out = (in - eff) / s + 1; pad = 0; } };
@@ -437,26 +445,51 @@ static void conv_case(int B, int T, int R, int C, int Cin, int F, int kh, int kw
     for (int s = 0; s < T; ++s) {
         int ts = back ? T - 1 - s : s;
         std::vector<double> hn = h, cn = c;
-        for (int bb = 0; bb < B; ++bb) for (int oy = 0; oy < OR; ++oy) for (int ox = 0; ox < OC; ++ox) {
-            int p = oy * OC + ox;
-            std::vector<double> z(N4);
-            for (int n = 0; n < N4; ++n) {
-                double a = bias[n];
-                for (int ky = 0; ky < kh; ++ky) for (int kx = 0; kx < kw; ++kx) {
-                    int iy = oy * sy + ky * dy - pt, ix = ox * sx + kx * dx - pl;
-                    if (iy >= 0 && iy < R && ix >= 0 && ix < C) for (int ch = 0; ch < Cin; ++ch) a += X(bb * T + ts, iy, ix, ch) * W[(((size_t)ky * kw + kx) * Cin + ch) * N4 + n];
-                    int ry = oy + ky - rpt, rx = ox + kx - rpl;
-                    if (ry >= 0 && ry < OR && rx >= 0 && rx < OC) for (int cf2 = 0; cf2 < F; ++cf2) a += rw(h[((size_t)bb * P + ry * OC + rx) * F + cf2]) * RK[(((size_t)ky * kw + kx) * F + cf2) * N4 + n];
+        for (int bb = 0; bb < B; ++bb) {
+            std::vector<double> Z((size_t)P * N4);
+            for (int oy = 0; oy < OR; ++oy) for (int ox = 0; ox < OC; ++ox) {
+                int p = oy * OC + ox;
+                for (int n = 0; n < N4; ++n) {
+                    double a = bias[n];
+                    for (int ky = 0; ky < kh; ++ky) for (int kx = 0; kx < kw; ++kx) {
+                        int iy = oy * sy + ky * dy - pt, ix = ox * sx + kx * dx - pl;
+                        if (iy >= 0 && iy < R && ix >= 0 && ix < C) for (int ch = 0; ch < Cin; ++ch) a += X(bb * T + ts, iy, ix, ch) * W[(((size_t)ky * kw + kx) * Cin + ch) * N4 + n];
+                        int ry = oy + ky - rpt, rx = ox + kx - rpl;
+                        if (ry >= 0 && ry < OR && rx >= 0 && rx < OC) for (int cf2 = 0; cf2 < F; ++cf2) a += rw(h[((size_t)bb * P + ry * OC + rx) * F + cf2]) * RK[(((size_t)ky * kw + kx) * F + cf2) * N4 + n];
+                    }
+                    Z[(size_t)p * N4 + n] = a;
                 }
-                z[n] = a;
             }
-            for (int f = 0; f < F; ++f) {
-                size_t e = ((size_t)bb * P + p) * F + f;
+            // A (P, F) tensor of this batch row activated along Keras's last axis: the filters
+            // of a pixel, or (channels_first) the output columns of a (filter, output row).
+            auto activate = [&](std::vector<double>& V, int id) {
+                if (!cf) {
+                    for (int p = 0; p < P; ++p) { std::vector<double> l(V.begin() + (size_t)p * F, V.begin() + (size_t)(p + 1) * F); act_row(id, l); std::copy(l.begin(), l.end(), V.begin() + (size_t)p * F); }
+                } else {
+                    for (int f = 0; f < F; ++f) for (int oy = 0; oy < OR; ++oy) {
+                        std::vector<double> l(OC);
+                        for (int ox = 0; ox < OC; ++ox) l[ox] = V[((size_t)oy * OC + ox) * F + f];
+                        act_row(id, l);
+                        for (int ox = 0; ox < OC; ++ox) V[((size_t)oy * OC + ox) * F + f] = l[ox];
+                    }
+                }
+            };
+            std::vector<double> G[4];
+            for (int g = 0; g < 4; ++g) {
+                G[g].resize((size_t)P * F);
+                for (int p = 0; p < P; ++p) for (int f = 0; f < F; ++f) G[g][(size_t)p * F + f] = Z[(size_t)p * N4 + g * F + f];
+                activate(G[g], g == 2 ? act : rec);
+            }
+            const bool real = mask[(size_t)bb * T + ts];
+            std::vector<double> cv((size_t)P * F);
+            if (real) {
+                for (size_t q = 0; q < cv.size(); ++q) { size_t e = (size_t)bb * P * F + q; cn[e] = G[1][q] * c[e] + G[0][q] * G[2][q]; cv[q] = cn[e]; }
+                activate(cv, act);
+            }
+            for (int p = 0; p < P; ++p) for (int f = 0; f < F; ++f) {
+                size_t q = (size_t)p * F + f, e = (size_t)bb * P * F + q;
                 double out;
-                if (mask[(size_t)bb * T + ts]) {
-                    double i = act_ref(2, z[f]), fg = act_ref(2, z[F + f]), g = act_ref(0, z[2 * F + f]), o = act_ref(2, z[3 * F + f]);
-                    cn[e] = fg * c[e] + i * g; out = o * act_ref(0, cn[e]); hn[e] = out; prev[e] = out;
-                } else out = prev[e];
+                if (real) { out = G[3][q] * cv[q]; hn[e] = out; prev[e] = out; } else out = prev[e];
                 seq[cf ? (((size_t)bb * T + s) * F + f) * P + p : (((size_t)bb * T + s) * P + p) * F + f] = out;
             }
         }
@@ -492,10 +525,18 @@ static void conv_case(int B, int T, int R, int C, int Cin, int F, int kh, int kw
                 continue;
             }
         }
-        launch(grid, {256, 1, 1}, [&] { E::conv_step(B, P, F, OR, OC, kh, kw, rpt, rpl, xp.data(), (long long)ts * P * N4, (long long)T * P * N4, RKs.data(), hp, hn, cs.data(), po.data(), mask.data(), use_mask, ts, T, sq.data(), 1, (long long)s * P * F, sbs, sps, sfs, 0, 2); });
+        const long long xo = (long long)ts * P * N4, xbs = (long long)T * P * N4;
+        if (rows) {
+            launch(grid, {256, 1, 1}, [&] { E::conv_preact(B, P, F, OR, OC, kh, kw, rpt, rpl, xp.data(), xo, xbs, RKs.data(), hp); });
+            const long long lines = cf ? (long long)B * F * OR : (long long)B * P;
+            launch({(unsigned)std::min(lines, 65535LL), 1, 1}, {256, 1, 1}, [&] { (cf ? E::conv_rows_first : E::conv_rows_last)(B, P, F, OR, OC, kh, kw, rpt, rpl, xp.data(), xo, xbs, RKs.data(), hp, hn, cs.data(), po.data(), mask.data(), use_mask, ts, T, sq.data(), 1, (long long)s * P * F, sbs, sps, sfs, act, rec); });
+            continue;
+        }
+        const auto step = (act == 0 && rec == 2) ? E::conv_step : E::conv_generic;
+        launch(grid, {256, 1, 1}, [&] { step(B, P, F, OR, OC, kh, kw, rpt, rpl, xp.data(), xo, xbs, RKs.data(), hp, hn, cs.data(), po.data(), mask.data(), use_mask, ts, T, sq.data(), 1, (long long)s * P * F, sbs, sps, sfs, act, rec); });
     }
     char name[200];
-    snprintf(name, sizeof name, "%s%s conv B%d T%d %dx%d cin%d F%d k%dx%d s%d%d d%d%d same%d cf%d back%d mask%d", tc ? "tensor-core " : "", E::name, B, T, R, C, Cin, F, kh, kw, sy, sx, dy, dx, same, cf, back, use_mask);
+    snprintf(name, sizeof name, "%s%s conv B%d T%d %dx%d cin%d F%d k%dx%d s%d%d d%d%d same%d cf%d back%d mask%d act%d rec%d", tc ? "tensor-core " : rows ? "rows " : "", E::name, B, T, R, C, Cin, F, kh, kw, sy, sx, dy, dx, same, cf, back, use_mask, act, rec);
     if (tc) { g_abs = 1e-3; g_rel = 1e-3; }
     check((std::string(name) + " seq").c_str(), sq, seq);
     check((std::string(name) + " h").c_str(), hs[T % 2], h);
@@ -686,6 +727,17 @@ int main() {
         dense_case(k, 4, 3, 5, 12, false, true, true, 0, 2, false, 0, false, 2);
         dense_case<__nv_bfloat16>(k, 3, 3, 4, 20, false, true, true, 15, 1, false, 0, false, 2);
     }
+    // ConvLSTM2D with row-wise activations (conv_lstm_preact + conv_lstm_rows_{last,first}):
+    // along the filters and along the output columns, both slots, masks, go_backwards,
+    // strides, lines longer than the block's 256 threads (300 filters; 300 columns), half
+    // weights; and the generic step kernel with an elementwise pair.
+    conv_case(2, 3, 7, 6, 3, 5, 3, 3, 1, 1, 1, 1, true, false, false, true, false, 15, 1, true);
+    conv_case(2, 3, 7, 6, 3, 5, 3, 3, 1, 1, 1, 1, true, true, true, true, false, 15, 16, true);
+    conv_case(2, 3, 7, 7, 2, 3, 3, 2, 2, 1, 1, 1, false, true, true, true, false, 0, 15, true);
+    conv_case(1, 2, 3, 3, 2, 300, 1, 1, 1, 1, 1, 1, true, false, false, false, false, 15, 2, true);
+    conv_case(1, 2, 1, 300, 1, 2, 1, 3, 1, 1, 1, 1, true, true, false, true, false, 16, 15, true);
+    conv_case<__nv_bfloat16>(2, 2, 5, 5, 2, 4, 3, 3, 1, 1, 1, 1, true, true, false, true, false, 15, 1, true);
+    conv_case(2, 3, 6, 5, 2, 4, 3, 3, 1, 1, 1, 1, true, false, true, true, false, 11, 5);
     printf("emulator: %d passed, %d failed\n", passes, failures);
     return failures != 0;
 }

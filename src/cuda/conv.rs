@@ -26,25 +26,7 @@ pub(crate) struct DeviceConv {
 
 impl DeviceConv {
     /// Uploads the layer's weights rounded to `dt`.
-    /// A row-wise activation (softmax, log_softmax) is refused: its ConvLSTM2D form runs on
-    /// the CPU only.
     pub(crate) fn new(dev: &CudaDevice, layer: &ConvLSTM2D, dt: StorageType) -> Result<Self> {
-        let c = layer.config();
-        for (field, a) in [
-            ("activation", c.activation),
-            ("recurrent_activation", c.recurrent_activation),
-        ] {
-            if a.is_row_wise() {
-                return Err(Error::invalid(
-                    field,
-                    format!(
-                        "ConvLSTM2D with {} runs on the CPU only (--device cpu); the CUDA path \
-                         runs every elementwise activation",
-                        a.name()
-                    ),
-                ));
-            }
-        }
         let (k, r, b) = layer.weights_ref();
         Ok(DeviceConv {
             config: layer.config().clone(),
@@ -292,7 +274,49 @@ pub(crate) fn run(
     } else {
         None
     };
-    let step_tc = spec.tensor_cores && (dt != StorageType::F32 || spec.allow_tf32);
+    let row_wise =
+        conv.config.activation.is_row_wise() || conv.config.recurrent_activation.is_row_wise();
+    let step_tc = spec.tensor_cores && (dt != StorageType::F32 || spec.allow_tf32) && !row_wise;
+    // Row-wise activations: per step the recurrent convolution added into xp in place
+    // (conv_lstm_preact), then the gates one normalised line per block (conv_lstm_rows).
+    let rows_kernels = if row_wise {
+        let line = if spec.channels_first { rgeo.in_cols } else { f };
+        if 4 * line > kernels::ROWS_MAX_FLOATS {
+            let what = if spec.channels_first {
+                "output columns (channels_first: softmax runs along them)"
+            } else {
+                "filters"
+            };
+            return Err(Error::invalid(
+                "activation",
+                format!(
+                    "softmax / log_softmax on the GPU hold a line's 4 gates in shared memory: \
+                     expected at most {} {what}, found {line} (run this layer with --device cpu)",
+                    kernels::ROWS_MAX_FLOATS / 4
+                ),
+            ));
+        }
+        let lines = if spec.channels_first {
+            b * f * rgeo.in_rows
+        } else {
+            b * p
+        };
+        let rows_name = kernels::conv_lstm_rows(dt, spec.channels_first);
+        let preact_name = kernels::conv_lstm_preact(dt);
+        Some((
+            dev.function(Module::Conv, &preact_name)?,
+            preact_name,
+            dev.function(Module::Conv, &rows_name)?,
+            rows_name,
+            LaunchConfig {
+                grid_dim: (lines.min(MAX_GRID_Y) as u32, 1, 1),
+                block_dim: (kernels::step::LANES * kernels::step::WARPS, 1, 1),
+                shared_mem_bytes: 0,
+            },
+        ))
+    } else {
+        None
+    };
     let name =
         kernels::conv_lstm_step(dt, conv.config.activation, conv.config.recurrent_activation);
     let name = if step_tc {
@@ -357,13 +381,38 @@ pub(crate) fn run(
         let seq_off = to_i64(s * p * f, "output offset")?;
         let (h_prev, h_next) = crate::cuda::dense::ping_pong(&mut hs, s);
         let seq_buf = seq.as_ref().unwrap_or(dummy_out);
-        // conv_lstm_step(int B, int P, int F, int rows, int cols, int kh, int kw, int pad_top,
+        let (func, name, cfg) = match &rows_kernels {
+            Some((pre, pre_name, rows_fn, rows_name, rows_cfg)) => {
+                // conv_lstm_preact(int B, int P, int F, int rows, int cols, int kh, int kw,
+                //   int pad_top, int pad_left, float* xp, long long xp_step_off,
+                //   long long xp_b_stride, const W* RK, const float* h_prev)
+                let mut l = dev.launcher(pre);
+                l.arg(&bi)
+                    .arg(&pi)
+                    .arg(&fi)
+                    .arg(&rows)
+                    .arg(&cols)
+                    .arg(&khi)
+                    .arg(&kwi)
+                    .arg(&pt)
+                    .arg(&pl)
+                    .arg(&mut xp)
+                    .arg(&xp_off)
+                    .arg(&xp_bs)
+                    .buf(&conv.recurrent)
+                    .arg(h_prev);
+                dev.launch(l, pre_name, cfg)?;
+                (rows_fn, rows_name, *rows_cfg)
+            }
+            None => (&func, &name, cfg),
+        };
+        // conv_lstm_step / conv_lstm_rows(int B, int P, int F, int rows, int cols, int kh, int kw, int pad_top,
         //   int pad_left, const float* xp, long long xp_step_off, long long xp_b_stride,
         //   const W* RK, const float* h_prev, float* h_next, float* c, float* prev_out,
         //   const u8* mask, int has_mask, long long mask_off, long long mask_b_stride,
         //   float* seq, int has_seq, long long seq_off, long long seq_b_stride,
         //   long long seq_p_stride, long long seq_f_stride, int act, int rec)
-        let mut l = dev.launcher(&func);
+        let mut l = dev.launcher(func);
         l.arg(&bi)
             .arg(&pi)
             .arg(&fi)
@@ -393,7 +442,7 @@ pub(crate) fn run(
             .arg(&seq_fs)
             .arg(&act)
             .arg(&rec);
-        dev.launch(l, &name, cfg)?;
+        dev.launch(l, name, cfg)?;
     }
     let [ha, hb] = hs;
     let h = if t % 2 == 0 { ha } else { hb };

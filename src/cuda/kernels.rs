@@ -37,9 +37,22 @@ pub(crate) fn act_id(a: Activation) -> i32 {
     }
 }
 
-/// Floats of shared memory a `_rows` kernel holds for one batch row's gate values (`gates *
-/// units` must not exceed it): `rows::MAX_FLOATS` in kernels/rnn.cu.
+/// Floats of shared memory a `_rows` kernel holds for one row's gate values (`gates * units`,
+/// ConvLSTM2D `4 * line` must not exceed it): `rows::MAX_FLOATS` in kernels/common.cuh.
 pub(crate) const ROWS_MAX_FLOATS: usize = 8192;
+
+/// `conv_lstm_preact_{dt}`: ConvLSTM2D's recurrent convolution added into the step's xp slice
+/// (row-wise activations; kernels/conv_lstm.cu).
+pub(crate) fn conv_lstm_preact(dt: StorageType) -> String {
+    format!("conv_lstm_preact_{}", dt.name())
+}
+
+/// `conv_lstm_rows_{dt}_{last,first}`: ConvLSTM2D's gates with row-wise activations over the
+/// filters (channels_last) or the output columns (channels_first).
+pub(crate) fn conv_lstm_rows(dt: StorageType, channels_first: bool) -> String {
+    let axis = if channels_first { "first" } else { "last" };
+    format!("conv_lstm_rows_{}_{axis}", dt.name())
+}
 
 /// The `_rows` variant of a step kernel family (`lstm_step`, `gru_after_step`,
 /// `gru_before_gates`, `gru_before_update`, `simple_step`): one block per batch row, for
@@ -372,8 +385,30 @@ mod tests {
                 "ROWS_SET({dt})"
             );
         }
+        let conv = include_str!("../../kernels/conv_lstm.cu");
+        for (dt, w) in [
+            ("f32", "float"),
+            ("f16", "__half"),
+            ("bf16", "__nv_bfloat16"),
+        ] {
+            assert!(
+                conv.contains(&format!("CONV_ROWS_SET({dt}, {w})")),
+                "CONV_ROWS_SET({dt})"
+            );
+        }
+        for name in [
+            conv_lstm_preact(StorageType::F16).replace("_f16", "_##DT"),
+            conv_lstm_rows(StorageType::F32, false).replace("_f32_", "_##DT##_"),
+            conv_lstm_rows(StorageType::BF16, true).replace("_bf16_", "_##DT##_"),
+        ] {
+            assert!(
+                conv.contains(&format!("{name}(")),
+                "{name} not in CONV_ROWS_SET"
+            );
+        }
+        let common = include_str!("../../kernels/common.cuh");
         let bound = format!("constexpr int MAX_FLOATS = {ROWS_MAX_FLOATS};");
-        assert!(rnn.contains(&bound), "{bound} not in rnn.cu");
+        assert!(common.contains(&bound), "{bound} not in common.cuh");
     }
 
     #[test]

@@ -47,10 +47,12 @@
 //! and states in it, with f32 recurrent state and f32 arithmetic in between: the CPU path's
 //! `StorageType` semantics, with the tolerances stated on [`CudaLayer`].
 //!
-//! Row-wise activations (`softmax`, `log_softmax`, which Keras applies over a gate's units)
-//! run the `_rows` step kernels: one block per batch row, `gates * units <= 8192`, never the
-//! persistent, tensor-core, tiled or wavefront paths. A ConvLSTM2D with one of them is refused
-//! (its CPU path runs it).
+//! Row-wise activations (`softmax`, `log_softmax`, which Keras applies over the last axis of
+//! each gate's tensor) run the `_rows` kernels, never the persistent, tensor-core, tiled or
+//! wavefront paths: dense cells one block per batch row (`gates * units <= 8192`); ConvLSTM2D
+//! its recurrent convolution added into the step's projected input, then one block per
+//! normalised line: the filters of a pixel, or with `channels_first` the output columns of a
+//! (filter, output row) (`4 * line <= 8192`). Beyond those bounds: a clear error.
 //!
 //! User-defined [`crate::Cell`]s run on the CPU only.
 
