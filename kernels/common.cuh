@@ -62,9 +62,9 @@ __device__ __forceinline__ float softplus_f(float x) {
 }
 
 // One activation by id (ids as in `Act`). Unknown ids act as linear; the host never passes
-// one (it maps every `Activation` variant), nor a row-wise id (softmax, log_softmax) to a
-// kernel other than the `_rows` ones, which apply those over whole rows (rnn.cu). Inlined with
-// a constant id, the switch folds away.
+// one (it maps every `Activation` variant), nor a row-wise id (softmax, log_softmax; NaN
+// here) to a kernel other than the `_rows` ones, which apply those over whole rows
+// (rows_activate). Inlined with a constant id, the switch folds away.
 __device__ __forceinline__ float act_by_id(int id, float x) {
     switch (id) {
         case ACT_TANH: return tanhf(x);
@@ -90,6 +90,10 @@ __device__ __forceinline__ float act_by_id(int id, float x) {
         case ACT_RELU6: return x < 0.0f ? 0.0f : (x > 6.0f ? 6.0f : x);
         case ACT_MISH: return x * tanhf(softplus_f(x));
         case ACT_LEAKY_RELU: return x >= 0.0f ? x : 0.2f * x;
+        // Row-wise: never elementwise (only rows_activate applies them); NaN makes a misrouted
+        // id loud instead of quietly linear.
+        case ACT_SOFTMAX:
+        case ACT_LOG_SOFTMAX: return NAN;
         default: return x;
     }
 }
@@ -122,7 +126,7 @@ __device__ __forceinline__ float activate_inl(float x, int runtime_id) {
 // the row NaN (as TF: x - NaN). Every other id acts elementwise.
 
 namespace rows {
-constexpr int THREADS = 256;
+constexpr int THREADS = 256;  // the block size the host launches with (src/cuda/kernels.rs)
 constexpr int MAX_FLOATS = 8192;  // gates x row length (32 KB of shared memory); src/cuda/kernels.rs
 }  // namespace rows
 

@@ -566,7 +566,7 @@ SIMPLE_TC_SET(bf16, __nv_bfloat16)
 // ---- row-wise activations (softmax, log_softmax): the `_rows` step kernels
 //   Keras applies softmax / log_softmax over the last axis of a gate's (batch, units) tensor,
 //   so every unit's gate value depends on the whole row: one block owns one batch row at a
-//   time (grid (1, min(B, 65535)), block 32 x 8 = 256 threads, grid-stride over rows). The
+//   time (grid (1, min(B, 65535)), block rows::THREADS = 256, grid-stride over rows). The
 //   row's recurrent product for all G*U columns goes to shared memory (zs: G*U <=
 //   rows::MAX_FLOATS, checked by the host), each gate row is activated as a whole (block
 //   reductions for the maximum and the sum: x - max, exp, sum; softmax = exp(x - max) / sum,

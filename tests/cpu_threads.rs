@@ -1,6 +1,7 @@
 //! The fast CPU path split over threads gives the same numbers as a plain f64 reference
 //! loop, at sizes where each step really is split into several chunks (units >= 160), with
-//! masks with holes and go_backwards. One test function, because the thread count is a
+//! masks with holes and go_backwards; and cells with row-wise activations (softmax) give the
+//! same numbers at any thread count. One test function, because the thread count is a
 //! process-wide setting.
 
 use ndarray::{Array1, Array2, Array3, ArrayD};
@@ -84,6 +85,7 @@ fn check(name: &str, got: &Output, want: &Array3<f32>) {
 
 #[test]
 fn threaded_cpu_path_matches_an_f64_reference_for_every_cell() {
+    row_wise_activations_are_not_split_across_threads();
     let (b, t, i, u) = (5usize, 6usize, 24usize, 160usize);
     let x: Array3<f32> = rand(&[b, t, i], 1, 1.0).into_dimensionality().expect("3-D");
     let mut mask = Array2::from_elem((b, t), true);
@@ -296,6 +298,80 @@ fn threaded_cpu_path_matches_an_f64_reference_for_every_cell() {
                 "conv_lstm2d {kernel:?} {strides:?} {padding:?} {threads} thread(s): off by {worst:e}"
             );
         }
+    }
+}
+
+/// The outputs of `run` at 1 and at 3 threads agree within the contract's bound.
+fn same_at_1_and_3_threads(name: &str, mut run: impl FnMut() -> ArrayD<f32>) {
+    let mut outs = Vec::new();
+    for threads in [1usize, 3] {
+        recurrent::cpu::set_num_threads(threads);
+        outs.push(run());
+    }
+    let (a, b) = (&outs[0], &outs[1]);
+    assert_eq!(a.shape(), b.shape(), "{name}");
+    for (x, y) in b.iter().zip(a.iter()) {
+        assert!(
+            (x - y).abs() <= 1e-5 + 1e-4 * y.abs(),
+            "{name}: 3 threads give {x}, 1 thread {y}"
+        );
+    }
+    println!("{name}: same at 1 and 3 threads");
+}
+
+/// softmax / log_softmax normalise over all units of a gate (or a ConvLSTM2D line): a step
+/// split into unit chunks across threads would normalise each chunk alone. At sizes where the
+/// elementwise cells do split (units 160; ConvLSTM2D 2 x 9 x 9 x 8), 3 threads must give the
+/// 1-thread numbers (the Keras fixtures and corpus pin those). Called from the one test.
+fn row_wise_activations_are_not_split_across_threads() {
+    let (b, t, i, u) = (5usize, 4usize, 24usize, 160usize);
+    let x: Array3<f32> = rand(&[b, t, i], 31, 1.0)
+        .into_dimensionality()
+        .expect("3-D");
+    let opts = SequenceOptions {
+        return_sequences: true,
+        ..Default::default()
+    };
+    let none = CallArgs::default();
+    let mut cfg = LSTMCellConfig::tf_keras(u);
+    cfg.activation = Activation::Softmax;
+    let mut lstm = LSTM::build(cfg, opts, i, 3).expect("lstm");
+    same_at_1_and_3_threads("lstm softmax", || {
+        lstm.forward(x.view(), &none).expect("run").output
+    });
+    for reset_after in [true, false] {
+        let mut cfg = GRUCellConfig::tf_keras(u);
+        cfg.reset_after = reset_after;
+        cfg.recurrent_activation = Activation::Softmax;
+        cfg.activation = Activation::LogSoftmax;
+        let mut gru = GRU::build(cfg, opts, i, 4).expect("gru");
+        same_at_1_and_3_threads(&format!("gru reset_after={reset_after} softmax"), || {
+            gru.forward(x.view(), &none).expect("run").output
+        });
+    }
+    let mut cfg = SimpleRNNCellConfig::new(u);
+    cfg.activation = Activation::Softmax;
+    let mut rnn = SimpleRNN::build(cfg, opts, i, 5).expect("rnn");
+    same_at_1_and_3_threads("simple_rnn softmax", || {
+        rnn.forward(x.view(), &none).expect("run").output
+    });
+    for first in [false, true] {
+        let mut cfg = ConvLSTM2DConfig::new(8, (3, 3));
+        cfg.padding = Padding::Same;
+        cfg.activation = Activation::Softmax;
+        cfg.sequence.return_sequences = true;
+        let shape = if first {
+            cfg.data_format = recurrent::config::DataFormat::ChannelsFirst;
+            [2, 3, 3, 9, 9]
+        } else {
+            [2, 3, 9, 9, 3]
+        };
+        let xc = rand(&shape, 32, 1.0);
+        let mut conv = ConvLSTM2D::build(cfg, 3, 6).expect("conv");
+        same_at_1_and_3_threads(
+            &format!("conv_lstm2d softmax channels_first={first}"),
+            || conv.call(xc.view()).expect("conv run").output,
+        );
     }
 }
 

@@ -655,35 +655,51 @@ mod gpu {
                 );
                 report.add(&format!("{case} f16"), r);
             }
+            // Forced paths: a 2-cell stack for the wavefront (one cell never takes it), f16
+            // weights for the tensor cores (f32 without TF32 never takes them).
             for p in [
                 DensePath::Persistent,
                 DensePath::TensorCore,
                 DensePath::Wavefront,
             ] {
-                let cell = dense_cell(
-                    &mut rng,
-                    kind,
-                    4,
-                    24,
-                    Activation::Tanh,
-                    Activation::Softmax,
-                    0.5,
-                );
-                let mut layer = dense_layer(cell, opts);
-                let x = rng.arr(&[3, 4, 4], 1.0);
+                let mut cell = || {
+                    dense_cell(
+                        &mut rng,
+                        kind,
+                        24,
+                        24,
+                        Activation::Tanh,
+                        Activation::Softmax,
+                        0.5,
+                    )
+                };
+                let cells = if p == DensePath::Wavefront {
+                    vec![cell(), cell()]
+                } else {
+                    vec![cell()]
+                };
+                let mut layer = KerasLayer::RNN(RNN::stacked(cells, opts).expect("stack"));
+                let x = rng.arr(&[3, 4, 24], 1.0);
+                let dt = if p == DensePath::TensorCore {
+                    StorageType::F16
+                } else {
+                    StorageType::F32
+                };
                 let r = (|| {
-                    let mut gpu = CudaLayer::from_keras(&dev, &layer)
+                    let mut gpu = CudaLayer::from_keras_as(&dev, &layer, dt)
                         .map_err(|e| format!("upload: {e}"))?
                         .with_dense_path(p);
                     let args = CallArgs::default();
-                    let want = layer
+                    let mut want = layer
                         .forward(x.view(), &args)
                         .map_err(|e| format!("cpu: {e}"))?;
+                    dt.round(&mut want.output);
                     let got = gpu
                         .forward(x.view(), &args)
                         .map_err(|e| format!("gpu: {e}"))?;
                     ran_on(&gpu, DensePath::Step)?;
-                    compare_outputs(&got, &want)
+                    let rel = if dt == StorageType::F32 { 1e-4 } else { 2e-3 };
+                    compare_outputs_rel(&got, &want, rel)
                 })();
                 report.add(&format!("{kind:?} forced {p:?} runs the rows kernels"), r);
             }

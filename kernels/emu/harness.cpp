@@ -257,7 +257,9 @@ static void dense_case(Kind kind, int B, int T, int I, int U, bool back, bool us
     if (tiled == 1) grid = dim3{(unsigned)((U + tstep::UNITS - 1) / tstep::UNITS), (unsigned)std::min((B + tstep::BM - 1) / tstep::BM, 65535), 1};
     // tiled == 2: the `_rows` kernels (row-wise activations), one block per batch row.
     const bool rows = tiled == 2;
-    if (rows) grid = dim3{1, (unsigned)std::min(B, 65535), 1};
+    // The host launches min(B, 65535) blocks; 3 here, so that blocks go round the grid-stride
+    // loop and reuse their shared memory for a second batch row.
+    if (rows) grid = dim3{1, (unsigned)std::min(B, 3), 1};
     if (persist_J > 0) {
         const int J = persist_J, blocks = (U + J - 1) / J;
         const int pk = kind == LSTM ? persist::LSTM : kind == GRUA ? persist::GRU_AFTER : kind == GRUB ? persist::GRU_BEFORE : persist::SIMPLE;
@@ -529,7 +531,9 @@ static void conv_case(int B, int T, int R, int C, int Cin, int F, int kh, int kw
         if (rows) {
             launch(grid, {256, 1, 1}, [&] { E::conv_preact(B, P, F, OR, OC, kh, kw, rpt, rpl, xp.data(), xo, xbs, RKs.data(), hp); });
             const long long lines = cf ? (long long)B * F * OR : (long long)B * P;
-            launch({(unsigned)std::min(lines, 65535LL), 1, 1}, {256, 1, 1}, [&] { (cf ? E::conv_rows_first : E::conv_rows_last)(B, P, F, OR, OC, kh, kw, rpt, rpl, xp.data(), xo, xbs, RKs.data(), hp, hn, cs.data(), po.data(), mask.data(), use_mask, ts, T, sq.data(), 1, (long long)s * P * F, sbs, sps, sfs, act, rec); });
+            // The host launches min(lines, 65535) blocks; 7 here, so that blocks take several
+            // lines (the grid-stride loop, shared memory reused).
+            launch({(unsigned)std::min(lines, 7LL), 1, 1}, {256, 1, 1}, [&] { (cf ? E::conv_rows_first : E::conv_rows_last)(B, P, F, OR, OC, kh, kw, rpt, rpl, xp.data(), xo, xbs, RKs.data(), hp, hn, cs.data(), po.data(), mask.data(), use_mask, ts, T, sq.data(), 1, (long long)s * P * F, sbs, sps, sfs, act, rec); });
             continue;
         }
         const auto step = (act == 0 && rec == 2) ? E::conv_step : E::conv_generic;

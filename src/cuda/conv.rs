@@ -310,7 +310,7 @@ pub(crate) fn run(
             rows_name,
             LaunchConfig {
                 grid_dim: (lines.min(MAX_GRID_Y) as u32, 1, 1),
-                block_dim: (kernels::step::LANES * kernels::step::WARPS, 1, 1),
+                block_dim: (kernels::ROWS_THREADS, 1, 1),
                 shared_mem_bytes: 0,
             },
         ))

@@ -857,7 +857,7 @@ pub(crate) fn run(
                 // The `_rows` kernels: one block per batch row (grid-stride beyond 65535).
                 LaunchConfig {
                     grid_dim: (1, b.min(MAX_GRID_Y) as u32, 1),
-                    block_dim: (step::LANES, step::WARPS, 1),
+                    block_dim: (kernels::ROWS_THREADS, 1, 1),
                     shared_mem_bytes: 0,
                 }
             } else if tiled {

@@ -41,6 +41,10 @@ pub(crate) fn act_id(a: Activation) -> i32 {
 /// ConvLSTM2D `4 * line` must not exceed it): `rows::MAX_FLOATS` in kernels/common.cuh.
 pub(crate) const ROWS_MAX_FLOATS: usize = 8192;
 
+/// Threads per block of every `_rows` kernel (`rows::THREADS` in kernels/common.cuh: their
+/// block reductions assume exactly this many).
+pub(crate) const ROWS_THREADS: u32 = 256;
+
 /// `conv_lstm_preact_{dt}`: ConvLSTM2D's recurrent convolution added into the step's xp slice
 /// (row-wise activations; kernels/conv_lstm.cu).
 pub(crate) fn conv_lstm_preact(dt: StorageType) -> String {
@@ -407,8 +411,17 @@ mod tests {
             );
         }
         let common = include_str!("../../kernels/common.cuh");
-        let bound = format!("constexpr int MAX_FLOATS = {ROWS_MAX_FLOATS};");
-        assert!(common.contains(&bound), "{bound} not in common.cuh");
+        let ns = &common[common.find("namespace rows {").expect("namespace rows")..];
+        let ns = &ns[..ns.find('}').unwrap_or(ns.len())];
+        for decl in [
+            format!("constexpr int MAX_FLOATS = {ROWS_MAX_FLOATS};"),
+            format!("constexpr int THREADS = {ROWS_THREADS};"),
+        ] {
+            assert!(
+                ns.contains(&decl),
+                "{decl} not in common.cuh's namespace rows"
+            );
+        }
     }
 
     #[test]
